@@ -1,0 +1,41 @@
+# picard: every target creates the virtualenv and installs on first use.
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+PICARD     := $(VENV)/bin/picard
+# The CPU build of torch (a local wheel on the project's machines). On a GPU box:
+#   make install TORCH_SPEC=torch
+TORCH_SPEC ?= torch==2.13.0
+STAMP      := $(VENV)/.installed
+
+.PHONY: install test demo reproduce-table5 bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# Quick-scale Table 5 excerpt on Cora (5 runs per cell), then the table.
+demo: $(STAMP)
+	$(PICARD) run pign --dataset cora --model plain --backbone gcn --scale quick
+	$(PICARD) run pign --dataset cora --model pign --backbone gcn --scale quick
+	$(PICARD) run pign --dataset cora --model plain --backbone gcn --noise 0.5 --scale quick
+	$(PICARD) run pign --dataset cora --model pign --backbone gcn --noise 0.5 --scale quick
+	$(PICARD) report pign
+
+# The full Table 5 grid of this release: 16 cells x 100 runs (about an hour on 2 CPU cores).
+reproduce-table5: $(STAMP)
+	$(PICARD) sweep pign --recipe recipes/pign/table5.yaml --scale paper
+	$(PICARD) report pign
+
+bench: $(STAMP)
+	$(PY) benchmarks/pign_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,180 @@
+"""picard: a thin Typer app. Parse, load the recipe, call the library.
+
+Any experiment-config field is also a flag: ``--backbone gat`` is ``backbone=gat``.
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import PicardError, RecipeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Reproduce 'Operator Learning Meets Numerical Analysis' experiment by experiment.")
+console = Console()
+err_console = Console(stderr=True)
+EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+RecipeOpt = typer.Option(None, "--recipe", help="recipe YAML (default: recipes/<experiment>/<its default>.yaml)")
+ScaleOpt = typer.Option("quick", "--scale", help="scale preset of the recipe: quick (CPU, minutes) or paper")
+SeedsOpt = typer.Option(None, "--seeds", help="runs per cell (overrides the scale preset)")
+DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda")
+ExecOpt = typer.Option(None, "--executor", help="inprocess | batched (many seeds of a cell as one stacked model)")
+DataOpt = typer.Option(None, "--data-root", help="data root (default: $PICARD_DATA, else ~/.cache/picard/data)")
+ResultsOpt = typer.Option(None, "--results", help="results folder (default: $PICARD_RESULTS, else ./results)")
+
+
+def split_extra(args: list[str]) -> dict:
+    """``--backbone gat lr=0.01 --model=plain`` -> overrides dict (YAML-typed values)."""
+    from .recipes import parse_overrides
+
+    pairs, i = [], 0
+    while i < len(args):
+        tok = args[i]
+        if tok.startswith("--"):
+            name = tok[2:]
+            if "=" in name:
+                pairs.append(_flag(name))
+            elif i + 1 < len(args) and not args[i + 1].startswith("--") and "=" not in args[i + 1]:
+                pairs.append(f"{name.replace('-', '_')}={args[i + 1]}")
+                i += 1
+            else:
+                pairs.append(f"{name.replace('-', '_')}=true")
+        elif "=" in tok:
+            pairs.append(tok)
+        else:
+            raise RecipeError(f"unexpected argument {tok!r}: use --name value or key=value")
+        i += 1
+    return parse_overrides(pairs)
+
+
+def _flag(name_value: str) -> str:
+    name, value = name_value.split("=", 1)
+    return f"{name.replace('-', '_')}={value}"
+
+
+def _sweep_overrides(overrides: dict, seeds, device, executor) -> dict:
+    sw = dict(overrides.pop("sweep", {}) or {})
+    for k, v in (("seeds", seeds), ("device", device), ("executor", executor)):
+        if v is not None:
+            sw[k] = v
+    return sw
+
+
+def _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, extra, cells, filter_=None):
+    from . import env, registry, report, runner
+    from .progress import SweepProgress
+    from .results import ResultStore, default_root
+
+    exp = registry.get(experiment)
+    overrides = split_extra(extra)
+    sw = _sweep_overrides(overrides, seeds, device, executor)
+    p = runner.plan(exp, recipe, scale, overrides, sw, cells=cells, filter_=filter_)
+    dev = env.pick_device(p.sweep.device)
+    ctx = runner.Context(device=dev, data_root=env.data_root(data_root))
+    root = Path(results) if results else default_root()
+    store = ResultStore(root, exp.name)
+    ncells = len({r.cell for r in p.runs})
+    console.print(f"[bold]{exp.name}[/bold]: {ncells} cell(s) x {p.sweep.seeds} seed(s) = {len(p.runs)} runs "
+                  f"on {env.device_name(dev)}; recipe {p.recipe}; results {store.path}")
+    with SweepProgress(console) as prog:
+        records = runner.execute(exp, p, store, ctx, prog)
+    t = report.build(exp, records)
+    report.render_terminal(t, console)
+    return exp, records
+
+
+@app.command(context_settings=EXTRA)
+def run(ctx: typer.Context, experiment: str = typer.Argument(..., help="experiment name (see `picard list`)"),
+        recipe: Optional[str] = RecipeOpt, scale: str = ScaleOpt, seeds: Optional[int] = SeedsOpt,
+        device: Optional[str] = DeviceOpt, executor: Optional[str] = ExecOpt,
+        data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt):
+    """Run one cell: the recipe cell closest to the flags (e.g. --backbone gat --dataset citeseer --noise 0.5)."""
+    _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "match")
+
+
+@app.command(context_settings=EXTRA)
+def sweep(ctx: typer.Context, experiment: str = typer.Argument(..., help="experiment name"),
+          recipe: Optional[str] = RecipeOpt, scale: str = ScaleOpt, seeds: Optional[int] = SeedsOpt,
+          device: Optional[str] = DeviceOpt, executor: Optional[str] = ExecOpt,
+          data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt,
+          filter: Optional[str] = typer.Option(None, "--filter", help="only cells whose name contains this")):
+    """Run every cell of a recipe x seeds; resumes: runs already in the results file are skipped."""
+    _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "all", filter)
+
+
+@app.command("report")
+def report_cmd(experiment: Optional[str] = typer.Argument(None, help="experiment (default: all with results)"),
+               protocol: str = typer.Option("last", "--protocol",
+                                            help="last (paper: test acc after the last epoch) or best-val"),
+               results: Optional[str] = ResultsOpt):
+    """Render the paper's tables from results/, ours beside the paper's values."""
+    from . import registry, report
+    from .results import ResultStore, default_root
+
+    root = Path(results) if results else default_root()
+    names = [experiment] if experiment else [n for n in registry.names() if (root / f"{n}.jsonl").exists()]
+    if not names:
+        raise PicardError(f"no results under {root} (run `picard run ...` or `picard sweep ...` first)")
+    for name in names:
+        exp = registry.get(name)
+        records = ResultStore(root, name).records()
+        if not records:
+            raise PicardError(f"no results for {name!r} in {root / (name + '.jsonl')}")
+        t = report.build(exp, records, protocol)
+        report.render_terminal(t, console)
+        for path in report.write(t, root, f"{name}_table"):
+            console.print(f"[dim]wrote {path}[/dim]")
+
+
+@app.command("list")
+def list_cmd(experiment: Optional[str] = typer.Argument(None, help="show this experiment's config fields")):
+    """Experiments and their recipes (and, with a name, every config field)."""
+    import yaml
+
+    from . import registry
+    from .recipes import describe
+    from .runner import REPO
+
+    if experiment:
+        exp = registry.get(experiment)
+        for name, tp, default, help_ in describe(exp.config_cls):
+            console.print(f"  [bold]{name}[/bold]: {tp} = {default}  [dim]{help_}[/dim]")
+        return
+    for name in registry.names():
+        console.print(f"[bold]{name}[/bold]")
+        for path in sorted((REPO / "recipes" / name).glob("*.yaml")):
+            try:
+                desc = (yaml.safe_load(path.read_text()) or {}).get("description", "")
+            except yaml.YAMLError:
+                desc = "(malformed YAML)"
+            console.print(f"  {path.relative_to(REPO)}  [dim]{desc}[/dim]")
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
+    warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
+    try:
+        app(standalone_mode=False)
+    except PicardError as e:
+        err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished runs are saved; re-run the same command to resume")
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise

@@ -1,0 +1,71 @@
+"""Provenance: device choice, library versions, git SHA, data root."""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from .errors import PicardError
+
+TRACKED = ("picard", "torch", "torch_geometric", "numpy", "scipy", "pandas")
+
+
+def pick_device(choice: str = "auto") -> str:
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise PicardError("--device cuda requested but no CUDA device is available (use --device auto or cpu)")
+    return choice
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+@functools.cache
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in TRACKED:
+        try:
+            out[name] = metadata.version(name.replace("_", "-") if name != "torch_geometric" else name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+@functools.cache
+def git_sha() -> str | None:
+    """SHA of the code that ran, with '+dirty' when the tree has local changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def data_root(cli_value: str | None = None) -> Path:
+    """--data-root, else $PICARD_DATA, else the user cache (~/.cache/picard/data)."""
+    if cli_value:
+        return Path(cli_value).expanduser()
+    if os.environ.get("PICARD_DATA"):
+        return Path(os.environ["PICARD_DATA"]).expanduser()
+    return cache_dir() / "data"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "picard"

@@ -1,0 +1,240 @@
+"""Recipes: YAML deltas over typed defaults, validated strictly.
+
+A config is a dataclass whose fields carry a one-line ``help`` and optional
+``choices`` / ``range`` in their metadata (see :func:`fld`). Every layer that
+touches a config (recipe defaults, a cell, a scale preset, CLI flags,
+``key=value`` overrides) goes through :func:`apply`, which rejects unknown keys
+(naming the dotted path and the closest valid key), wrong types and
+out-of-range values with a one-line :class:`RecipeError`.
+
+Recipe file layout (``recipes/<experiment>/<name>.yaml``)::
+
+    experiment: pign              # must match the experiment it is run with
+    description: one line
+    sweep: {seeds: 100}           # Sweep fields (how many runs, executor, device)
+    defaults: {epochs: 200}       # experiment-config fields shared by all cells
+    scales:                       # named presets: {sweep: {...}, config: {...}}
+      quick: {sweep: {seeds: 5}}
+    cells:                        # one entry per table cell: config fields
+      GCN/Cora: {model: plain, lr: 0.01}
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from .errors import RecipeError
+
+
+def fld(default, help: str, *, choices=None, range=None):
+    """A config field with its documentation and constraints."""
+    meta = {"help": help, "choices": choices, "range": range}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: typing.cast(Any, type(d)(d)), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class Sweep:
+    """How a recipe becomes runs; never part of a run's identity (hash)."""
+
+    seeds: int = fld(5, "runs per cell (seed indices 0..seeds-1)", range=(1, 100000))
+    seed_base: int = fld(0, "run i uses seed seed_base + i", range=(0, 2**31 - 1))
+    executor: str = fld("batched", "inprocess (one run at a time) or batched (many seeds of a cell as one stacked model)",
+                        choices=("inprocess", "batched"))
+    group_size: int = fld(100, "batched executor: at most this many seeds per stacked model", range=(1, 100000))
+    device: str = fld("auto", "auto (cuda if available, else cpu), cpu or cuda", choices=("auto", "cpu", "cuda"))
+
+
+RECIPE_KEYS = {"experiment", "description", "sweep", "defaults", "scales", "cells"}
+
+
+# ----------------------------------------------------------------------------- coercion
+def _type_name(tp) -> str:
+    if get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _coerce(value, tp, path: str):
+    origin, args = get_origin(tp), get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arm in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arm, path)
+            except RecipeError as e:
+                errors.append(str(e))
+        raise RecipeError(f"{path}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise RecipeError(f"{path}: must be one of {', '.join(map(str, args))}; got {value!r}")
+        return value
+    if origin in (list, tuple) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise RecipeError(f"{path}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        return [_coerce(v, inner, f"{path}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise RecipeError(f"{path}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise RecipeError(f"{path}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise RecipeError(f"{path}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise RecipeError(f"{path}: expected a string, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise RecipeError(f"{path}: expected a mapping, got {value!r}")
+        return value  # merged field by field in apply()
+    raise RecipeError(f"{path}: unsupported field type {tp!r}")
+
+
+def _check(value, f: dataclasses.Field, path: str):
+    choices, rng = f.metadata.get("choices"), f.metadata.get("range")
+    if choices is not None and value not in choices:
+        hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise RecipeError(f"{path}: must be one of {', '.join(map(str, choices))}; got {value!r}{extra}")
+    if rng is not None and value is not None:
+        lo, hi = rng
+        for v in value if isinstance(value, list) else [value]:
+            if not lo <= v <= hi:
+                raise RecipeError(f"{path}: must lie in [{lo}, {hi}]; got {v!r}")
+
+
+def apply(cfg, delta: dict | None, where: str = "", *, prefix: str = ""):
+    """Return a copy of dataclass ``cfg`` with ``delta`` merged in, strictly."""
+    if delta is None:
+        return cfg
+    if not isinstance(delta, dict):
+        raise RecipeError(f"{where}{prefix or 'recipe'}: expected a mapping, got {delta!r}")
+    hints = typing.get_type_hints(type(cfg))
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    changes = {}
+    for key, value in delta.items():
+        path = f"{prefix}{key}"
+        if key not in fields:
+            hint = difflib.get_close_matches(str(key), list(fields), n=1)
+            extra = f" (did you mean {prefix}{hint[0]!r}?)" if hint else f" (valid: {', '.join(fields)})"
+            raise RecipeError(f"{where}unknown key {path!r}{extra}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            changes[key] = apply(getattr(cfg, key), value, where, prefix=f"{path}.")
+            continue
+        try:
+            v = _coerce(value, tp, path)
+        except RecipeError as e:
+            raise RecipeError(f"{where}{e}") from None
+        try:
+            _check(v, fields[key], path)
+        except RecipeError as e:
+            raise RecipeError(f"{where}{e}") from None
+        changes[key] = v
+    return dataclasses.replace(cfg, **changes)
+
+
+# ----------------------------------------------------------------------------- overrides
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["lr=0.01", "sweep.seeds=3"]`` -> nested dict; values parsed as YAML scalars."""
+    out: dict = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise RecipeError(f"override {pair!r}: expected key=value")
+        key, raw = pair.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise RecipeError(f"override {pair!r}: empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise RecipeError(f"override {pair!r}: {p!r} is set twice")
+        node[parts[-1]] = value
+    return out
+
+
+# ----------------------------------------------------------------------------- files
+def read_recipe(path: str | Path, experiment: str) -> dict:
+    """Load a recipe file and check its top-level layout (not the cell contents)."""
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError(f"recipe not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise RecipeError(f"{p}:{where} malformed YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{p}: a recipe must be a mapping at top level")
+    for key in data:
+        if key not in RECIPE_KEYS:
+            hint = difflib.get_close_matches(str(key), sorted(RECIPE_KEYS), n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise RecipeError(f"{p}: unknown key {key!r}{extra}")
+    if data.get("experiment", experiment) != experiment:
+        raise RecipeError(f"{p}: recipe is for experiment {data['experiment']!r}, not {experiment!r}")
+    for key in ("sweep", "defaults", "scales", "cells"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise RecipeError(f"{p}: {key!r} must be a mapping")
+    for name, preset in (data.get("scales") or {}).items():
+        if not isinstance(preset, dict) or set(preset) - {"sweep", "config"}:
+            raise RecipeError(f"{p}: scales.{name}: a preset holds only 'sweep' and 'config' mappings")
+    data["_path"] = str(p)
+    return data
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def config_hash(d: dict, exclude: tuple[str, ...] = ()) -> str:
+    """Short stable hash of a resolved config (canonical JSON)."""
+    body = {k: v for k, v in d.items() if k not in exclude}
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def describe(cls) -> list[tuple[str, str, str, str]]:
+    """(name, type, default, help) for every field, for ``picard list``."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rows.append((f.name, _type_name(hints[f.name]), repr(default), f.metadata.get("help", "")))
+    return rows

@@ -1,0 +1,143 @@
+"""Paper tables from results: ours as mean ± std (n, diverged runs counted) beside
+the paper's reference values; rendered to the terminal and written as Markdown,
+CSV and LaTeX next to the results file.
+
+An experiment describes its table with ``rows``, ``cols``, ``row(cfg)``,
+``col(cfg)``, ``metrics`` (protocol -> metric key), ``metric_scale`` and
+``paper`` ((row, col) -> (mean, std)). Std is the population std (ddof 0), as in
+the authors' notebooks (np.std).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Cell:
+    n: int = 0
+    diverged: int = 0
+    mean: float = math.nan
+    std: float = math.nan
+    variants: int = 1  # distinct configs seen for this (row, col); the most-run one is shown
+    cell_key: str = ""
+
+
+@dataclass
+class Table:
+    title: str
+    rows: list[str]
+    cols: list[str]
+    ours: dict = field(default_factory=dict)  # (row, col) -> Cell
+    paper: dict = field(default_factory=dict)  # (row, col) -> (mean, std)
+    protocol: str = "last"
+
+
+def build(exp, records: list[dict], protocol: str = "last") -> Table:
+    if protocol not in exp.metrics:
+        from .errors import PicardError
+
+        raise PicardError(f"unknown protocol {protocol!r} (choose from {', '.join(exp.metrics)})")
+    metric = exp.metrics[protocol]
+    by_cell: dict = {}
+    for r in records:
+        cfg = r["config"]
+        by_cell.setdefault((exp.row(cfg), exp.col(cfg)), {}).setdefault(r["cell_key"], []).append(r)
+    table = Table(exp.table, list(exp.rows), list(exp.cols), paper=dict(exp.paper), protocol=protocol)
+    for rc, variants in by_cell.items():
+        key, runs = max(variants.items(), key=lambda kv: (len(kv[1]), max(x["started"] for x in kv[1])))
+        ok = [r["metrics"][metric] * exp.metric_scale for r in runs
+              if r["status"] == "ok" and math.isfinite(r["metrics"][metric])]
+        c = Cell(n=len(ok), diverged=len(runs) - len(ok), variants=len(variants), cell_key=key)
+        if ok:
+            c.mean = sum(ok) / len(ok)
+            c.std = math.sqrt(sum((v - c.mean) ** 2 for v in ok) / len(ok))
+        table.ours[rc] = c
+        for extra in (rc[0],) if rc[0] not in table.rows else ():
+            table.rows.append(extra)
+        if rc[1] not in table.cols:
+            table.cols.append(rc[1])
+    return table
+
+
+def fmt_ours(c: Cell | None) -> str:
+    if c is None:
+        return "-"
+    if c.n == 0:
+        return f"n/a ({c.diverged} diverged)" if c.diverged else "-"
+    s = f"{c.mean:.1f} ± {c.std:.1f} (n={c.n}"
+    s += f", {c.diverged} diverged)" if c.diverged else ")"
+    return s
+
+
+def fmt_paper(p) -> str:
+    return "-" if p is None else f"{p[0]:g} ± {p[1]:g}"
+
+
+def _shown_rows(t: Table) -> list[str]:
+    return [r for r in t.rows if any((r, c) in t.ours for c in t.cols)]
+
+
+def render_terminal(t: Table, console) -> None:
+    from rich.table import Table as RichTable
+
+    cols = [c for c in t.cols if any((r, c) in t.ours for r in t.rows)]
+    rt = RichTable(title=f"{t.title} (protocol: {t.protocol})", show_lines=True)
+    rt.add_column("model")
+    for c in cols:
+        rt.add_column(c, justify="center")
+    for r in _shown_rows(t):
+        cells = [f"{fmt_ours(t.ours.get((r, c)))}\n[dim]paper {fmt_paper(t.paper.get((r, c)))}[/dim]" for c in cols]
+        rt.add_row(r, *cells)
+    console.print(rt)
+    variants = sum(1 for c in t.ours.values() if c.variants > 1)
+    if variants:
+        console.print(f"[dim]{variants} cell(s) have runs of several configs; the most-run config is shown.[/dim]")
+
+
+def to_frame(t: Table):
+    import pandas as pd
+
+    rows = []
+    for r in _shown_rows(t):
+        for c in t.cols:
+            o, p = t.ours.get((r, c)), t.paper.get((r, c))
+            rows.append({"model": r, "dataset": c, "protocol": t.protocol,
+                         "ours_mean": o.mean if o else math.nan, "ours_std": o.std if o else math.nan,
+                         "n": o.n if o else 0, "diverged": o.diverged if o else 0,
+                         "paper_mean": p[0] if p else math.nan, "paper_std": p[1] if p else math.nan,
+                         "cell_key": o.cell_key if o else ""})
+    return pd.DataFrame(rows)
+
+
+def to_markdown(t: Table) -> str:
+    lines = [f"**{t.title}** (protocol: {t.protocol}; ours: mean ± std over n runs; paper: reference values)", "",
+             "| model | " + " | ".join(t.cols) + " |", "|---" * (len(t.cols) + 1) + "|"]
+    for r in _shown_rows(t):
+        cells = [f"{fmt_ours(t.ours.get((r, c)))}<br>paper {fmt_paper(t.paper.get((r, c)))}" for c in t.cols]
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(t: Table) -> str:
+    esc = lambda s: s.replace("%", r"\%").replace("±", r"$\pm$")
+    lines = [r"\begin{tabular}{l" + "c" * len(t.cols) + "}", r"\toprule",
+             "Model & " + " & ".join(esc(c) for c in t.cols) + r" \\", r"\midrule"]
+    for r in _shown_rows(t):
+        ours = [esc(fmt_ours(t.ours.get((r, c)))) for c in t.cols]
+        paper = [esc("paper " + fmt_paper(t.paper.get((r, c)))) for c in t.cols]
+        lines.append(f"{esc(r)} & " + " & ".join(ours) + r" \\")
+        lines.append(" & " + " & ".join(paper) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write(t: Table, root: Path, stem: str) -> list[Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    base = root / f"{stem}_{t.protocol.replace('-', '_')}"
+    paths = [base.with_suffix(".md"), base.with_suffix(".csv"), base.with_suffix(".tex")]
+    paths[0].write_text(to_markdown(t))
+    to_frame(t).to_csv(paths[1], index=False)
+    paths[2].write_text(to_latex(t))
+    return paths

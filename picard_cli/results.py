@@ -1,0 +1,89 @@
+"""Append-only JSON Lines results store: ``<root>/<experiment>.jsonl``.
+
+One JSON object per run. Appends are atomic at the line level: all records of a
+batch are written with a single ``write`` on an ``O_APPEND`` descriptor under an
+exclusive ``flock`` and fsynced, so a crash leaves at most one torn last line.
+A torn last line is reported with a warning and cut off before the next append,
+so it is re-run rather than duplicated. A sweep resumes by skipping the run keys
+already present.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import warnings
+from pathlib import Path
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("PICARD_RESULTS", "results"))
+
+
+class ResultStore:
+    def __init__(self, root: str | Path, experiment: str):
+        self.path = Path(root) / f"{experiment}.jsonl"
+
+    # -- reading --------------------------------------------------------------
+    def records(self) -> list[dict]:
+        """All complete records; a torn (partial) last line is skipped with a warning."""
+        if not self.path.exists():
+            return []
+        out = []
+        lines = self.path.read_bytes().split(b"\n")
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i == len(lines) - 1:  # no trailing newline: a write cut short by a crash
+                    warnings.warn(f"{self.path}: ignoring a torn last line (an interrupted write); it will be re-run")
+                else:
+                    warnings.warn(f"{self.path}: line {i + 1} is not valid JSON; skipped")
+        return out
+
+    def done_keys(self) -> set[str]:
+        return {r["key"] for r in self.records() if "key" in r}
+
+    def dataframe(self):
+        import pandas as pd
+
+        return pd.json_normalize(self.records(), max_level=1)
+
+    # -- writing --------------------------------------------------------------
+    def append(self, records: list[dict]) -> None:
+        if not records:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        blob = b"".join(json.dumps(r, sort_keys=True, allow_nan=True).encode() + b"\n" for r in records)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._cut_torn_tail(fd)
+            os.write(fd, blob)
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _cut_torn_tail(self, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return
+        if os.pread(fd, 1, size - 1) == b"\n":
+            return
+        # Walk back to the last newline and truncate the partial record.
+        pos, chunk = size, 4096
+        while pos > 0:
+            start = max(0, pos - chunk)
+            buf = os.pread(fd, pos - start, start)
+            nl = buf.rfind(b"\n")
+            if nl >= 0:
+                cut = start + nl + 1
+                break
+            pos = start
+        else:
+            cut = 0
+        warnings.warn(f"{self.path}: removed a torn last line ({size - cut} bytes) left by an interrupted write")
+        os.ftruncate(fd, cut)

@@ -1,0 +1,205 @@
+"""Recipe -> runs -> executor -> results.
+
+A sweep expands into independent runs (cell x seed), each fully described by its
+resolved config. An executor turns runs into records: ``InProcessExecutor`` one
+run at a time; ``BatchedExecutor`` hands the experiment groups of seeds of one
+cell (stacked into one model where the experiment supports it). Both call the
+same ``experiment.run_group``; a distributed executor only has to ship groups
+elsewhere and return their records. Records are appended group by group, so a
+killed sweep loses at most the group in flight and a re-run skips what is done.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import env
+from .errors import RecipeError
+from .recipes import Sweep, apply, config_hash, read_recipe, to_dict
+from .results import ResultStore
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Run:
+    experiment: str
+    cell: str
+    seed: int
+    config: dict  # resolved experiment config, seed included
+    key: str  # hash of config: the run's identity (resume key)
+    cell_key: str  # hash of config without the seed: the cell's identity
+
+
+@dataclass
+class Plan:
+    experiment: str
+    recipe: str | None
+    sweep: Sweep
+    recipe_sha256: str | None = None
+    runs: list[Run] = field(default_factory=list)
+
+
+def default_recipe(exp) -> Path:
+    return REPO / "recipes" / exp.name / exp.default_recipe
+
+
+def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overrides: dict,
+         cells: str = "all", filter_: str | None = None) -> Plan:
+    """Resolve a recipe into runs.
+
+    Layers, later wins: typed defaults < recipe ``defaults`` < the cell < the
+    scale preset's ``config`` < command-line overrides. ``cells='all'`` takes
+    every recipe cell (``filter_`` keeps names containing it); ``cells='match'``
+    takes the one cell the experiment finds closest to the overrides (``picard
+    run``), or none (defaults) if no cell matches.
+    """
+    path = Path(recipe_path) if recipe_path else default_recipe(exp)
+    recipe = read_recipe(path, exp.name) if path.exists() or recipe_path else {"_path": None}
+    where = f"{path}: " if recipe.get("_path") else ""
+    presets = recipe.get("scales") or {}
+    if scale not in presets and presets:
+        raise RecipeError(f"{where}no scale {scale!r} (this recipe has: {', '.join(presets)})")
+    preset = presets.get(scale, {})
+
+    sweep = apply(Sweep(), recipe.get("sweep"), where, prefix="sweep.")
+    sweep = apply(sweep, preset.get("sweep"), where, prefix=f"scales.{scale}.sweep.")
+    sweep = apply(sweep, sweep_overrides, "command line: ", prefix="sweep.")
+
+    base = apply(exp.config_cls(), recipe.get("defaults"), where, prefix="defaults.")
+    # Validate the overrides once against the bare defaults so errors name the flag.
+    apply(base, overrides, "command line: ")
+    cell_defs = recipe.get("cells") or {}
+    resolved = {}
+    for name, delta in cell_defs.items():
+        cfg = apply(base, delta, where, prefix=f"cells.{name}.")
+        resolved[name] = apply(cfg, preset.get("config"), where, prefix=f"scales.{scale}.config.")
+
+    if cells == "match":
+        wanted = apply(base, overrides, "command line: ")
+        scored = [(exp.match(cfg, wanted, overrides), name) for name, cfg in resolved.items()]
+        scored = [(s, n) for s, n in scored if s is not None]
+        if scored:
+            name = min(scored)[1]
+            chosen = {name: apply(resolved[name], overrides, "command line: ")}
+        else:
+            chosen = {"custom": apply(apply(base, preset.get("config")), overrides, "command line: ")}
+    else:
+        chosen = {n: apply(c, overrides, "command line: ") for n, c in resolved.items()
+                  if not filter_ or filter_.lower() in n.lower()}
+        if not chosen:
+            raise RecipeError(f"{where}no cell matches --filter {filter_!r} (cells: {', '.join(cell_defs)})")
+
+    shown = _display_path(recipe.get("_path"))
+    digest = hashlib.sha256(Path(recipe["_path"]).read_bytes()).hexdigest()[:16] if recipe.get("_path") else None
+    out = Plan(exp.name, shown, sweep, digest)
+    for name, cfg in chosen.items():
+        for i in range(sweep.seeds):
+            d = to_dict(dataclasses.replace(cfg, seed=sweep.seed_base + i))
+            out.runs.append(Run(exp.name, name, d["seed"], d, config_hash(d), config_hash(d, ("seed",))))
+    return out
+
+
+def _display_path(path: str | None) -> str | None:
+    """Recipe path relative to the repository when inside it (stable across clones)."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+# ----------------------------------------------------------------------------- executors
+@dataclass
+class Context:
+    """What an experiment gets besides its configs."""
+
+    device: str
+    data_root: Path
+    on_epoch: Callable[[int, int], None] = lambda done, total: None
+
+
+def groups(runs: list[Run], size: int) -> Iterable[list[Run]]:
+    """Chunks of at most ``size`` runs of one cell, formed from the full seed list
+    so that a resumed sweep re-forms the same groups."""
+    by_cell: dict[str, list[Run]] = {}
+    for r in runs:
+        by_cell.setdefault(r.cell_key, []).append(r)
+    for cell_runs in by_cell.values():
+        cell_runs.sort(key=lambda r: r.seed)
+        for i in range(0, len(cell_runs), size):
+            yield cell_runs[i:i + size]
+
+
+class InProcessExecutor:
+    name = "inprocess"
+
+    def batches(self, runs, sweep):
+        return ([r] for r in sorted(runs, key=lambda r: (r.cell, r.seed)))
+
+
+class BatchedExecutor:
+    name = "batched"
+
+    def batches(self, runs, sweep):
+        return groups(runs, sweep.group_size)
+
+
+EXECUTORS = {"inprocess": InProcessExecutor, "batched": BatchedExecutor}
+
+
+def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None) -> list[dict]:
+    """Run what is not yet in ``store``; return the records of every planned run."""
+    done = store.done_keys()
+    todo = [r for r in p.runs if r.key not in done]
+    executor = EXECUTORS[p.sweep.executor if exp.batchable else "inprocess"]()
+    batches = [[r for r in b if r.key not in done] for b in executor.batches(p.runs, p.sweep)]
+    batches = [b for b in batches if b]
+    if progress:
+        progress.start(total_runs=len(todo), skipped=len(p.runs) - len(todo))
+    for batch in batches:
+        if progress:
+            progress.begin_group(batch[0].cell, len(batch))
+            ctx.on_epoch = progress.epoch
+        t0 = time.perf_counter()
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        outcomes = exp.run_group([r.config for r in batch], ctx)
+        wall = time.perf_counter() - t0
+        recs = [_record(exp, p, r, o, ctx, started, wall, executor.name, [b.seed for b in batch])
+                for r, o in zip(batch, outcomes)]
+        store.append(recs)
+        if progress:
+            progress.end_group(len(batch))
+    keys = {r.key for r in p.runs}
+    return [r for r in store.records() if r.get("key") in keys]
+
+
+def _record(exp, p: Plan, run: Run, outcome: dict, ctx: Context, started: str, wall: float,
+            executor: str, group_seeds: list[int]) -> dict:
+    return {
+        "experiment": exp.name,
+        "cell": run.cell,
+        "seed": run.seed,
+        "key": run.key,
+        "cell_key": run.cell_key,
+        "config": run.config,
+        "recipe": p.recipe,
+        "recipe_sha256": p.recipe_sha256,
+        "status": outcome["status"],
+        "metrics": outcome["metrics"],
+        "solver": outcome.get("solver"),
+        "extra": outcome.get("extra", {}),
+        "executor": {"name": executor, "group_seeds": group_seeds, "group_wall_s": round(wall, 3)},
+        "wall_s": round(wall / len(group_seeds), 4),
+        "started": started,
+        "device": ctx.device,
+        "device_name": env.device_name(ctx.device),
+        "git_sha": env.git_sha(),
+        "versions": env.versions(),
+    }
