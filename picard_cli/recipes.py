@@ -52,6 +52,8 @@ class Sweep:
     executor: str = fld("batched", "inprocess (one run at a time) or batched (many seeds of a cell as one stacked model)",
                         choices=("inprocess", "batched"))
     group_size: int = fld(100, "batched executor: at most this many seeds per stacked model", range=(1, 100000))
+    group_memory_gb: float = fld(3.0, "batched executor: shrink groups so one group's activations stay near this",
+                                 range=(0.01, 10000.0))
     device: str = fld("auto", "auto (cuda if available, else cpu), cpu or cuda", choices=("auto", "cpu", "cuda"))
 
 

@@ -140,6 +140,9 @@ def groups(runs: list[Run], size: int) -> Iterable[list[Run]]:
 class InProcessExecutor:
     name = "inprocess"
 
+    def __init__(self, exp):
+        self.exp = exp
+
     def batches(self, runs, sweep):
         return ([r] for r in sorted(runs, key=lambda r: (r.cell, r.seed)))
 
@@ -147,8 +150,20 @@ class InProcessExecutor:
 class BatchedExecutor:
     name = "batched"
 
+    def __init__(self, exp):
+        self.exp = exp
+
     def batches(self, runs, sweep):
-        return groups(runs, sweep.group_size)
+        """Groups of at most ``group_size`` seeds, fewer where the experiment says a
+        seed needs much memory (``seed_bytes``; budget ``sweep.group_memory_gb``)."""
+        by_cell: dict[str, list[Run]] = {}
+        for r in runs:
+            by_cell.setdefault(r.cell_key, []).append(r)
+        for cell_runs in by_cell.values():
+            size = sweep.group_size
+            if hasattr(self.exp, "seed_bytes"):
+                size = max(1, min(size, int(sweep.group_memory_gb * 2**30 // self.exp.seed_bytes(cell_runs[0].config))))
+            yield from groups(cell_runs, size)
 
 
 EXECUTORS = {"inprocess": InProcessExecutor, "batched": BatchedExecutor}
@@ -158,7 +173,8 @@ def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None) -> li
     """Run what is not yet in ``store``; return the records of every planned run."""
     done = store.done_keys()
     todo = [r for r in p.runs if r.key not in done]
-    executor = EXECUTORS[p.sweep.executor if exp.batchable else "inprocess"]()
+    env.tune_allocator()
+    executor = EXECUTORS[p.sweep.executor if exp.batchable else "inprocess"](exp)
     batches = [[r for r in b if r.key not in done] for b in executor.batches(p.runs, p.sweep)]
     batches = [b for b in batches if b]
     if progress:

@@ -101,6 +101,14 @@ class Pign:
         return abs(cell.noise - wanted.noise)
 
     # -- running --------------------------------------------------------------------
+    @staticmethod
+    def seed_bytes(cfg: dict) -> int:
+        """Rough activation memory of one seed's training step, to size stacked groups:
+        the widest per-layer tensor (N x width) kept for backward at every layer/iteration."""
+        n = {"cora": 2708, "citeseer": 3327}[cfg["dataset"]]
+        width = cfg["hidden"] * cfg["heads"] if cfg["backbone"] == "gat" else cfg["hidden"]
+        return 4 * n * width * (cfg["depth"] + 1) * 4
+
     def run_group(self, configs: list[dict], ctx) -> list[dict]:
         import torch
         import torch.nn.functional as F

@@ -105,50 +105,56 @@ def propagate(adj: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class _AttentionAggregate(torch.autograd.Function):
-    """out[i] = sum_{e: dst_e = i} alpha_e * xp[src_e] for every (seed, head).
+    """out[i, s, h] = sum_{e: dst_e = i} alpha[e, s, h] * v[src_e, s, g] for every seed s
+    and head h, where v has G = heads value groups (one per head) or G = 1 (one
+    value shared by all heads, broadcast).
 
-    Autograd through ``xp[src] * alpha`` stores the (E, S, heads, C) messages and
+    Autograd through ``v[src] * alpha`` stores the (E, S, heads, D) messages and
     scatters gradients with ``index_put_(accumulate=True)``, which dominated the
-    stacked GAT step. This op keeps only ``alpha`` and ``xp``, works on edge chunks
-    that fit in cache, and uses ``index_add_`` both ways."""
+    stacked GAT step. This op keeps only ``alpha`` and ``v``, works on edge
+    chunks that fit in cache, on 2-D row views (``index_select`` on 4-D tensors
+    is ~7x slower on CPU), and uses ``index_add_`` both ways."""
 
     @staticmethod
-    def forward(ctx, alpha, xp, src, dst, chunk):
-        # 2-D views (rows = nodes / edges): index_select on 4-D tensors is ~7x slower on CPU.
-        shape, B = xp.shape, alpha[0].numel()
-        x2 = xp.reshape(shape[0], -1)
-        a2 = alpha.reshape(-1, B, 1)
-        out = x2.new_zeros(x2.shape)
+    def forward(ctx, alpha, v, src, dst, chunk):
+        N, S, G, D = v.shape
+        H = alpha.shape[-1]
+        v2 = v.reshape(N, S * G * D)
+        out = v2.new_zeros(N, S * H * D)
         for lo in range(0, src.numel(), chunk):
             s, d = src[lo:lo + chunk], dst[lo:lo + chunk]
-            msg = x2.index_select(0, s)
-            msg.view(s.numel(), B, -1).mul_(a2[lo:lo + chunk])
-            out.index_add_(0, d, msg)
-        ctx.save_for_backward(alpha, xp, src, dst)
+            a = alpha[lo:lo + chunk].unsqueeze(-1)  # (e, S, H, 1)
+            msg = v2.index_select(0, s).view(-1, S, G, D)
+            msg = msg.mul_(a) if G == H else msg * a
+            out.index_add_(0, d, msg.reshape(s.numel(), -1))
+        ctx.save_for_backward(alpha, v, src, dst)
         ctx.chunk = chunk
-        return out.view(shape)
+        return out.view(N, S, H, D)
 
     @staticmethod
     def backward(ctx, grad_out):
-        alpha, xp, src, dst = ctx.saved_tensors
-        shape, B = xp.shape, alpha[0].numel()
-        x2 = xp.reshape(shape[0], -1)
-        a2 = alpha.reshape(-1, B, 1)
-        g2 = grad_out.contiguous().view(shape[0], -1)
-        grad_alpha = torch.empty(alpha.shape[0], B, dtype=alpha.dtype, device=alpha.device)
-        grad_x = torch.zeros_like(x2)
+        alpha, v, src, dst = ctx.saved_tensors
+        N, S, G, D = v.shape
+        H = alpha.shape[-1]
+        v2 = v.reshape(N, S * G * D)
+        g2 = grad_out.contiguous().view(N, S * H * D)
+        grad_alpha = torch.empty_like(alpha)
+        grad_v = torch.zeros_like(v2)
         for lo in range(0, src.numel(), ctx.chunk):
             s, d = src[lo:lo + ctx.chunk], dst[lo:lo + ctx.chunk]
-            g = g2.index_select(0, d)  # gradient at each edge's target
-            grad_alpha[lo:lo + ctx.chunk] = (g * x2.index_select(0, s)).view(s.numel(), B, -1).sum(-1)
-            g.view(s.numel(), B, -1).mul_(a2[lo:lo + ctx.chunk])
-            grad_x.index_add_(0, s, g)
-        return grad_alpha.view(alpha.shape), grad_x.view(shape), None, None, None
+            g = g2.index_select(0, d).view(-1, S, H, D)  # gradient at each edge's target
+            grad_alpha[lo:lo + ctx.chunk] = (g * v2.index_select(0, s).view(-1, S, G, D)).sum(-1)
+            g.mul_(alpha[lo:lo + ctx.chunk].unsqueeze(-1))
+            if G != H:
+                g = g.sum(2, keepdim=True)
+            grad_v.index_add_(0, s, g.reshape(s.numel(), -1))
+        return grad_alpha, grad_v.view(v.shape), None, None, None
 
 
-def attention_aggregate(alpha, xp, src, dst):
-    chunk = max(64, (1 << 20) // max(1, xp[0].numel()))  # ~4 MB of messages per chunk
-    return _AttentionAggregate.apply(alpha.contiguous(), xp.contiguous(), src, dst, chunk)
+def attention_aggregate(alpha, v, src, dst):
+    """alpha (E, S, heads), v (N, S, heads or 1, D) -> (N, S, heads, D)."""
+    chunk = max(64, (1 << 20) // max(1, alpha[0].numel() * v.shape[-1]))  # ~4 MB of messages per chunk
+    return _AttentionAggregate.apply(alpha.contiguous(), v.contiguous(), src, dst, chunk)
 
 
 # ----------------------------------------------------------------------------- layers
@@ -174,16 +180,26 @@ class StackedGATConv(nn.Module):
     def forward(self, h, graph: Graph):
         from torch_geometric.utils import softmax
 
-        xp = linear(h, self.weight)
-        N, S, _ = xp.shape
-        xp = xp.view(N, S, self.heads, self.out)
-        a_src = (xp * self.att_src).sum(-1)  # (N, S, heads)
-        a_dst = (xp * self.att_dst).sum(-1)
+        S, Fi = self.weight.shape[:2]
+        H, C = self.heads, self.out
+        W = self.weight.view(S, Fi, H, C)
+        # Attention logits straight from the input: a_src . (h W_h) = h (W_h a_src) -- one
+        # small product instead of a pass over the (N, S, heads, C) projections.
+        a_src = linear(h, torch.einsum("sihc,shc->sih", W, self.att_src))  # (N, S, heads)
+        a_dst = linear(h, torch.einsum("sihc,shc->sih", W, self.att_dst))
+        N = a_src.shape[0]
         e = F.leaky_relu(a_src.index_select(0, graph.src) + a_dst.index_select(0, graph.dst), 0.2)  # (E, S, heads)
         alpha = softmax(e, graph.dst, num_nodes=N)
         alpha = dropout(alpha, self.attn_dropout, self.training)
+        if not self.concat and H > 1 and h.dim() == 3:
+            # Heads averaged: mean_h sum_j alpha^h_ij (h_j W_h) = [sum_j alpha^h_ij h_j]_h (W_h / H) stacked
+            # over h. Aggregating the input per head, then one product, never builds h W per head.
+            agg = attention_aggregate(alpha, h.unsqueeze(2), graph.src, graph.dst)  # (N, S, heads, Fi)
+            W_heads = W.permute(0, 2, 1, 3).reshape(S, H * Fi, C) / H
+            return seed_linear(agg.view(N, S, H * Fi), W_heads) + self.bias
+        xp = linear(h, self.weight).view(N, S, H, C)
         out = attention_aggregate(alpha, xp, graph.src, graph.dst)  # (N, S, heads, C)
-        out = out.reshape(N, S, self.heads * self.out) if self.concat else out.mean(2)
+        out = out.reshape(N, S, H * C) if self.concat else out.mean(2)
         return out + self.bias
 
 
