@@ -146,7 +146,7 @@ def apply(cfg, delta: dict | None, where: str = "", *, prefix: str = ""):
         path = f"{prefix}{key}"
         if key not in fields:
             hint = difflib.get_close_matches(str(key), list(fields), n=1)
-            extra = f" (did you mean {prefix}{hint[0]!r}?)" if hint else f" (valid: {', '.join(fields)})"
+            extra = f" (did you mean '{prefix}{hint[0]}'?)" if hint else f" (valid: {', '.join(fields)})"
             raise RecipeError(f"{where}unknown key {path!r}{extra}")
         tp = hints[key]
         if dataclasses.is_dataclass(tp):

@@ -63,8 +63,10 @@ def load_planetoid(name: str, root: Path):
     raw = src / Name / "raw"
     missing = [f for f in raw_files(name) if not (raw / f).exists()]
     work = _work_root(src, name) if not missing else (src if _writable(src) else cache_dir() / "data" / "planetoid")
+    mirror = os.environ.get("PICARD_PLANETOID_URL")  # a mirror of the raw files, if PyG's default is unreachable
+    loader = type("MirroredPlanetoid", (Planetoid,), {"url": mirror}) if mirror else Planetoid
     try:
-        ds = Planetoid(str(work), Name, split="public", transform=NormalizeFeatures())
+        ds = loader(str(work), Name, split="public", transform=NormalizeFeatures())
         return ds[0]
     except Exception as e:  # noqa: BLE001 - PyG raises URLError / OSError / pickle errors
         if missing:

@@ -1,0 +1,94 @@
+import dataclasses
+
+import pytest
+
+from picard_cli import registry
+from picard_cli.errors import RecipeError
+from picard_cli.experiments.pign import PignConfig
+from picard_cli.recipes import Sweep, apply, config_hash, parse_overrides, read_recipe
+from picard_cli.runner import REPO, plan
+
+
+def test_unknown_key_names_dotted_path_and_suggests():
+    with pytest.raises(RecipeError, match=r"unknown key 'cells\.GCN/Cora\.lrr' \(did you mean 'cells\.GCN/Cora\.lr'\?\)"):
+        apply(PignConfig(), {"lrr": 0.1}, prefix="cells.GCN/Cora.")
+    with pytest.raises(RecipeError, match=r"unknown key 'sweep\.sedes'.*seeds"):
+        apply(Sweep(), {"sedes": 3}, prefix="sweep.")
+
+
+def test_wrong_type_and_out_of_range_and_choices():
+    with pytest.raises(RecipeError, match="epochs: expected an integer"):
+        apply(PignConfig(), {"epochs": "many"})
+    with pytest.raises(RecipeError, match=r"noise: must lie in \[0.0, 1.0\]; got 2.0"):
+        apply(PignConfig(), {"noise": 2})
+    with pytest.raises(RecipeError, match=r"backbone: must be one of gcn, gat; got 'gta' \(did you mean 'gat'\?\)"):
+        apply(PignConfig(), {"backbone": "gta"})
+    with pytest.raises(RecipeError, match="expected true or false"):
+        apply(dataclasses.make_dataclass("B", [("flag", bool, dataclasses.field(default=False))])(), {"flag": "yes"})
+
+
+def test_values_are_coerced_to_field_types():
+    cfg = apply(PignConfig(), parse_overrides(["lr=1e-3", "epochs=50", "noise=0", "weight_decay=5.0e-4"]))
+    assert cfg.lr == 0.001 and isinstance(cfg.lr, float)
+    assert cfg.epochs == 50 and cfg.noise == 0.0 and isinstance(cfg.noise, float)
+    assert cfg.weight_decay == 5e-4
+
+
+def test_override_grammar():
+    assert parse_overrides(["a=0.5", "sweep.seeds=3", "backbone=gat"]) == {
+        "a": 0.5, "sweep": {"seeds": 3}, "backbone": "gat"}
+    with pytest.raises(RecipeError, match="expected key=value"):
+        parse_overrides(["lr"])
+
+
+def test_malformed_yaml_and_top_level_typos(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cells: {GCN: {lr: 0.1}\n")
+    with pytest.raises(RecipeError, match="malformed YAML"):
+        read_recipe(bad, "pign")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("experiment: pign\ncels: {}\n")
+    with pytest.raises(RecipeError, match=r"unknown key 'cels' \(did you mean 'cells'\?\)"):
+        read_recipe(typo, "pign")
+    other = tmp_path / "other.yaml"
+    other.write_text("experiment: ddpm\n")
+    with pytest.raises(RecipeError, match="for experiment 'ddpm'"):
+        read_recipe(other, "pign")
+
+
+def test_table5_recipe_resolves_to_16_cells_and_scales():
+    exp = registry.get("pign")
+    quick = plan(exp, None, "quick", {}, {})
+    paper = plan(exp, None, "paper", {}, {})
+    assert len({r.cell for r in paper.runs}) == 16
+    assert len(quick.runs) == 16 * 5 and len(paper.runs) == 16 * 100
+    # quick runs are the first seeds of the paper protocol: same identities
+    assert {r.key for r in quick.runs} <= {r.key for r in paper.runs}
+    cell = next(r for r in paper.runs if r.cell == "PIGN-GAT/Cora-50%").config
+    assert (cell["depth"], cell["a"], cell["lr"], cell["hidden"]) == (10, 0.65, 0.0062, 64)
+    with pytest.raises(RecipeError, match="no scale 'huge'"):
+        plan(exp, None, "huge", {}, {})
+
+
+def test_run_matches_the_closest_cell_and_overrides_win():
+    exp = registry.get("pign")
+    p = plan(exp, None, "quick", {"model": "plain", "backbone": "gat", "dataset": "citeseer", "noise": 0.5}, {"seeds": 1}, cells="match")
+    (run,) = p.runs
+    assert run.cell == "GAT/CiteSeer-50%" and run.config["depth"] == 3 and run.config["lr"] == 0.003
+    p = plan(exp, None, "quick", {"model": "plain", "noise": 0.3, "lr": 0.1}, {"seeds": 1}, cells="match")
+    assert p.runs[0].cell == "GCN/Cora-50%" and p.runs[0].config["noise"] == 0.3 and p.runs[0].config["lr"] == 0.1
+
+
+def test_config_hash_is_stable_and_seed_sensitive():
+    d = dataclasses.asdict(PignConfig())
+    assert config_hash(d) == config_hash(dict(reversed(list(d.items()))))
+    assert config_hash(d) != config_hash(dict(d, seed=1))
+    assert config_hash(d, ("seed",)) == config_hash(dict(d, seed=1), ("seed",))
+
+
+def test_every_recipe_in_the_repo_validates():
+    for path in (REPO / "recipes").glob("*/*.yaml"):
+        exp = registry.get(path.parent.name)
+        recipe = read_recipe(path, exp.name)
+        for scale in recipe.get("scales") or {"quick": {}}:
+            assert plan(exp, str(path), scale, {}, {}).runs
