@@ -106,3 +106,12 @@ def test_kill_dash_9_then_rerun_loses_and_duplicates_nothing(synth_root, tiny_re
     assert out.returncode == 0, out.stderr
     keys = [r["key"] for r in _records(res)]
     assert len(keys) == 12 and len(set(keys)) == 12  # 3 cells x 4 seeds, each exactly once
+
+
+def test_cli_start_up_stays_light():
+    code = ("import sys; from picard_cli import cli, registry, solver, recipes, results, report, runner; "
+            "heavy = [m for m in ('torch_geometric', 'pandas', 'diffusers', 'scipy') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert picard("list").returncode == 0
