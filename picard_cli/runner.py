@@ -125,16 +125,12 @@ class Context:
     on_epoch: Callable[[int, int], None] = lambda done, total: None
 
 
-def groups(runs: list[Run], size: int) -> Iterable[list[Run]]:
-    """Chunks of at most ``size`` runs of one cell, formed from the full seed list
-    so that a resumed sweep re-forms the same groups."""
-    by_cell: dict[str, list[Run]] = {}
-    for r in runs:
-        by_cell.setdefault(r.cell_key, []).append(r)
-    for cell_runs in by_cell.values():
-        cell_runs.sort(key=lambda r: r.seed)
-        for i in range(0, len(cell_runs), size):
-            yield cell_runs[i:i + size]
+def chunks(cell_runs: list[Run], size: int) -> Iterable[list[Run]]:
+    """Groups of at most ``size`` runs of one cell, cut from its full seed list so that a
+    resumed sweep re-forms the same groups."""
+    cell_runs = sorted(cell_runs, key=lambda r: r.seed)
+    for i in range(0, len(cell_runs), size):
+        yield cell_runs[i:i + size]
 
 
 class InProcessExecutor:
@@ -163,7 +159,7 @@ class BatchedExecutor:
             size = sweep.group_size
             if hasattr(self.exp, "seed_bytes"):
                 size = max(1, min(size, int(sweep.group_memory_gb * 2**30 // self.exp.seed_bytes(cell_runs[0].config))))
-            yield from groups(cell_runs, size)
+            yield from chunks(cell_runs, size)
 
 
 EXECUTORS = {"inprocess": InProcessExecutor, "batched": BatchedExecutor}

@@ -7,9 +7,11 @@ from picard_cli.data.planetoid import load_planetoid, raw_files
 from picard_cli.errors import DataError
 
 
-def test_generated_graph_loads_through_pyg_from_read_only_root(synth_root, tmp_path, monkeypatch):
+def test_generated_graph_loads_through_pyg_from_read_only_root(tmp_path, monkeypatch):
     import picard_cli.data.planetoid as pl
+    from picard_cli.data.synthetic import write_planetoid_raw
 
+    synth_root = write_planetoid_raw(tmp_path / "ro", "cora", seed=2)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(pl, "_writable", lambda path: False)  # a shared read-only copy (CI runs as root)
     data = load_planetoid("cora", synth_root)
