@@ -71,8 +71,14 @@ def fmt_ours(c: Cell | None) -> str:
     return s
 
 
+def _num(v: float) -> str:
+    """As the paper prints it: one decimal, two where it gave two (38.84)."""
+    s = f"{v:.2f}"
+    return s[:-1] if s.endswith("0") else s
+
+
 def fmt_paper(p) -> str:
-    return "-" if p is None else f"{p[0]:g} ± {p[1]:g}"
+    return "-" if p is None else f"{_num(p[0])} ± {_num(p[1])}"
 
 
 def _shown_rows(t: Table) -> list[str]:
