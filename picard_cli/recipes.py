@@ -20,6 +20,7 @@ Recipe file layout (``recipes/<experiment>/<name>.yaml``)::
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
@@ -39,7 +40,7 @@ def fld(default, help: str, *, choices=None, range=None):
     """A config field with its documentation and constraints."""
     meta = {"help": help, "choices": choices, "range": range}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: typing.cast(Any, type(d)(d)), metadata=meta)
+        return field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -74,12 +75,11 @@ def _coerce(value, tp, path: str):
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for arm in (a for a in args if a is not type(None)):
             try:
                 return _coerce(value, arm, path)
-            except RecipeError as e:
-                errors.append(str(e))
+            except RecipeError:
+                continue
         raise RecipeError(f"{path}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
     if origin is Literal:
         if value not in args:
