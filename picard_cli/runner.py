@@ -168,13 +168,13 @@ EXECUTORS = {"inprocess": InProcessExecutor, "batched": BatchedExecutor}
 def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None) -> list[dict]:
     """Run what is not yet in ``store``; return the records of every planned run."""
     done = store.done_keys()
-    todo = [r for r in p.runs if r.key not in done]
     env.tune_allocator()
     executor = EXECUTORS[p.sweep.executor if exp.batchable else "inprocess"](exp)
     batches = [[r for r in b if r.key not in done] for b in executor.batches(p.runs, p.sweep)]
     batches = [b for b in batches if b]
     if progress:
-        progress.start(total_runs=len(todo), skipped=len(p.runs) - len(todo))
+        todo = sum(len(b) for b in batches)
+        progress.start(total_runs=todo, skipped=len(p.runs) - todo)
     for batch in batches:
         if progress:
             progress.begin_group(batch[0].cell, len(batch))
