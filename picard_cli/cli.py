@@ -71,7 +71,7 @@ def _execute(experiment, recipe, scale, seeds, device, executor, data_root, resu
     from .progress import SweepProgress
     from .results import ResultStore, default_root
 
-    exp = registry.get(experiment)
+    exp = registry.get(registry.for_recipe(experiment, recipe))
     overrides = split_extra(extra)
     sw = _sweep_overrides(overrides, seeds, device, executor)
     p = runner.plan(exp, recipe, scale, overrides, sw, cells=cells, filter_=filter_)
@@ -118,17 +118,21 @@ def report_cmd(experiment: Optional[str] = typer.Argument(None, help="experiment
     from .results import ResultStore, default_root
 
     root = Path(results) if results else default_root()
-    names = [experiment] if experiment else [n for n in registry.names() if (root / f"{n}.jsonl").exists()]
+    if experiment:
+        registry.get(experiment)  # unknown name: one line with a suggestion
+        names = [n for n in registry.family(experiment) if ResultStore(root, n).records()]
+        if not names:
+            raise PicardError(f"no results for {experiment!r} in {root / (experiment + '.jsonl')}")
+    else:
+        names = [n for n in registry.names() if (root / f"{n}.jsonl").exists()]
     if not names:
         raise PicardError(f"no results under {root} (run `picard run ...` or `picard sweep ...` first)")
     for name in names:
         exp = registry.get(name)
         records = ResultStore(root, name).records()
-        if not records:
-            raise PicardError(f"no results for {name!r} in {root / (name + '.jsonl')}")
         t = report.build(exp, records, protocol)
         report.render_terminal(t, console)
-        for path in report.write(t, root, f"{name}_table"):
+        for path in report.write(t, root, f"{name}_table") + report.write_curves(exp, records, root, name):
             console.print(f"[dim]wrote {path}[/dim]")
 
 

@@ -9,6 +9,7 @@ class SweepProgress:
         self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
         self.runs = self.group = None
+        self.group_desc = ""
 
     def __enter__(self):
         self.p.__enter__()
@@ -23,12 +24,15 @@ class SweepProgress:
 
     def begin_group(self, cell: str, size: int):
         desc = f"  {cell} x{size} seeds" if size > 1 else f"  {cell}"
+        self.group_desc = desc
         if self.group is None:
             self.group = self.p.add_task(desc, total=1)
         self.p.reset(self.group, description=desc, total=1)
 
-    def epoch(self, done: int, total: int):
-        self.p.update(self.group, completed=done, total=total)
+    def epoch(self, done: int, total: int, info: str = ""):
+        """Epoch progress of the group in flight; ``info`` (e.g. seconds per epoch) joins its label."""
+        desc = self.group_desc
+        self.p.update(self.group, completed=done, total=total, description=f"{desc} | {info}" if info else desc)
 
     def end_group(self, size: int):
         self.p.advance(self.runs, size)

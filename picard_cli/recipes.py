@@ -25,6 +25,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -36,9 +37,35 @@ import yaml
 from .errors import RecipeError
 
 
-def fld(default, help: str, *, choices=None, range=None):
-    """A config field with its documentation and constraints."""
-    meta = {"help": help, "choices": choices, "range": range}
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's base-60 integers and floats, so ``1:40`` (an
+    iteration range) stays the string it looks like instead of becoming 100."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if not rx.match("1:40") and not rx.match("1:40.5")]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+# Put the plain int/float resolvers back (the filtered regexes also held base-10 forms).
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9_]*|0x[0-9a-fA-F_]+|0o?[0-7_]+)$"),
+                              list("-+0123456789"))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+    r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+
+
+def load_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
+def fld(default, help: str, *, choices=None, range=None, added: bool = False):
+    """A config field with its documentation and constraints.
+
+    ``added=True`` marks a field introduced after results already existed: it
+    enters a run's identity (:func:`identity`) only when set away from its
+    default, so records written before the field existed keep their keys.
+    """
+    meta = {"help": help, "choices": choices, "range": range, "added": added}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -176,7 +203,7 @@ def parse_overrides(pairs: list[str]) -> dict:
         if not key:
             raise RecipeError(f"override {pair!r}: empty key")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         node = out
@@ -196,7 +223,7 @@ def read_recipe(path: str | Path, experiment: str) -> dict:
     if not p.is_file():
         raise RecipeError(f"recipe not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = load_yaml(p.read_text()) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -223,6 +250,36 @@ def read_recipe(path: str | Path, experiment: str) -> dict:
 
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def parse_int_list(spec: str, name: str = "value") -> list[int]:
+    """'1:40' -> 1..40 inclusive; '1,2,4' -> [1, 2, 4]; '' -> [] (iteration counts)."""
+    spec = spec.strip()
+    if not spec:
+        return []
+    try:
+        if ":" in spec:
+            lo, hi = (int(v) for v in spec.split(":"))
+            ks = list(range(lo, hi + 1))
+        else:
+            ks = [int(v) for v in spec.split(",")]
+    except ValueError:
+        raise RecipeError(f"{name}={spec!r}: expected 'first:last' or a comma list of integers") from None
+    if not ks or min(ks) < 1 or max(ks) > 1000:
+        raise RecipeError(f"{name}={spec!r}: iteration counts must lie in 1..1000")
+    return ks
+
+
+def identity(cfg) -> dict:
+    """The part of a config that names a run: every field, except ``added``
+    fields still at their default (see :func:`fld`)."""
+    out = to_dict(cfg)
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("added"):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if out[f.name] == default:
+                del out[f.name]
+    return out
 
 
 def config_hash(d: dict, exclude: tuple[str, ...] = ()) -> str:

@@ -11,7 +11,10 @@ from .errors import PicardError
 # so `picard --help` and `picard list` stay light (no torch_geometric import).
 MODULES = {
     "pign": "picard_cli.experiments.pign",
+    "pign-lrgb": "picard_cli.experiments.pign_lrgb",
 }
+# experiment -> the family name users type for it (`picard sweep pign --recipe recipes/pign/table1.yaml`)
+FAMILY = {"pign-lrgb": "pign"}
 
 _loaded: dict = {}
 
@@ -24,6 +27,26 @@ def register(exp) -> None:
 
 def names() -> list[str]:
     return sorted(MODULES)
+
+
+def family(name: str) -> list[str]:
+    """``name`` and the experiments that belong to its family."""
+    return [name] + sorted(n for n, f in FAMILY.items() if f == name)
+
+
+def for_recipe(name: str, recipe: str | None) -> str:
+    """The experiment a command runs: the recipe's own ``experiment`` when it is ``name``
+    or a member of ``name``'s family (recipes/pign/table1.yaml is pign-lrgb)."""
+    if not recipe:
+        return name
+    import yaml
+
+    try:
+        data = yaml.safe_load(open(recipe)) or {}
+    except (OSError, yaml.YAMLError):
+        return name  # read_recipe reports these with their own messages
+    declared = data.get("experiment") if isinstance(data, dict) else None
+    return declared if declared in family(name) else name
 
 
 def get(name: str):

@@ -22,6 +22,7 @@ class Cell:
     std: float = math.nan
     variants: int = 1  # distinct configs seen for this (row, col); the most-run one is shown
     cell_key: str = ""
+    params: int | None = None  # trainable parameters of the shown config (median over its runs)
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Table:
     ours: dict = field(default_factory=dict)  # (row, col) -> Cell
     paper: dict = field(default_factory=dict)  # (row, col) -> (mean, std)
     protocol: str = "last"
+    digits: int = 1
+    show_params: bool = False
 
 
 def build(exp, records: list[dict], protocol: str = "last") -> Table:
@@ -44,12 +47,15 @@ def build(exp, records: list[dict], protocol: str = "last") -> Table:
     for r in records:
         cfg = r["config"]
         by_cell.setdefault((exp.row(cfg), exp.col(cfg)), {}).setdefault(r["cell_key"], []).append(r)
-    table = Table(exp.table, list(exp.rows), list(exp.cols), paper=dict(exp.paper), protocol=protocol)
+    table = Table(exp.table, list(exp.rows), list(exp.cols), paper=dict(exp.paper), protocol=protocol,
+                  digits=getattr(exp, "digits", 1), show_params=getattr(exp, "show_params", False))
     for rc, variants in by_cell.items():
         key, runs = max(variants.items(), key=lambda kv: (len(kv[1]), max(x["started"] for x in kv[1])))
         ok = [r["metrics"][metric] * exp.metric_scale for r in runs
               if r["status"] == "ok" and math.isfinite(r["metrics"][metric])]
         c = Cell(n=len(ok), diverged=len(runs) - len(ok), variants=len(variants), cell_key=key)
+        counts = sorted(r["extra"]["n_params"] for r in runs if "n_params" in (r.get("extra") or {}))
+        c.params = counts[len(counts) // 2] if counts else None
         if ok:
             c.mean = sum(ok) / len(ok)
             c.std = math.sqrt(sum((v - c.mean) ** 2 for v in ok) / len(ok))
@@ -61,24 +67,27 @@ def build(exp, records: list[dict], protocol: str = "last") -> Table:
     return table
 
 
-def fmt_ours(c: Cell | None) -> str:
+def fmt_ours(c: Cell | None, digits: int = 1, params: bool = False) -> str:
     if c is None:
         return "-"
     if c.n == 0:
-        return f"n/a ({c.diverged} diverged)" if c.diverged else "-"
-    s = f"{c.mean:.1f} ± {c.std:.1f} (n={c.n}"
-    s += f", {c.diverged} diverged)" if c.diverged else ")"
+        s = f"n/a ({c.diverged} diverged)" if c.diverged else "-"
+    else:
+        s = f"{c.mean:.{digits}f} ± {c.std:.{digits}f} (n={c.n}"
+        s += f" of {c.n + c.diverged}, {c.diverged} diverged)" if c.diverged else ")"
+    if params and c.params is not None:
+        s += f" [{c.params:,} params]"
     return s
 
 
-def _num(v: float) -> str:
-    """As the paper prints it: one decimal, two where it gave two (38.84)."""
-    s = f"{v:.2f}"
+def _num(v: float, digits: int = 1) -> str:
+    """As the paper prints it: ``digits`` decimals, one more where it gave one more (38.84)."""
+    s = f"{v:.{digits + 1}f}"
     return s[:-1] if s.endswith("0") else s
 
 
-def fmt_paper(p) -> str:
-    return "-" if p is None else f"{_num(p[0])} ± {_num(p[1])}"
+def fmt_paper(p, digits: int = 1) -> str:
+    return "-" if p is None else f"{_num(p[0], digits)} ± {_num(p[1], digits)}"
 
 
 def _shown_rows(t: Table) -> list[str]:
@@ -94,7 +103,7 @@ def render_terminal(t: Table, console) -> None:
     for c in cols:
         rt.add_column(c, justify="center")
     for r in _shown_rows(t):
-        cells = [f"{fmt_ours(t.ours.get((r, c)))}\n[dim]paper {fmt_paper(t.paper.get((r, c)))}[/dim]" for c in cols]
+        cells = [f"{fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)}\n[dim]paper {fmt_paper(t.paper.get((r, c)), t.digits)}[/dim]" for c in cols]
         rt.add_row(r, *cells)
     console.print(rt)
     variants = sum(1 for c in t.ours.values() if c.variants > 1)
@@ -113,7 +122,7 @@ def to_frame(t: Table):
                          "ours_mean": o.mean if o else math.nan, "ours_std": o.std if o else math.nan,
                          "n": o.n if o else 0, "diverged": o.diverged if o else 0,
                          "paper_mean": p[0] if p else math.nan, "paper_std": p[1] if p else math.nan,
-                         "cell_key": o.cell_key if o else ""})
+                         "params": o.params if o else None, "cell_key": o.cell_key if o else ""})
     return pd.DataFrame(rows)
 
 
@@ -121,7 +130,7 @@ def to_markdown(t: Table) -> str:
     lines = [f"**{t.title}** (protocol: {t.protocol}; ours: mean ± std over n runs; paper: reference values)", "",
              "| model | " + " | ".join(t.cols) + " |", "|---" * (len(t.cols) + 1) + "|"]
     for r in _shown_rows(t):
-        cells = [f"{fmt_ours(t.ours.get((r, c)))}<br>paper {fmt_paper(t.paper.get((r, c)))}" for c in t.cols]
+        cells = [f"{fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)}<br>paper {fmt_paper(t.paper.get((r, c)), t.digits)}" for c in t.cols]
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -131,8 +140,8 @@ def to_latex(t: Table) -> str:
     lines = [r"\begin{tabular}{l" + "c" * len(t.cols) + "}", r"\toprule",
              "Model & " + " & ".join(esc(c) for c in t.cols) + r" \\", r"\midrule"]
     for r in _shown_rows(t):
-        ours = [esc(fmt_ours(t.ours.get((r, c)))) for c in t.cols]
-        paper = [esc("paper " + fmt_paper(t.paper.get((r, c)))) for c in t.cols]
+        ours = [esc(fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)) for c in t.cols]
+        paper = [esc("paper " + fmt_paper(t.paper.get((r, c)), t.digits)) for c in t.cols]
         lines.append(f"{esc(r)} & " + " & ".join(ours) + r" \\")
         lines.append(" & " + " & ".join(paper) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
@@ -147,3 +156,50 @@ def write(t: Table, root: Path, stem: str) -> list[Path]:
     to_frame(t).to_csv(paths[1], index=False)
     paths[2].write_text(to_latex(t))
     return paths
+
+
+def write_curves(exp, records: list[dict], root: Path, stem: str) -> list[Path]:
+    """Metric vs iteration count k of trained models evaluated without retraining
+    (records holding ``extra.iter_curve``): one line per table cell, mean ± std over
+    runs; a CSV of the points and a PNG. Returns the paths written (none if no curves)."""
+    metric = getattr(exp, "curve_metric", None)
+    scale = exp.metric_scale
+    by_cell: dict = {}
+    for r in records:
+        cur = (r.get("extra") or {}).get("iter_curve")
+        if r.get("status") == "ok" and cur and metric in cur:
+            label = f"{exp.row(r['config'])} / {exp.col(r['config'])}"
+            by_cell.setdefault(label, {}).setdefault(tuple(cur["k"]), []).append(cur[metric])
+    if not metric or not by_cell:
+        return []
+    import pandas as pd
+
+    rows = []
+    for label, variants in by_cell.items():
+        ks, curves = max(variants.items(), key=lambda kv: len(kv[1]))
+        for j, k in enumerate(ks):
+            vals = [c[j] * scale for c in curves]
+            m = sum(vals) / len(vals)
+            rows.append({"cell": label, "k": k, "mean": m, "n": len(vals),
+                         "std": math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))})
+    frame = pd.DataFrame(rows)
+    root.mkdir(parents=True, exist_ok=True)
+    csv, png = root / f"{stem}_iters.csv", root / f"{stem}_iters.png"
+    frame.to_csv(csv, index=False)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, part in frame.groupby("cell"):
+        ax.plot(part["k"], part["mean"], marker="o", ms=3, label=f"{label} (n={part['n'].iloc[0]})")
+        ax.fill_between(part["k"], part["mean"] - part["std"], part["mean"] + part["std"], alpha=0.2)
+    ax.set_xlabel("iterations k at evaluation (trained with K)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(f"{exp.name}: metric vs iteration count")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return [csv, png]

@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 from . import env
 from .errors import RecipeError
-from .recipes import Sweep, apply, config_hash, read_recipe, to_dict
+from .recipes import Sweep, apply, config_hash, identity, read_recipe, to_dict
 from .results import ResultStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ class Plan:
 
 
 def default_recipe(exp) -> Path:
-    return REPO / "recipes" / exp.name / exp.default_recipe
+    return REPO / "recipes" / getattr(exp, "recipe_dir", exp.name) / exp.default_recipe
 
 
 def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overrides: dict,
@@ -100,8 +100,9 @@ def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overri
     out = Plan(exp.name, shown, sweep, digest)
     for name, cfg in chosen.items():
         for i in range(sweep.seeds):
-            d = to_dict(dataclasses.replace(cfg, seed=sweep.seed_base + i))
-            out.runs.append(Run(exp.name, name, d["seed"], d, config_hash(d), config_hash(d, ("seed",))))
+            c = dataclasses.replace(cfg, seed=sweep.seed_base + i)
+            ident = identity(c)
+            out.runs.append(Run(exp.name, name, c.seed, to_dict(c), config_hash(ident), config_hash(ident, ("seed",))))
     return out
 
 
@@ -122,7 +123,7 @@ class Context:
 
     device: str
     data_root: Path
-    on_epoch: Callable[[int, int], None] = lambda done, total: None
+    on_epoch: Callable[..., None] = lambda done, total, info="": None  # (done, total, info)
 
 
 def chunks(cell_runs: list[Run], size: int) -> Iterable[list[Run]]:

@@ -63,7 +63,7 @@ def test_report_mean_std_counts_diverged_and_keeps_paper_values_apart(tmp_path):
     assert gcn.mean == pytest.approx(81.0) and gcn.std == pytest.approx(1.0)  # population std (ddof 0)
     pg = t.ours[("PIGN-GAT", "CiteSeer-50%")]
     assert (pg.n, pg.diverged) == (1, 1)
-    assert report.fmt_ours(pg) == "30.0 ± 0.0 (n=1, 1 diverged)"
+    assert report.fmt_ours(pg) == "30.0 ± 0.0 (n=1 of 2, 1 diverged)"
     assert ("GAT", "Cora") not in t.ours and t.paper[("GAT", "Cora")] == (80.4, 1.1)
     paths = report.write(t, tmp_path, "pign_table")
     md = paths[0].read_text()
@@ -77,3 +77,22 @@ def test_report_shows_the_most_run_config_when_a_cell_has_several():
     recs = [_rec("plain", "gcn", "cora", 0.0, 0.5, key="a")] + [_rec("plain", "gcn", "cora", 0.0, 0.8, key="b")] * 3
     c = report.build(exp, recs).ours[("GCN", "Cora")]
     assert c.n == 3 and c.variants == 2 and c.mean == pytest.approx(80.0)
+
+
+def test_iteration_count_curve_of_a_trained_pign(synth_root, tmp_path):
+    """eval_iters evaluates the trained PIGN at k = 1..K' without retraining; the report
+    draws metric vs k."""
+    res = tmp_path / "res"
+    out = picard("run", "pign", "--seeds", 2, "epochs=5", "hidden=8", "eval_iters=1:6", "--data-root", synth_root,
+                 "--results", res)
+    assert out.returncode == 0, out.stderr
+    recs = [json.loads(line) for line in (res / "pign.jsonl").read_text().splitlines()]
+    for r in recs:
+        cur = r["extra"]["iter_curve"]
+        assert cur["k"] == [1, 2, 3, 4, 5, 6] and len(cur["test_acc"]) == 6
+        assert all(0.0 <= v <= 1.0 for v in cur["test_acc"] + cur["val_acc"])
+        # k = K (the trained depth, 2) reproduces the final evaluation's test accuracy
+        assert cur["test_acc"][r["config"]["depth"] - 1] == pytest.approx(r["metrics"]["test_acc_last"], abs=1e-4)
+    rep = picard("report", "pign", "--results", res)
+    assert rep.returncode == 0, rep.stderr
+    assert (res / "pign_iters.png").exists() and "pign_iters.csv" in rep.stdout

@@ -54,3 +54,51 @@ def write_planetoid_raw(root: str | Path, name: str = "cora", n_nodes: int = 170
             pickle.dump(obj, fh)
     (raw / f"ind.{name}.test.index").write_text("\n".join(map(str, test_idx)) + "\n")
     return Path(root)
+
+
+def write_lrgb_raw(root: str | Path, n_graphs: tuple[int, int, int] = (24, 6, 6), nodes: tuple[int, int] = (30, 60),
+                   n_classes: int = 21, n_feats: int = 14, seed: int = 0) -> Path:
+    """Write ``<root>/lrgb/pascalvoc-sp/raw/{train,val,test}.pickle`` in LRGB's raw
+    format (spec pign.md §5): each pickle is a list of ``(x, edge_attr, edge_index, y)``
+    with x float32 [n, 14], edge_attr float32 [e, 2], edge_index long [2, e]
+    (undirected, no self loops), y long [n] in 0..n_classes-1.
+
+    Each graph mimics a superpixel image: random 2-D points joined to their 6
+    nearest neighbours; 1-3 discs ("objects") of a random class 1..20 on a class-0
+    background (the majority, as in VOC). The first ``n_feats - 2`` features are a
+    per-class "colour" mean plus heavy noise (so one node alone is ambiguous and
+    neighbours help); the last two are the point's coordinates."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    n_colour = n_feats - 2
+    palette = rng.normal(0.0, 1.0, (n_classes, n_colour))  # class -> mean colour
+    k = 6
+    raw = Path(root) / "lrgb" / "pascalvoc-sp" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "val", "test"), n_graphs):
+        graphs = []
+        for _ in range(count):
+            n = int(rng.integers(nodes[0], nodes[1] + 1))
+            pos = rng.random((n, 2))
+            # labels: background 0, then objects painted in order (later ones on top)
+            y = np.zeros(n, dtype=np.int64)
+            for _ in range(int(rng.integers(1, 4))):
+                centre, radius = rng.random(2), rng.uniform(0.15, 0.3)
+                y[np.linalg.norm(pos - centre, axis=1) < radius] = rng.integers(1, n_classes)
+            x = np.concatenate([palette[y] + rng.normal(0.0, 1.5, (n, n_colour)), pos], axis=1)
+            # k-nearest-neighbour edges, symmetrised and deduplicated, no self loops
+            dist = np.linalg.norm(pos[:, None] - pos[None], axis=2)
+            np.fill_diagonal(dist, np.inf)
+            nbr = np.argsort(dist, axis=1)[:, :k]
+            src = np.repeat(np.arange(n), k)
+            pairs = np.unique(np.concatenate([np.stack([src, nbr.ravel()]), np.stack([nbr.ravel(), src])], axis=1),
+                              axis=1)
+            # edge features (unused by the models): distance and colour difference
+            d = dist[pairs[0], pairs[1]]
+            c = np.linalg.norm(x[pairs[0], :n_colour] - x[pairs[1], :n_colour], axis=1) / np.sqrt(n_colour)
+            graphs.append((torch.tensor(x, dtype=torch.float32), torch.tensor(np.stack([d, c], 1), dtype=torch.float32),
+                           torch.tensor(pairs, dtype=torch.long), torch.tensor(y, dtype=torch.long)))
+        with open(raw / f"{split}.pickle", "wb") as fh:
+            pickle.dump(graphs, fh)
+    return Path(root)

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..recipes import fld
+from ..recipes import fld, parse_int_list
 from ..registry import register
 
 
@@ -24,9 +24,10 @@ class PignConfig:
     dataset: str = fld("cora", "Planetoid dataset", choices=("cora", "citeseer"))
     noise: float = fld(0.0, "drop-in noise fraction p: floor(p*N*F) feature entries +1 (spec §3)", range=(0.0, 1.0))
     noise_seed: int = fld(2147483647, "seed of the noise mask (the authors' fixed value)")
-    model: str = fld("pign", "pign (Alg. 1) or plain (L-layer GCN/GAT baseline)", choices=("pign", "plain"))
+    model: str = fld("pign", "pign (Alg. 1), plain (L-layer GCN/GAT baseline) or itergnn (Tang et al.; spec §4.3)",
+                     choices=("pign", "plain", "itergnn"))
     backbone: str = fld("gcn", "message-passing layer", choices=("gcn", "gat"))
-    depth: int = fld(2, "pign: Picard iterations K; plain: layers L", range=(1, 100))
+    depth: int = fld(2, "pign: Picard iterations K; plain: layers L; itergnn: at most T_max convs", range=(1, 100))
     a: float = fld(0.6, "pign damping: weight on the OLD iterate, x+ = a x + (1-a) T(x)", range=(0.0, 0.999))
     hidden: int = fld(32, "hidden width (plain GAT: width per head)", range=(1, 4096))
     heads: int = fld(8, "GAT attention heads", range=(1, 64))
@@ -38,6 +39,14 @@ class PignConfig:
     init: str = fld("xavier", "PIGN encoder/decoder init: xavier (IM's xavier_init) or torch", choices=("xavier", "torch"))
     features: str = fld("auto", "feature matrix format: auto (sparse when < 5% non-zero), dense, sparse",
                         choices=("auto", "dense", "sparse"))
+    itergnn_variant: str = fld("fork", "itergnn confidence: fork (from the layer input, as the authors ran it), "
+                               "original (from the new output, Tang et al.) or decay (original + DecIterGNN decay)",
+                               choices=("fork", "original", "decay"), added=True)
+    readout: str = fld("max", "itergnn graph readout feeding the confidence", choices=("max", "mean", "sum"), added=True)
+    stop_mass: float = fld(1e-7, "itergnn: stop once the remaining confidence mass is at most this",
+                           range=(0.0, 1.0), added=True)
+    eval_iters: str = fld("", "pign: after training, also evaluate with k iterations for each k in this "
+                          "list ('1:40', '1,2,4,8'); no retraining", added=True)
     seed: int = fld(0, "run seed: initial weights (per seed) and dropout")
 
 
@@ -79,7 +88,7 @@ class Pign:
     @staticmethod
     def row(cfg: dict) -> str:
         b = cfg["backbone"].upper()
-        return b if cfg["model"] == "plain" else f"PIGN-{b}"
+        return {"plain": b, "pign": f"PIGN-{b}", "itergnn": f"IterGNN-{b}"}[cfg["model"]]
 
     @staticmethod
     def col(cfg: dict) -> str:
@@ -91,6 +100,7 @@ class Pign:
     paper = PAPER_TABLE5
     metrics = {"last": "test_acc_last", "best-val": "test_acc_best_val"}
     metric_scale = 100.0
+    curve_metric = "test_acc"
 
     @staticmethod
     def match(cell, wanted, given: dict):
@@ -106,14 +116,14 @@ class Pign:
         """Rough activation memory of one seed's training step, to size stacked groups:
         the widest per-layer tensor (N x width) kept for backward at every layer/iteration."""
         n = {"cora": 2708, "citeseer": 3327}[cfg["dataset"]]
-        width = cfg["hidden"] * cfg["heads"] if cfg["backbone"] == "gat" else cfg["hidden"]
+        width = cfg["hidden"] * cfg["heads"] if cfg["backbone"] == "gat" and cfg["model"] != "itergnn" else cfg["hidden"]
         return 4 * n * width * (cfg["depth"] + 1) * 4
 
     def run_group(self, configs: list[dict], ctx) -> list[dict]:
         import torch
         import torch.nn.functional as F
 
-        from ..models.stacked_gnn import PIGN, Graph, PlainGNN
+        from ..models.stacked_gnn import PIGN, Graph, IterGNN, PlainGNN
 
         c = configs[0]
         seeds = [cfg["seed"] for cfg in configs]
@@ -133,8 +143,12 @@ class Pign:
         torch.manual_seed(hash(tuple(seeds)) % (2**31))
         common = dict(backbone=c["backbone"], F_in=F_in, C=C, depth=c["depth"], hidden=c["hidden"],
                       heads=c["heads"], dropout=c["dropout"], attn_dropout=c["attn_dropout"])
+        eval_ks = parse_int_list(c["eval_iters"], "eval_iters") if c["model"] == "pign" else []
         if c["model"] == "pign":
             model = PIGN(gens, a=c["a"], init=c["init"], **common)
+        elif c["model"] == "itergnn":
+            model = IterGNN(gens, variant=c["itergnn_variant"], readout=c["readout"], stop_mass=c["stop_mass"],
+                            **common)
         else:
             model = PlainGNN(gens, **common)
         model = model.to(dev)
@@ -150,11 +164,13 @@ class Pign:
         best_epoch = torch.zeros(S, dtype=torch.long, device=dev)
         test_at_best = torch.zeros(S, device=dev)
         diverged = torch.zeros(S, dtype=torch.bool, device=dev)
-        losses = []
+        losses, train_iters = [], []
         for epoch in range(c["epochs"]):
             model.train()
             opt.zero_grad(set_to_none=True)
-            logits, _ = model(X, graph)
+            logits, st = model(X, graph)
+            if c["model"] == "itergnn":
+                train_iters.append(st.iters)
             # Per-seed mean cross-entropy on the train nodes, summed over seeds:
             # each seed's gradient is its own loss's gradient.
             loss_s = F.cross_entropy(logits[masks["train"]].transpose(1, 2), ytr, reduction="none").mean(0)
@@ -177,6 +193,12 @@ class Pign:
         with torch.no_grad():
             logits, stats = model(X, graph, trace=True)
             train_acc = accuracy(logits, masks["train"])
+            # Iteration-count curve: the trained PIGN run with k steps, no retraining (spec §6).
+            curve = {"k": eval_ks, "val_acc": [], "test_acc": []}
+            for k in eval_ks:
+                lk, _ = model(X, graph, iters=k)
+                curve["val_acc"].append(accuracy(lk, masks["val"]).tolist())
+                curve["test_acc"].append(accuracy(lk, masks["test"]).tolist())
         loss_hist = torch.stack(losses).cpu()
         out = []
         for i in range(S):
@@ -192,12 +214,26 @@ class Pign:
                     "best_epoch": int(best_epoch[i]),
                     "train_loss_last": float(loss_hist[-1, i]),
                 },
-                "solver": stats.per_problem(i) if stats is not None else None,
+                "solver": _solver_record(stats, i, train_iters),
                 "extra": {"n_params": n_params, "features": "sparse" if sparse else "dense",
                           "feature_density": round(density, 5),
-                          "train_loss_every_10": [round(float(v), 5) for v in loss_hist[::10, i]]},
+                          "train_loss_every_10": [round(float(v), 5) for v in loss_hist[::10, i]],
+                          **({"iter_curve": {"k": eval_ks, "val_acc": [round(v[i], 5) for v in curve["val_acc"]],
+                                             "test_acc": [round(v[i], 5) for v in curve["test_acc"]]}}
+                             if eval_ks else {})},
             })
         return out
+
+
+def _solver_record(stats, i: int, train_iters: list) -> dict | None:
+    """PIGN: the Picard solver traces of seed i; IterGNN: convs executed at the final
+    evaluation and their mean over training epochs; plain: None."""
+    if stats is None:
+        return None
+    if hasattr(stats, "per_problem"):
+        return stats.per_problem(i)
+    return {"iters": stats.iters[i], "weight_sum": stats.weight_sum[i],
+            "train_iters_mean": sum(t[i] for t in train_iters) / max(1, len(train_iters))}
 
 
 register(Pign())

@@ -263,7 +263,8 @@ class PIGN(nn.Module):
             self.conv = StackedGATConv(seeds, hidden, hidden, heads, False, attn_dropout)
         self.dec = StackedLinear(seeds, hidden, C, init)
 
-    def forward(self, x, graph, trace=False):
+    def forward(self, x, graph, trace=False, iters=None):
+        """``iters`` overrides K at evaluation (iteration-count curves; spec §6)."""
         # Encoder, dropout once before the loop.
         h = dropout(F.relu(self.enc(x)), self.dropout, self.training)
 
@@ -273,5 +274,36 @@ class PIGN(nn.Module):
 
         # Alg. 1 line 5: x_{k+1} = a x_k + (1 - a) T(x_k), exactly K steps (no epsilon in the
         # authors' code); norms per seed (dim 1) when traced.
-        h, stats = picard(T, h, a=self.a, max_iter=self.K, batch_dim=1, trace=trace, divergence=None)
+        h, stats = picard(T, h, a=self.a, max_iter=iters or self.K, batch_dim=1, trace=trace, divergence=None)
+        return self.dec(h), stats
+
+
+class IterGNN(nn.Module):
+    """The fork's IterGNN on Planetoid (spec §4.3, §2.4): Linear encoder -> IterGNN
+    loop over one shared linear conv (GCNConv, or single-head GATConv without
+    attention dropout) -> Linear decoder; no dropout anywhere. The whole graph is
+    one graph, so each seed has one confidence per step (readout over all nodes)."""
+
+    def __init__(self, seeds, backbone, F_in, C, depth, hidden, variant="fork", readout="max",
+                 stop_mass=1e-7, init="torch", **_):
+        super().__init__()
+        self.t_max, self.variant, self.readout, self.stop_mass = depth, variant, readout, stop_mass
+        self.enc = StackedLinear(seeds, F_in, hidden, init)
+        if backbone == "gcn":
+            self.conv = StackedGCNConv(seeds, hidden, hidden)
+        else:
+            self.conv = StackedGATConv(seeds, hidden, hidden, 1, True, 0.0)
+        self.conf = StackedLinear(seeds, hidden, 1, "torch")  # LobsterEncoder(H, 1): Linear + sigmoid
+        self.dec = StackedLinear(seeds, hidden, C, init)
+
+    def confidence(self, h):  # (N, S, H) -> (1, S, 1): one value per seed (whole graph)
+        r = {"max": lambda: h.amax(0), "mean": lambda: h.mean(0), "sum": lambda: h.sum(0)}[self.readout]()
+        return torch.sigmoid(torch.einsum("sh,sho->so", r, self.conf.weight) + self.conf.bias).unsqueeze(0)
+
+    def forward(self, x, graph, trace=False):
+        from .itergnn import iterate
+
+        h0 = self.enc(x)
+        h, stats = iterate(lambda h: self.conv(h, graph), self.confidence, h0, self.t_max,
+                           stop_mass=self.stop_mass, variant=self.variant, problem_dim=1)
         return self.dec(h), stats
