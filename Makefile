@@ -7,7 +7,7 @@ PICARD     := $(VENV)/bin/picard
 TORCH_SPEC ?= torch==2.13.0
 STAMP      := $(VENV)/.installed
 
-.PHONY: install test demo reproduce-table5 bench clean
+.PHONY: install test demo reproduce-table5 reproduce-table1 bench bench-lrgb clean
 
 install: $(STAMP)
 
@@ -34,8 +34,16 @@ reproduce-table5: $(STAMP)
 	$(PICARD) sweep pign --recipe recipes/pign/table5.yaml --scale paper
 	$(PICARD) report pign
 
+# Table 1 needs the real LRGB PascalVOC-SP under $$PICARD_DATA/lrgb/pascalvoc-sp/raw (see README) and a GPU.
+reproduce-table1: $(STAMP)
+	$(PICARD) sweep pign --recipe recipes/pign/table1.yaml --scale paper
+	$(PICARD) report pign-lrgb
+
 bench: $(STAMP)
 	$(PY) benchmarks/pign_throughput.py
+
+bench-lrgb: $(STAMP)
+	$(PY) benchmarks/lrgb_epoch_time.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
