@@ -150,13 +150,18 @@ def list_cmd(experiment: Optional[str] = typer.Argument(None, help="show this ex
         for name, tp, default, help_ in describe(exp.config_cls):
             console.print(f"  [bold]{name}[/bold]: {tp} = {default}  [dim]{help_}[/dim]")
         return
+    by_exp: dict = {}
+    for path in sorted((REPO / "recipes").glob("*/*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            data = {"description": "(malformed YAML)"}
+        by_exp.setdefault(data.get("experiment", path.parent.name), []).append((path, data.get("description", "")))
     for name in registry.names():
-        console.print(f"[bold]{name}[/bold]")
-        for path in sorted((REPO / "recipes" / name).glob("*.yaml")):
-            try:
-                desc = (yaml.safe_load(path.read_text()) or {}).get("description", "")
-            except yaml.YAMLError:
-                desc = "(malformed YAML)"
+        family = registry.FAMILY.get(name)
+        console.print(f"[bold]{name}[/bold]" + (f"  [dim](run as `picard sweep {family} --recipe ...`)[/dim]"
+                                                 if family else ""))
+        for path, desc in by_exp.get(name, []):
             console.print(f"  {path.relative_to(REPO)}  [dim]{desc}[/dim]")
 
 
