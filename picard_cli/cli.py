@@ -103,7 +103,7 @@ def sweep(ctx: typer.Context, experiment: str = typer.Argument(..., help="experi
           recipe: Optional[str] = RecipeOpt, scale: str = ScaleOpt, seeds: Optional[int] = SeedsOpt,
           device: Optional[str] = DeviceOpt, executor: Optional[str] = ExecOpt,
           data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt,
-          filter: Optional[str] = typer.Option(None, "--filter", help="only cells whose name contains this")):
+          filter: Optional[str] = typer.Option(None, "--filter", help="only cells whose name matches this (substring or regular expression, e.g. '^PIGN-' or 'GCN/Cora$')")):
     """Run every cell of a recipe x seeds; resumes: runs already in the results file are skipped."""
     _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "all", filter)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -55,7 +56,8 @@ def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overri
 
     Layers, later wins: typed defaults < recipe ``defaults`` < the cell < the
     scale preset's ``config`` < command-line overrides. ``cells='all'`` takes
-    every recipe cell (``filter_`` keeps names containing it); ``cells='match'``
+    every recipe cell (``filter_``, a case-insensitive regular expression, keeps the names
+    it matches anywhere: a plain substring works as one); ``cells='match'``
     takes the one cell the experiment finds closest to the overrides (``picard
     run``), or none (defaults) if no cell matches.
     """
@@ -90,8 +92,11 @@ def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overri
         else:
             chosen = {"custom": apply(apply(base, preset.get("config")), overrides, "command line: ")}
     else:
-        chosen = {n: apply(c, overrides, "command line: ") for n, c in resolved.items()
-                  if not filter_ or filter_.lower() in n.lower()}
+        try:
+            pattern = re.compile(filter_ or "", re.IGNORECASE)
+        except re.error as e:
+            raise RecipeError(f"--filter {filter_!r} is not a valid regular expression ({e})") from None
+        chosen = {n: apply(c, overrides, "command line: ") for n, c in resolved.items() if pattern.search(n)}
         if not chosen:
             raise RecipeError(f"{where}no cell matches --filter {filter_!r} (cells: {', '.join(cell_defs)})")
 

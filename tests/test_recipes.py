@@ -125,3 +125,15 @@ def test_parse_int_list():
     for bad in ("a:b", "0:3", "5:2"):
         with pytest.raises(RecipeError):
             parse_int_list(bad, "eval_iters")
+
+
+def test_filter_takes_substrings_and_regular_expressions():
+    exp = registry.get("pign")
+    names = lambda f: sorted({r.cell for r in plan(exp, None, "quick", {}, {"seeds": 1}, filter_=f).runs})  # noqa: E731
+    assert names("gcn/cora-50") == ["GCN/Cora-50%", "IterGNN-GCN/Cora-50%", "PIGN-GCN/Cora-50%"]
+    assert names("^(GCN|GAT)/CiteSeer$") == ["GAT/CiteSeer", "GCN/CiteSeer"]
+    assert len(names("^IterGNN")) == 8
+    with pytest.raises(RecipeError, match="not a valid regular expression"):
+        names("(")
+    with pytest.raises(RecipeError, match="no cell matches"):
+        names("^nothing")
