@@ -7,7 +7,7 @@ PICARD     := $(VENV)/bin/picard
 TORCH_SPEC ?= torch==2.13.0
 STAMP      := $(VENV)/.installed
 
-.PHONY: install test demo reproduce-table5 reproduce-table1 bench bench-lrgb clean
+.PHONY: install test demo reproduce-table5 reproduce-table1 bench bench-lrgb bench-ns clean
 
 install: $(STAMP)
 
@@ -44,6 +44,9 @@ bench: $(STAMP)
 
 bench-lrgb: $(STAMP)
 	$(PY) benchmarks/lrgb_epoch_time.py
+
+bench-ns: $(STAMP)
+	$(PY) benchmarks/ns_generator.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -83,12 +83,17 @@ class Operators:
                    Bf=(dt * f_h / den).to(cdt).to(**to), Bm=(dt * mask / den).to(dtype).to(**to))
 
 
+STACK_MAX_BATCH = 8  # up to this batch one stacked inverse transform is faster (CPU, measured)
+
+
 def step(w_h: torch.Tensor, op: Operators, s: int) -> torch.Tensor:
     """One time step of the batch ``w_h`` (B, s, s/2+1) complex."""
+    if w_h.shape[0] <= STACK_MAX_BATCH:
+        return step_stacked(w_h, op, s)
     psi_h = w_h * op.inv_L  # stream function: -lap psi = w
     # u1 = d psi/d x2, u2 = -d psi/d x1, and grad w, in physical space. Four separate
-    # inverse transforms: one stacked (4, B, ...) transform measured slower on CPU for
-    # batches of 16 and more (benchmarks/ns_generator.py prints both).
+    # inverse transforms: for batches above 8 one stacked (4, B, ...) transform measured
+    # slower on CPU (benchmarks/ns_generator.py prints both).
     u1 = torch.fft.irfft2(op.ik2 * psi_h, s=(s, s))
     u2 = torch.fft.irfft2(op.nik1 * psi_h, s=(s, s))
     w1 = torch.fft.irfft2(op.ik1 * w_h, s=(s, s))
@@ -99,7 +104,8 @@ def step(w_h: torch.Tensor, op: Operators, s: int) -> torch.Tensor:
 
 
 def step_stacked(w_h: torch.Tensor, op: Operators, s: int) -> torch.Tensor:
-    """The same step with the four inverse transforms as one batched call (benchmark variant)."""
+    """The same step with the four inverse transforms as one batched call (fewer calls:
+    faster for small batches, where per-call overhead dominates)."""
     psi_h = w_h * op.inv_L
     spec = torch.stack([op.ik2 * psi_h, op.nik1 * psi_h, op.ik1 * w_h, op.ik2 * w_h])
     u1, u2, w1, w2 = torch.fft.irfft2(spec, s=(s, s)).unbind(0)
