@@ -154,7 +154,7 @@ def data_navier_stokes(
         batch: int = typer.Option(32, help="trajectories solved together"),
         device: str = typer.Option("auto", help="auto | cpu | cuda"),
         precision: str = typer.Option("float32", help="float32 | float64 (solver arithmetic; stored as float32)"),
-        out: Optional[str] = typer.Option(None, help="output file (default: <data root>/navier-stokes/ns_V<nu>_S<res>.h5)"),
+        out: Optional[str] = typer.Option(None, help="output file (default: <data root>/navier-stokes/ns_V1e-3_S64.h5 for nu 1e-3, 64x64)"),
         data_root: Optional[str] = DataOpt,
         overwrite: bool = typer.Option(False, help="replace an existing file made with other parameters")):
     """Navier-Stokes vorticity trajectories (the FNO benchmark data), resumable: re-run to continue."""
@@ -163,7 +163,7 @@ def data_navier_stokes(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from . import env
-    from .data.navier_stokes import generate, parse_times
+    from .data.navier_stokes import default_file, generate, parse_times
 
     solve = solve_resolution or resolution
     checks = [(samples >= 1, "--samples must be >= 1"), (resolution >= 8 and resolution % 2 == 0, "--resolution must be even and >= 8"),
@@ -177,7 +177,7 @@ def data_navier_stokes(
     params = {"samples": samples, "resolution": resolution, "solve_resolution": solve, "ic_resolution": ic_resolution,
               "dt": dt, "nu": nu, "times": parse_times(times), "variance": variance, "seed": seed,
               "precision": precision, "forcing": "0.1(sin 2pi(x+y) + cos 2pi(x+y))", "alpha": 2.5, "tau": 7.0}
-    path = Path(out) if out else env.data_root(data_root) / "navier-stokes" / f"ns_V{nu:g}_S{resolution}.h5"
+    path = Path(out) if out else env.data_root(data_root) / default_file(nu, resolution)
     t0 = time.perf_counter()
     cols = (TextColumn("samples"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total}"),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())

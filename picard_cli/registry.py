@@ -12,6 +12,7 @@ from .errors import PicardError
 MODULES = {
     "pign": "picard_cli.experiments.pign",
     "pign-lrgb": "picard_cli.experiments.pign_lrgb",
+    "anie": "picard_cli.experiments.anie",
 }
 # experiment -> the family name users type for it (`picard sweep pign --recipe recipes/pign/table1.yaml`)
 FAMILY = {"pign-lrgb": "pign"}

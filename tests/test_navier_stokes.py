@@ -146,3 +146,11 @@ def test_cli_generates_resumes_and_rejects_bad_input(tmp_path):
     r2 = picard("data", "navier-stokes", "--samples", 3, "--resolution", 16, "--ic-resolution", 64, "--dt", 0.05,
                 "--times", "0,1", "--out", tmp_path / "other.h5")
     assert r.returncode == 0 and r2.returncode == 2 and "differ: seed" in r2.stderr
+
+
+def test_default_file_is_what_anie_reads():
+    from picard_cli.data.navier_stokes import default_file
+    from picard_cli.experiments.anie import DEFAULT_DATA
+
+    assert default_file(1e-3, 64) == DEFAULT_DATA == "navier-stokes/ns_V1e-3_S64.h5"
+    assert default_file(1.5e-4, 256) == "navier-stokes/ns_V1.5e-4_S256.h5"

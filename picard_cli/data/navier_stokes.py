@@ -43,6 +43,12 @@ class NSData:
         return self.w[:, idx]
 
 
+def default_file(nu: float, resolution: int) -> str:
+    """Data-root-relative name of a generated file: navier-stokes/ns_V1e-3_S64.h5 for nu 1e-3, 64x64."""
+    mant, exp = f"{nu:e}".split("e")
+    return f"navier-stokes/ns_V{mant.rstrip('0').rstrip('.')}e{int(exp)}_S{resolution}.h5"
+
+
 def _fmt_times(t) -> str:
     t = list(t)
     return ", ".join(f"{v:g}" for v in t) if len(t) <= 12 else f"{t[0]:g}, {t[1]:g}, ..., {t[-1]:g} ({len(t)} times)"

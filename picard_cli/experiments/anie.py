@@ -1,0 +1,250 @@
+"""ANIE on 2D Navier-Stokes vs the number of solver iterations: the paper's Table 4
+(spec ../shared/specs/navier-stokes.md §1, §2, §5, §6; model: picard_cli/models/anie.py).
+
+Protocol (the authors' NS notebook, spec §2): input = the t=0 vorticity frame,
+output = the 10 stamps ANIE_TIMES (t = 0, 5, ..., 50); raw vorticity, no
+normalisation. Split in generation order: the first ``n_train`` samples train,
+the next ``n_val`` validate, the LAST ``n_test`` test (the authors' 3200 / 800 /
+Data_u[-1000:]). Adam(lr 1e-4, wd 1e-4), batch 32 reshuffled every epoch, MSE on
+all 10 frames; CosineAnnealingLR(T_max 101, eta_min 1e-9) stepped once per epoch
+after epoch 15 (0-based ``epoch > 15``, as the notebook). Validation loss = MSE on
+the 10 frames (what the authors' SaveBestModel watched). Test MSE = absolute
+per-pixel MSE on the 9 frames t > 0, mean over test samples (the authors' batch
+average, without over-weighting the last partial batch); its std over test samples
+is recorded too (most likely what the paper's ± is). Both the model after the
+last epoch (protocol ``last``) and the best-validation model (``best-val``,
+the authors' SaveBestModel: the paper-faithful choice) are tested.
+N_iter = evaluations of the integral operator (see the model's docstring).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError
+from ..recipes import fld, parse_int_list
+from ..registry import register
+
+DEFAULT_DATA = "navier-stokes/ns_V1e-3_S64.h5"  # = data.navier_stokes.default_file(1e-3, 64)
+
+
+@dataclass
+class AnieConfig:
+    data: str = fld(DEFAULT_DATA, "vorticity file (picard .h5 or FNO .mat); relative paths resolve against "
+                    "the data root")
+    n_train: int = fld(3200, "training samples: the first n_train of the file", range=(1, 10**7))
+    n_val: int = fld(800, "validation samples: the next n_val", range=(1, 10**7))
+    n_test: int = fld(1000, "test samples: the LAST n_test of the file (the authors' Data_u[-1000:])",
+                      range=(1, 10**7))
+    heads: int = fld(1, "attention heads (Table 4's xH)", range=(1, 64))
+    blocks: int = fld(1, "transformer blocks (Table 4's yB)", range=(1, 64))
+    dim: int = fld(32, "latent channels per patch token", range=(1, 4096))
+    emb: int = fld(64, "transformer width (dim_emb)", range=(1, 4096))
+    n_ff: int = fld(128, "feed-forward width", range=(1, 16384))
+    n_iter: int = fld(4, "N_iter: evaluations of the integral operator (authors' max_iterations + 1)",
+                      range=(1, 1000))
+    a: float = fld(0.5, "solver smoothing: weight on the OLD iterate (authors' smoothing_factor)", range=(0.0, 0.999))
+    dropout: float = fld(0.1, "dropout (attention output, K^T V, feed-forward, residuals)", range=(0.0, 0.99))
+    coord_scramble: bool = fld(False, "authors' quirk: tiled coordinates not aligned with the tokens (spec §1.3)")
+    kv_dropout_always: bool = fld(False, "authors' quirk: p=0.5 dropout on K^T V/n, also at evaluation (spec §1.4)")
+    eval_adds_f: bool = fld(False, "authors' quirk: G(y) = f + y + N(y) at evaluation only (spec §1.5)")
+    lr: float = fld(1e-4, "Adam learning rate", range=(0.0, 10.0))
+    weight_decay: float = fld(1e-4, "Adam L2 weight decay", range=(0.0, 1.0))
+    scheduler: str = fld("authors", "authors (cosine T_max 101, eta_min 1e-9, per epoch after epoch 15) or constant",
+                         choices=("authors", "constant"))
+    batch_size: int = fld(32, "samples per mini-batch (also for evaluation)", range=(1, 100000))
+    epochs: int = fld(500, "training epochs (the authors: up to 5000)", range=(1, 100000))
+    patience: int = fld(0, "stop after this many epochs without a better validation loss (0 = never; "
+                        "the authors: 1000)", range=(0, 100000))
+    eval_iters: str = fld("", "after training, test the last model with N_iter = k for each k ('1:8', '1,2,4'); "
+                          "no retraining")
+    seed: int = fld(7, "run seed: torch / numpy, initial weights, data order (the authors: 7)")
+
+
+# Paper Table 4 (paper.md): test MSE, mean ± std. REFERENCE VALUES ONLY, never our results.
+_T4 = {
+    "1H 1B": ((0.0564, 0.0070), (0.0474, 0.0065), (0.0448, 0.0062), (0.0446, 0.0065), (0.0442, 0.0065)),
+    "4H 1B": ((0.0610, 0.0078), (0.0516, 0.0083), (0.0512, 0.0070), (0.0480, 0.0066), (0.0478, 0.0066)),
+    "2H 2B": ((0.0476, 0.0065), (0.0465, 0.0067), (0.0458, 0.0067), (0.0451, 0.0064), (0.0439, 0.0062)),
+    "4H 4B": ((0.0458, 0.0062), (0.0461, 0.0065), (0.0453, 0.0063), (0.0453, 0.0061), (0.0445, 0.0059)),
+}
+COLS = tuple(f"N_iter = {k}" for k in (1, 2, 4, 6, 8))
+PAPER_TABLE4 = {(r, c): v for r, vals in _T4.items() for c, v in zip(COLS, vals)}
+
+
+def data_path(c: dict, root) -> Path:
+    p = Path(c["data"]).expanduser()
+    return p if p.is_absolute() else Path(root) / p
+
+
+@functools.lru_cache(maxsize=2)
+def _frames(path: str, mtime: float):
+    """All samples at the 10 ANIE stamps, (N, 10, S, S) float32, and the file's metadata."""
+    from ..data.navier_stokes import ANIE_TIMES, load_ns
+
+    d = load_ns(path)
+    return d.at_times(ANIE_TIMES), d.meta
+
+
+def load_splits(c: dict, root):
+    """(train, val, test) arrays in generation order; test = the last n_test samples."""
+    path = data_path(c, root)
+    if not path.exists():
+        from ..data.navier_stokes import load_ns
+
+        load_ns(path)  # raises the one-line DataError naming `picard data navier-stokes`
+    w, meta = _frames(str(path), path.stat().st_mtime)
+    N, S = w.shape[0], w.shape[-1]
+    need = c["n_train"] + c["n_val"] + c["n_test"]
+    if need > N:
+        raise DataError(f"{path} has {N} samples but n_train + n_val + n_test = {need}; "
+                        f"generate more or lower the split sizes")
+    if S % 4:
+        raise DataError(f"{path}: field size {S} is not a multiple of 4 (ANIE's 4x4 patches)")
+    tr, va = c["n_train"], c["n_train"] + c["n_val"]
+    return w[:tr], w[tr:va], w[N - c["n_test"]:], meta
+
+
+def build_model(c: dict, size: int):
+    from ..models.anie import ANIE
+
+    return ANIE(size=size, dim=c["dim"], emb=c["emb"], heads=c["heads"], blocks=c["blocks"], n_ff=c["n_ff"],
+                dropout=c["dropout"], n_iter=c["n_iter"], a=c["a"], coord_scramble=c["coord_scramble"],
+                kv_dropout_always=c["kv_dropout_always"], eval_adds_f=c["eval_adds_f"])
+
+
+class Anie:
+    name = "anie"
+    config_cls = AnieConfig
+    default_recipe = "table4.yaml"
+    batchable = False
+    table = "Table 4: ANIE test MSE on Navier-Stokes (t=0 -> 9 stamps) vs solver iterations"
+    rows = tuple(_T4)
+    cols = COLS
+    paper = PAPER_TABLE4
+    # report's default protocol is "last"; "best-val" is the authors' SaveBestModel checkpoint.
+    metrics = {"last": "test_mse_last", "best-val": "test_mse_best_val"}
+    metric_scale = 1.0
+    digits = 4
+    show_params = False
+    curve_metric = "test_mse"
+
+    @staticmethod
+    def row(cfg):
+        return f"{cfg['heads']}H {cfg['blocks']}B"
+
+    @staticmethod
+    def col(cfg):
+        return f"N_iter = {cfg['n_iter']}"
+
+    @staticmethod
+    def match(cell, wanted, given):
+        if (cell.heads, cell.blocks, cell.n_iter) != (wanted.heads, wanted.blocks, wanted.n_iter):
+            return None
+        return 0
+
+    def run_group(self, configs, ctx):
+        return [self.run_one(c, ctx) for c in configs]
+
+    def run_one(self, c: dict, ctx) -> dict:
+        import numpy as np
+        import torch
+        import torch.nn.functional as F
+
+        from ..models.anie import unused_fc_params
+
+        ks = parse_int_list(c["eval_iters"], "eval_iters")  # validate before the long part
+        dev = torch.device(ctx.device)
+        train, val, test, meta = load_splits(c, ctx.data_root)
+        S = train.shape[-1]
+        to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+        Xtr, Xva, Xte = to(train), to(val), to(test)
+        torch.manual_seed(c["seed"]), np.random.seed(c["seed"] % 2**32)
+        model = build_model(c, S).to(dev)
+        opt = torch.optim.Adam(model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+        sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=101, eta_min=1e-9)
+                 if c["scheduler"] == "authors" else None)
+        g = torch.Generator().manual_seed(c["seed"])
+        bs = c["batch_size"]
+
+        def per_sample_mse(X, frames, n_iter=None):
+            """Per-sample MSE over ``frames`` (eval mode): (n,) tensor on the CPU."""
+            model.eval()
+            out = []
+            with torch.no_grad():
+                for i in range(0, len(X), bs):
+                    pred, _ = model(X[i:i + bs, 0], n_iter)
+                    out.append((pred[:, frames] - X[i:i + bs, frames]).pow(2).flatten(1).mean(1).cpu())
+            return torch.cat(out)
+
+        def test_mse(n_iter=None):  # 9 frames t > 0 (spec §2.3)
+            per = per_sample_mse(Xte, slice(1, None), n_iter)
+            return per.mean().item(), per.std(unbiased=False).item()
+
+        losses, val_mse, epoch_s, lrs = [], [], [], []
+        best_val, best_epoch, best_state, diverged = math.inf, -1, None, False
+        for epoch in range(c["epochs"]):
+            t0 = time.perf_counter()
+            model.train()
+            total = 0.0
+            lrs.append(opt.param_groups[0]["lr"])
+            perm = torch.randperm(len(Xtr), generator=g).to(dev)
+            for i in range(0, len(Xtr), bs):
+                batch = Xtr[perm[i:i + bs]]
+                opt.zero_grad(set_to_none=True)
+                pred, _ = model(batch[:, 0])
+                loss = F.mse_loss(pred, batch)  # all 10 frames, t=0 included (spec §2.2)
+                if not torch.isfinite(loss):
+                    diverged = True
+                    break
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(batch)
+            if diverged:
+                losses.append(float("nan"))
+                break
+            losses.append(total / len(Xtr))
+            val_mse.append(per_sample_mse(Xva, slice(None)).mean().item())
+            if val_mse[-1] < best_val:  # SaveBestModel
+                best_val, best_epoch = val_mse[-1], epoch
+                best_state = copy.deepcopy(model.state_dict())
+            if sched is not None and epoch > 15:
+                sched.step()
+            epoch_s.append(time.perf_counter() - t0)
+            ctx.on_epoch(epoch + 1, c["epochs"], f"{epoch_s[-1]:.1f} s/epoch")
+            if c["patience"] and epoch - best_epoch >= c["patience"]:
+                break
+
+        n_params = model.n_params()
+        extra = {"n_params": n_params,
+                 "n_params_authors": n_params + unused_fc_params(c["emb"], c["heads"], c["blocks"]),
+                 "epoch_s_mean": round(sum(epoch_s) / max(1, len(epoch_s)), 3),
+                 "train_loss": [float(f"{v:.6g}") for v in losses], "val_mse": [float(f"{v:.6g}") for v in val_mse],
+                 "lr": [float(f"{v:.6g}") for v in lrs[:: max(1, len(lrs) // 100)]],
+                 "samples": {"train": len(Xtr), "val": len(Xva), "test": len(Xte)}, "size": S,
+                 "data": {k: meta[k] for k in ("source", "n_total", "n_done", "file") if k in meta}}
+        if diverged:
+            nan = float("nan")
+            return {"status": "diverged", "extra": extra,
+                    "metrics": {"test_mse_last": nan, "test_mse_best_val": nan, "epochs_run": len(losses)}}
+        last, last_std = test_mse()
+        metrics = {"test_mse_last": last, "test_mse_std": last_std, "val_mse_last": val_mse[-1],
+                   "train_loss_last": losses[-1], "val_mse_best": best_val, "best_epoch": best_epoch,
+                   "epochs_run": len(losses)}
+        model.eval()  # solver traces of the last model on the first test batch
+        with torch.no_grad():
+            _, stats = model(Xte[:bs, 0], trace=True)
+        solver = stats.per_problem(0) | {"n_iter": c["n_iter"], "n_evals": c["n_iter"],
+                                         "residual_out": stats.residual_out}
+        if ks:  # the trained (last) model with other iteration counts, no retraining
+            extra["iter_curve"] = {"k": ks, "test_mse": [float(f"{test_mse(k)[0]:.6g}") for k in ks], "model": "last"}
+        model.load_state_dict(best_state)
+        metrics["test_mse_best_val"], metrics["test_mse_std_best_val"] = test_mse()
+        return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
+
+
+register(Anie())
