@@ -110,8 +110,9 @@ def sweep(ctx: typer.Context, experiment: str = typer.Argument(..., help="experi
 
 @app.command("report")
 def report_cmd(experiment: Optional[str] = typer.Argument(None, help="experiment (default: all with results)"),
-               protocol: str = typer.Option("last", "--protocol",
-                                            help="last (paper: test acc after the last epoch) or best-val"),
+               protocol: Optional[str] = typer.Option(None, "--protocol",
+                                                      help="last (model after the last epoch) or best-val (best "
+                                                           "validation epoch); default: the paper's, per experiment"),
                results: Optional[str] = ResultsOpt):
     """Render the paper's tables from results/, ours beside the paper's values."""
     from . import registry, report
@@ -130,7 +131,7 @@ def report_cmd(experiment: Optional[str] = typer.Argument(None, help="experiment
     for name in names:
         exp = registry.get(name)
         records = ResultStore(root, name).records()
-        t = report.build(exp, records, protocol)
+        t = report.build(exp, records, protocol or getattr(exp, "default_protocol", "last"))
         report.render_terminal(t, console)
         for path in report.write(t, root, f"{name}_table") + report.write_curves(exp, records, root, name):
             console.print(f"[dim]wrote {path}[/dim]")

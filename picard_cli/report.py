@@ -35,9 +35,11 @@ class Table:
     protocol: str = "last"
     digits: int = 1
     show_params: bool = False
+    scales: list = field(default_factory=list)  # scale presets of the shown runs (quick numbers are labelled)
 
 
-def build(exp, records: list[dict], protocol: str = "last") -> Table:
+def build(exp, records: list[dict], protocol: str | None = None) -> Table:
+    protocol = protocol or getattr(exp, "default_protocol", "last")
     if protocol not in exp.metrics:
         from .errors import PicardError
 
@@ -60,11 +62,18 @@ def build(exp, records: list[dict], protocol: str = "last") -> Table:
             c.mean = sum(ok) / len(ok)
             c.std = math.sqrt(sum((v - c.mean) ** 2 for v in ok) / len(ok))
         table.ours[rc] = c
+        table.scales = sorted(set(table.scales) | {r.get("scale", "?") for r in runs})
         for extra in (rc[0],) if rc[0] not in table.rows else ():
             table.rows.append(extra)
         if rc[1] not in table.cols:
             table.cols.append(rc[1])
     return table
+
+
+def subtitle(t: Table) -> str:
+    scales = ", ".join(t.scales) if t.scales else "?"
+    warn = " -- QUICK-SCALE numbers: a smoke run, not the paper protocol" if t.scales == ["quick"] else ""
+    return f"protocol: {t.protocol}; scale: {scales}{warn}"
 
 
 def fmt_ours(c: Cell | None, digits: int = 1, params: bool = False) -> str:
@@ -98,7 +107,7 @@ def render_terminal(t: Table, console) -> None:
     from rich.table import Table as RichTable
 
     cols = [c for c in t.cols if any((r, c) in t.ours for r in t.rows)]
-    rt = RichTable(title=f"{t.title} (protocol: {t.protocol})", show_lines=True)
+    rt = RichTable(title=f"{t.title} ({subtitle(t)})", show_lines=True)
     rt.add_column("model")
     for c in cols:
         rt.add_column(c, justify="center")
@@ -118,7 +127,7 @@ def to_frame(t: Table):
     for r in _shown_rows(t):
         for c in t.cols:
             o, p = t.ours.get((r, c)), t.paper.get((r, c))
-            rows.append({"model": r, "dataset": c, "protocol": t.protocol,
+            rows.append({"model": r, "dataset": c, "protocol": t.protocol, "scales": ",".join(t.scales),
                          "ours_mean": o.mean if o else math.nan, "ours_std": o.std if o else math.nan,
                          "n": o.n if o else 0, "diverged": o.diverged if o else 0,
                          "paper_mean": p[0] if p else math.nan, "paper_std": p[1] if p else math.nan,
@@ -127,7 +136,7 @@ def to_frame(t: Table):
 
 
 def to_markdown(t: Table) -> str:
-    lines = [f"**{t.title}** (protocol: {t.protocol}; ours: mean ± std over n runs; paper: reference values)", "",
+    lines = [f"**{t.title}** ({subtitle(t)}; ours: mean ± std over n runs; paper: reference values)", "",
              "| model | " + " | ".join(t.cols) + " |", "|---" * (len(t.cols) + 1) + "|"]
     for r in _shown_rows(t):
         cells = [f"{fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)}<br>paper {fmt_paper(t.paper.get((r, c)), t.digits)}" for c in t.cols]

@@ -44,6 +44,7 @@ class Plan:
     sweep: Sweep
     recipe_sha256: str | None = None
     runs: list[Run] = field(default_factory=list)
+    scale: str = "quick"
 
 
 def default_recipe(exp) -> Path:
@@ -102,7 +103,7 @@ def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overri
 
     shown = _display_path(recipe.get("_path"))
     digest = hashlib.sha256(Path(recipe["_path"]).read_bytes()).hexdigest()[:16] if recipe.get("_path") else None
-    out = Plan(exp.name, shown, sweep, digest)
+    out = Plan(exp.name, shown, sweep, digest, scale=scale)
     for name, cfg in chosen.items():
         for i in range(sweep.seeds):
             c = dataclasses.replace(cfg, seed=sweep.seed_base + i)
@@ -208,6 +209,7 @@ def _record(exp, p: Plan, run: Run, outcome: dict, ctx: Context, started: str, w
         "cell_key": run.cell_key,
         "config": run.config,
         "recipe": p.recipe,
+        "scale": p.scale,
         "recipe_sha256": p.recipe_sha256,
         "status": outcome["status"],
         "metrics": outcome["metrics"],

@@ -163,8 +163,8 @@ def test_table4_sweep_end_to_end(tmp_path):
         assert len(r["extra"]["train_loss"]) == 2 and r["extra"]["iter_curve"]["k"] == [1, 2]
     rep = picard("report", "anie", "--results", res, env=env)
     assert rep.returncode == 0, rep.stderr
-    assert "Table 4" in rep.stdout and "paper 0.0564" in rep.stdout
-    assert (res / "anie_table_last.md").exists() and (res / "anie_iters.png").stat().st_size > 1000
+    assert "Table 4" in rep.stdout and "paper 0.0564" in rep.stdout and "QUICK-SCALE" in rep.stdout
+    assert (res / "anie_table_best_val.md").exists() and (res / "anie_iters.png").stat().st_size > 1000
 
 
 def test_missing_data_file_is_one_line_exit_2(tmp_path):

@@ -128,6 +128,7 @@ class Anie:
     paper = PAPER_TABLE4
     # report's default protocol is "last"; "best-val" is the authors' SaveBestModel checkpoint.
     metrics = {"last": "test_mse_last", "best-val": "test_mse_best_val"}
+    default_protocol = "best-val"  # the authors' SaveBestModel
     metric_scale = 1.0
     digits = 4
     show_params = False
