@@ -126,7 +126,6 @@ class Anie:
     rows = tuple(_T4)
     cols = COLS
     paper = PAPER_TABLE4
-    # report's default protocol is "last"; "best-val" is the authors' SaveBestModel checkpoint.
     metrics = {"last": "test_mse_last", "best-val": "test_mse_best_val"}
     default_protocol = "best-val"  # the authors' SaveBestModel
     metric_scale = 1.0
