@@ -2,9 +2,10 @@
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 PICARD     := $(VENV)/bin/picard
-# The CPU build of torch (a local wheel on the project's machines). On a GPU box:
-#   make install TORCH_SPEC=torch
-TORCH_SPEC ?= torch==2.13.0
+# torch + torchvision (timm needs torchvision). These versions are the ones pip takes from local
+# disk on the project's machines (a CUDA 13 build, ~5.5 GB, that also runs on CPU-only machines);
+# elsewhere pip downloads them. Override, e.g.: make install TORCH_SPEC="torch torchvision"
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP      := $(VENV)/.installed
 
 .PHONY: install test demo reproduce-table5 reproduce-table1 bench bench-lrgb bench-ns clean
@@ -14,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 

@@ -13,6 +13,7 @@ MODULES = {
     "pign": "picard_cli.experiments.pign",
     "pign-lrgb": "picard_cli.experiments.pign_lrgb",
     "anie": "picard_cli.experiments.anie",
+    "vit-pde": "picard_cli.experiments.vit_pde",
 }
 # experiment -> the family name users type for it (`picard sweep pign --recipe recipes/pign/table1.yaml`)
 FAMILY = {"pign-lrgb": "pign"}

@@ -18,10 +18,7 @@ N_iter = evaluations of the integral operator (see the model's docstring).
 """
 from __future__ import annotations
 
-import copy
 import functools
-import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,96 +150,45 @@ class Anie:
     def run_one(self, c: dict, ctx) -> dict:
         import numpy as np
         import torch
-        import torch.nn.functional as F
 
         from ..models.anie import unused_fc_params
+        from .ns_train import fit, per_sample_mse
 
         ks = parse_int_list(c["eval_iters"], "eval_iters")  # validate before the long part
         dev = torch.device(ctx.device)
         train, val, test, meta = load_splits(c, ctx.data_root)
         S = train.shape[-1]
-        to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+        to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
         Xtr, Xva, Xte = to(train), to(val), to(test)
         torch.manual_seed(c["seed"]), np.random.seed(c["seed"] % 2**32)
         model = build_model(c, S).to(dev)
-        opt = torch.optim.Adam(model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
-        sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=101, eta_min=1e-9)
-                 if c["scheduler"] == "authors" else None)
-        g = torch.Generator().manual_seed(c["seed"])
-        bs = c["batch_size"]
-
-        def per_sample_mse(X, frames, n_iter=None):
-            """Per-sample MSE over ``frames`` (eval mode): (n,) tensor on the CPU."""
-            model.eval()
-            out = []
-            with torch.no_grad():
-                for i in range(0, len(X), bs):
-                    pred, _ = model(X[i:i + bs, 0], n_iter)
-                    out.append((pred[:, frames] - X[i:i + bs, frames]).pow(2).flatten(1).mean(1).cpu())
-            return torch.cat(out)
+        run = fit(model, Xtr, Xva, c, ctx)
 
         def test_mse(n_iter=None):  # 9 frames t > 0 (spec §2.3)
-            per = per_sample_mse(Xte, slice(1, None), n_iter)
+            per = per_sample_mse(model, Xte, slice(1, None), c["batch_size"], n_iter)
             return per.mean().item(), per.std(unbiased=False).item()
-
-        losses, val_mse, epoch_s, lrs = [], [], [], []
-        best_val, best_epoch, best_state, diverged = math.inf, -1, None, False
-        for epoch in range(c["epochs"]):
-            t0 = time.perf_counter()
-            model.train()
-            total = 0.0
-            lrs.append(opt.param_groups[0]["lr"])
-            perm = torch.randperm(len(Xtr), generator=g).to(dev)
-            for i in range(0, len(Xtr), bs):
-                batch = Xtr[perm[i:i + bs]]
-                opt.zero_grad(set_to_none=True)
-                pred, _ = model(batch[:, 0])
-                loss = F.mse_loss(pred, batch)  # all 10 frames, t=0 included (spec §2.2)
-                if not torch.isfinite(loss):
-                    diverged = True
-                    break
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(batch)
-            if diverged:
-                losses.append(float("nan"))
-                break
-            losses.append(total / len(Xtr))
-            val_mse.append(per_sample_mse(Xva, slice(None)).mean().item())
-            if val_mse[-1] < best_val:  # SaveBestModel
-                best_val, best_epoch = val_mse[-1], epoch
-                best_state = copy.deepcopy(model.state_dict())
-            if sched is not None and epoch > 15:
-                sched.step()
-            epoch_s.append(time.perf_counter() - t0)
-            ctx.on_epoch(epoch + 1, c["epochs"], f"{epoch_s[-1]:.1f} s/epoch")
-            if c["patience"] and epoch - best_epoch >= c["patience"]:
-                break
 
         n_params = model.n_params()
         extra = {"n_params": n_params,
                  "n_params_authors": n_params + unused_fc_params(c["emb"], c["heads"], c["blocks"]),
-                 "epoch_s_mean": round(sum(epoch_s) / max(1, len(epoch_s)), 3),
-                 "train_loss": [float(f"{v:.6g}") for v in losses], "val_mse": [float(f"{v:.6g}") for v in val_mse],
-                 "lr": [float(f"{v:.6g}") for v in lrs[:: max(1, len(lrs) // 100)]],
-                 "samples": {"train": len(Xtr), "val": len(Xva), "test": len(Xte)}, "size": S,
+                 **run.extra(), "samples": {"train": len(Xtr), "val": len(Xva), "test": len(Xte)}, "size": S,
                  "data": {k: meta[k] for k in ("source", "n_total", "n_done", "file") if k in meta}}
-        if diverged:
+        if run.diverged:
             nan = float("nan")
             return {"status": "diverged", "extra": extra,
-                    "metrics": {"test_mse_last": nan, "test_mse_best_val": nan, "epochs_run": len(losses)}}
+                    "metrics": {"test_mse_last": nan, "test_mse_best_val": nan, "epochs_run": len(run.losses)}}
         last, last_std = test_mse()
-        metrics = {"test_mse_last": last, "test_mse_std": last_std, "val_mse_last": val_mse[-1],
-                   "train_loss_last": losses[-1], "val_mse_best": best_val, "best_epoch": best_epoch,
-                   "epochs_run": len(losses)}
+        metrics = {"test_mse_last": last, "test_mse_std": last_std, "val_mse_last": run.val_mse[-1],
+                   "train_loss_last": run.losses[-1], "val_mse_best": run.best_val, "best_epoch": run.best_epoch,
+                   "epochs_run": len(run.losses)}
         model.eval()  # solver traces of the last model on the first test batch
         with torch.no_grad():
-            _, stats = model(Xte[:bs, 0], trace=True)
+            _, stats = model(Xte[:c["batch_size"], 0], trace=True)
         solver = stats.per_problem(0) | {"n_iter": c["n_iter"], "n_evals": c["n_iter"],
                                          "residual_out": stats.residual_out}
         if ks:  # the trained (last) model with other iteration counts, no retraining
             extra["iter_curve"] = {"k": ks, "test_mse": [float(f"{test_mse(k)[0]:.6g}") for k in ks], "model": "last"}
-        model.load_state_dict(best_state)
+        model.load_state_dict(run.best_state)
         metrics["test_mse_best_val"], metrics["test_mse_std_best_val"] = test_mse()
         return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
 
