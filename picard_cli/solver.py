@@ -62,8 +62,8 @@ def schedule(a: float | Sequence[float], max_iter: int) -> list[float]:
         if len(values) != max_iter:
             raise ValueError(f"damping schedule has {len(values)} values but max_iter is {max_iter}")
     for v in values:
-        if not 0.0 <= v < 1.0:
-            raise ValueError(f"damping a must lie in [0, 1), got {v}")
+        if not 0.0 <= v <= 1.0:  # a = 1 keeps the old iterate: x_{k+1} = x_k (no update)
+            raise ValueError(f"damping a must lie in [0, 1], got {v}")
     return values
 
 

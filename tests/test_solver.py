@@ -45,8 +45,13 @@ def test_damping_weighs_the_old_iterate_and_schedules_run_in_order():
     assert x.item() == pytest.approx(0.9 * 5 + 0.1 * 10)
     with pytest.raises(ValueError, match="3 values"):
         schedule([0.1, 0.2, 0.3], 2)
-    with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        schedule(1.0, 2)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        schedule(1.5, 2)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        schedule([0.5, -0.1], 2)
+    x0 = torch.tensor([1.0, 2.0])
+    x, _ = picard(lambda x: 10 * x + 3, x0, a=1.0, max_iter=3)  # a = 1: the old iterate, unchanged
+    assert torch.equal(x, x0)
 
 
 def test_fixed_iterations_without_tolerance():
