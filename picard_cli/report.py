@@ -36,6 +36,7 @@ class Table:
     digits: int = 1
     show_params: bool = False
     scales: list = field(default_factory=list)  # scale presets of the shown runs (quick numbers are labelled)
+    quick_is_protocol: bool = False  # the experiment's quick scale = its paper protocol with fewer runs
 
 
 def build(exp, records: list[dict], protocol: str | None = None) -> Table:
@@ -50,7 +51,8 @@ def build(exp, records: list[dict], protocol: str | None = None) -> Table:
         cfg = r["config"]
         by_cell.setdefault((exp.row(cfg), exp.col(cfg)), {}).setdefault(r["cell_key"], []).append(r)
     table = Table(exp.table, list(exp.rows), list(exp.cols), paper=dict(exp.paper), protocol=protocol,
-                  digits=getattr(exp, "digits", 1), show_params=getattr(exp, "show_params", False))
+                  digits=getattr(exp, "digits", 1), show_params=getattr(exp, "show_params", False),
+                  quick_is_protocol=getattr(exp, "quick_is_protocol", False))
     for rc, variants in by_cell.items():
         key, runs = max(variants.items(), key=lambda kv: (len(kv[1]), max(x["started"] for x in kv[1])))
         ok = [r["metrics"][metric] * exp.metric_scale for r in runs
@@ -72,7 +74,10 @@ def build(exp, records: list[dict], protocol: str | None = None) -> Table:
 
 def subtitle(t: Table) -> str:
     scales = ", ".join(t.scales) if t.scales else "?"
-    warn = " -- QUICK-SCALE numbers: a smoke run, not the paper protocol" if t.scales == ["quick"] else ""
+    warn = ""
+    if "quick" in t.scales:
+        warn = (" (quick = the paper's protocol with fewer runs)" if t.quick_is_protocol
+                else " -- QUICK-SCALE numbers: a smoke run, not the paper protocol")
     return f"protocol: {t.protocol}; scale: {scales}{warn}"
 
 
@@ -204,6 +209,9 @@ def write_curves(exp, records: list[dict], root: Path, stem: str) -> list[Path]:
     for label, part in frame.groupby("cell"):
         ax.plot(part["k"], part["mean"], marker="o", ms=3, label=f"{label} (n={part['n'].iloc[0]})")
         ax.fill_between(part["k"], part["mean"] - part["std"], part["mean"] + part["std"], alpha=0.2)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("iterations k at evaluation (trained with K)")
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(f"{exp.name}: metric vs iteration count")

@@ -101,6 +101,7 @@ class Pign:
     metrics = {"last": "test_acc_last", "best-val": "test_acc_best_val"}
     metric_scale = 100.0
     curve_metric = "test_acc"
+    quick_is_protocol = True  # recipes' quick scale only runs fewer seeds of the same cells
 
     @staticmethod
     def match(cell, wanted, given: dict):
