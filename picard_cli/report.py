@@ -64,7 +64,7 @@ def build(exp, records: list[dict], protocol: str | None = None) -> Table:
             c.mean = sum(ok) / len(ok)
             c.std = math.sqrt(sum((v - c.mean) ** 2 for v in ok) / len(ok))
         table.ours[rc] = c
-        table.scales = sorted(set(table.scales) | {r.get("scale", "?") for r in runs})
+        table.scales = sorted(set(table.scales) | {r["scale"] for r in runs if r.get("scale")})  # older records: none
         for extra in (rc[0],) if rc[0] not in table.rows else ():
             table.rows.append(extra)
         if rc[1] not in table.cols:
@@ -73,7 +73,9 @@ def build(exp, records: list[dict], protocol: str | None = None) -> Table:
 
 
 def subtitle(t: Table) -> str:
-    scales = ", ".join(t.scales) if t.scales else "?"
+    if not t.scales:
+        return f"protocol: {t.protocol}"
+    scales = ", ".join(t.scales)
     warn = ""
     if "quick" in t.scales:
         warn = (" (quick = the paper's protocol with fewer runs)" if t.quick_is_protocol

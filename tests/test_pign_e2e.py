@@ -96,3 +96,15 @@ def test_iteration_count_curve_of_a_trained_pign(synth_root, tmp_path):
     rep = picard("report", "pign", "--results", res)
     assert rep.returncode == 0, rep.stderr
     assert (res / "pign_iters.png").exists() and "pign_iters.csv" in rep.stdout
+
+
+def test_report_labels_the_scale_of_its_runs():
+    pign, lrgb = registry.get("pign"), registry.get("pign-lrgb")
+    quick = [dict(_rec("plain", "gcn", "cora", 0.0, 0.8), scale="quick")]
+    assert "quick = the paper's protocol with fewer runs" in report.subtitle(report.build(pign, quick))
+    paper = [dict(_rec("plain", "gcn", "cora", 0.0, 0.8), scale="paper"), _rec("plain", "gcn", "cora", 0.0, 0.8)]
+    assert report.subtitle(report.build(pign, paper)) == "protocol: last; scale: paper"
+    assert report.subtitle(report.build(pign, paper[1:])) == "protocol: last"  # records from before scales
+    smoke = [{"config": {"framework": "pign", "backbone": "gcn"}, "cell_key": "k", "status": "ok", "started": "x",
+              "metrics": {"test_f1_last": 0.2}, "scale": "quick"}]
+    assert "QUICK-SCALE" in report.subtitle(report.build(lrgb, smoke))
