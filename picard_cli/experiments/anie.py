@@ -30,13 +30,19 @@ DEFAULT_DATA = "navier-stokes/ns_V1e-3_S64.h5"  # = data.navier_stokes.default_f
 
 
 @dataclass
-class AnieConfig:
+class NSSplit:
+    """The data fields every Navier-Stokes experiment shares (anie, vit-pde)."""
+
     data: str = fld(DEFAULT_DATA, "vorticity file (picard .h5 or FNO .mat); relative paths resolve against "
                     "the data root")
     n_train: int = fld(3200, "training samples: the first n_train of the file", range=(1, 10**7))
     n_val: int = fld(800, "validation samples: the next n_val", range=(1, 10**7))
     n_test: int = fld(1000, "test samples: the LAST n_test of the file (the authors' Data_u[-1000:])",
                       range=(1, 10**7))
+
+
+@dataclass
+class AnieConfig(NSSplit):
     heads: int = fld(1, "attention heads (Table 4's xH)", range=(1, 64))
     blocks: int = fld(1, "transformer blocks (Table 4's yB)", range=(1, 64))
     dim: int = fld(32, "latent channels per patch token", range=(1, 4096))

@@ -22,19 +22,14 @@ from dataclasses import dataclass
 from ..errors import DataError
 from ..recipes import fld, parse_int_list
 from ..registry import register
-from .anie import DEFAULT_DATA, load_splits
+from .anie import NSSplit, load_splits
 
 MODELS = ("vit", "vit-small", "vit-parallel", "vit-3d")
 ROWS = {"vit": "ViT", "vit-small": "ViTsmall", "vit-parallel": "ViTparallel", "vit-3d": "ViT3D"}
 
 
 @dataclass
-class VitPdeConfig:
-    data: str = fld(DEFAULT_DATA, "vorticity file (picard .h5 or FNO .mat); relative paths resolve against "
-                    "the data root")
-    n_train: int = fld(3200, "training samples: the first n_train of the file", range=(1, 10**7))
-    n_val: int = fld(800, "validation samples: the next n_val", range=(1, 10**7))
-    n_test: int = fld(1000, "test samples: the LAST n_test of the file", range=(1, 10**7))
+class VitPdeConfig(NSSplit):
     model: str = fld("vit", "operator T (spec §3.3): vit | vit-small | vit-parallel | vit-3d", choices=MODELS)
     n_iter: int = fld(1, "N_iter: applications of T in Alg. 2 (prediction x_N)", range=(1, 1000))
     a: float = fld(0.5, "Alg. 2 damping: weight on the OLD iterate", range=(0.0, 0.999))
