@@ -41,10 +41,12 @@ def for_recipe(name: str, recipe: str | None) -> str:
     or a member of ``name``'s family (recipes/pign/table1.yaml is pign-lrgb)."""
     if not recipe:
         return name
+    from pathlib import Path
+
     import yaml
 
     try:
-        data = yaml.safe_load(open(recipe)) or {}
+        data = yaml.safe_load(Path(recipe).read_text()) or {}
     except (OSError, yaml.YAMLError):
         return name  # read_recipe reports these with their own messages
     declared = data.get("experiment") if isinstance(data, dict) else None
