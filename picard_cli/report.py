@@ -23,6 +23,9 @@ class Cell:
     variants: int = 1  # distinct configs seen for this (row, col); the most-run one is shown
     cell_key: str = ""
     params: int | None = None  # trainable parameters of the shown config (median over its runs)
+    missing: int = 0  # runs that did not measure this value (e.g. FID without Inception weights)
+    note: str = ""  # why (the first run's note)
+    std_label: str = ""  # set when std is a spread inside a single run (e.g. over test images)
 
 
 @dataclass
@@ -39,6 +42,16 @@ class Table:
     quick_is_protocol: bool = False  # the experiment's quick scale = its paper protocol with fewer runs
 
 
+def values(exp, record: dict, metric: str) -> list[dict]:
+    """The table entries one record contributes: by default one, at (row(cfg), col(cfg)), its
+    ``metric``. An experiment with several metrics in one table (Table 3: an MSE row and an FID
+    row) defines ``table_values(record, protocol)`` returning such dicts itself. ``value`` None
+    = not measured (``note`` says why), ``std_within`` = a spread inside the run (e.g. over
+    test images) shown when a cell has a single run."""
+    cfg = record["config"]
+    return [{"row": exp.row(cfg), "col": exp.col(cfg), "value": record["metrics"].get(metric)}]
+
+
 def build(exp, records: list[dict], protocol: str | None = None) -> Table:
     protocol = protocol or getattr(exp, "default_protocol", "last")
     if protocol not in exp.metrics:
@@ -46,25 +59,31 @@ def build(exp, records: list[dict], protocol: str | None = None) -> Table:
 
         raise PicardError(f"unknown protocol {protocol!r} (choose from {', '.join(exp.metrics)})")
     metric = exp.metrics[protocol]
+    entries = getattr(exp, "table_values", None)
     by_cell: dict = {}
     for r in records:
-        cfg = r["config"]
-        by_cell.setdefault((exp.row(cfg), exp.col(cfg)), {}).setdefault(r["cell_key"], []).append(r)
+        for v in (entries(r, protocol) if entries else values(exp, r, metric)):
+            by_cell.setdefault((v["row"], v["col"]), {}).setdefault(r["cell_key"], []).append((r, v))
     table = Table(exp.table, list(exp.rows), list(exp.cols), paper=dict(exp.paper), protocol=protocol,
                   digits=getattr(exp, "digits", 1), show_params=getattr(exp, "show_params", False),
                   quick_is_protocol=getattr(exp, "quick_is_protocol", False))
     for rc, variants in by_cell.items():
-        key, runs = max(variants.items(), key=lambda kv: (len(kv[1]), max(x["started"] for x in kv[1])))
-        ok = [r["metrics"][metric] * exp.metric_scale for r in runs
-              if r["status"] == "ok" and math.isfinite(r["metrics"][metric])]
-        c = Cell(n=len(ok), diverged=len(runs) - len(ok), variants=len(variants), cell_key=key)
-        counts = sorted(r["extra"]["n_params"] for r in runs if "n_params" in (r.get("extra") or {}))
+        key, runs = max(variants.items(), key=lambda kv: (len(kv[1]), max(x["started"] for x, _ in kv[1])))
+        ok = [v["value"] * exp.metric_scale for r, v in runs
+              if r["status"] == "ok" and v["value"] is not None and math.isfinite(v["value"])]
+        missing = [v.get("note") or "not measured" for r, v in runs if r["status"] == "ok" and v["value"] is None]
+        c = Cell(n=len(ok), diverged=len(runs) - len(ok) - len(missing), variants=len(variants), cell_key=key,
+                 missing=len(missing), note=missing[0] if missing else "")
+        counts = sorted(r["extra"]["n_params"] for r, _ in runs if "n_params" in (r.get("extra") or {}))
         c.params = counts[len(counts) // 2] if counts else None
         if ok:
             c.mean = sum(ok) / len(ok)
             c.std = math.sqrt(sum((v - c.mean) ** 2 for v in ok) / len(ok))
+            within = [v.get("std_within") for r, v in runs if r["status"] == "ok" and v["value"] is not None]
+            if len(ok) == 1 and within and within[0] is not None:
+                c.std, c.std_label = within[0] * exp.metric_scale, runs[0][1].get("std_label", "within run")
         table.ours[rc] = c
-        table.scales = sorted(set(table.scales) | {r["scale"] for r in runs if r.get("scale")})  # older records: none
+        table.scales = sorted(set(table.scales) | {r["scale"] for r, _ in runs if r.get("scale")})  # older records: none
         for extra in (rc[0],) if rc[0] not in table.rows else ():
             table.rows.append(extra)
         if rc[1] not in table.cols:
@@ -87,10 +106,12 @@ def fmt_ours(c: Cell | None, digits: int = 1, params: bool = False) -> str:
     if c is None:
         return "-"
     if c.n == 0:
-        s = f"n/a ({c.diverged} diverged)" if c.diverged else "-"
+        s = (f"n/a ({c.note})" if c.missing else "-") if not c.diverged else f"n/a ({c.diverged} diverged)"
     else:
-        s = f"{c.mean:.{digits}f} ± {c.std:.{digits}f} (n={c.n}"
-        s += f" of {c.n + c.diverged}, {c.diverged} diverged)" if c.diverged else ")"
+        spread = "" if (c.n == 1 and not c.std_label) else f" ± {c.std:.{digits}f}"  # one run: no spread
+        s = f"{c.mean:.{digits}f}{spread} (n={c.n}"
+        s += f" of {c.n + c.diverged}, {c.diverged} diverged" if c.diverged else ""
+        s += f"; std {c.std_label})" if c.std_label else ")"
     if params and c.params is not None:
         s += f" [{c.params:,} params]"
     return s
@@ -103,7 +124,9 @@ def _num(v: float, digits: int = 1) -> str:
 
 
 def fmt_paper(p, digits: int = 1) -> str:
-    return "-" if p is None else f"{_num(p[0], digits)} ± {_num(p[1], digits)}"
+    if p is None:
+        return "-"
+    return _num(p[0], digits) if p[1] is None else f"{_num(p[0], digits)} ± {_num(p[1], digits)}"
 
 
 def _shown_rows(t: Table) -> list[str]:
@@ -222,3 +245,179 @@ def write_curves(exp, records: list[dict], root: Path, stem: str) -> list[Path]:
     fig.savefig(png, dpi=120)
     plt.close(fig)
     return [csv, png]
+
+
+# ----------------------------------------------------------------------------- convergence (issue 9)
+_TOOLKIT_QUIET = ("diagnose", "diag_iters", "power_iters")
+
+
+def _toolkit_label(cfg: dict) -> str:
+    """The non-default fixed-point fields of a config, e.g. ``jac_reg=10, forcing=input``."""
+    from .fixedpoint.fields import _fields
+
+    parts = [f"{name}={cfg[name]}" for name, (_, f) in _fields().items()
+             if name not in _TOOLKIT_QUIET and name in cfg and cfg[name] != f.default]
+    return ", ".join(parts)
+
+
+def _fmt(v, digits=3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+
+
+def convergence_rows(exp, records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(per-run rows, per-group rows) of the fixed-point diagnostics (``extra.fixedpoint``)."""
+    scale = exp.metric_scale
+    runs, groups = [], {}
+    for r in records:
+        fp = (r.get("extra") or {}).get("fixedpoint")
+        if r.get("status") != "ok" or not fp:
+            continue
+        cfg = r["config"]
+        tk = _toolkit_label(cfg)
+        label = f"{exp.row(cfg)} / {exp.col(cfg)}" + (f" [{tk}]" if tk else "")
+        row = {"group": label, "seed": r["seed"], "contraction": fp["contraction"],
+               "lipschitz_bound": fp["lipschitz_bound"], "spectral_radius": fp["spectral_radius"],
+               "spectral_radius_damped": fp["spectral_radius_damped"], "ratio_tail_max": fp["ratio_tail_max"],
+               "metric_name": fp.get("metric_name", "metric"), "cell_key": r["cell_key"]}
+        for method, d in fp["methods"].items():
+            for tol, k in d["stops"].items():
+                row[f"{method}_evals@{tol}"] = k
+                m = (d.get("metric_at_stop") or {}).get(tol)
+                row[f"{method}_{row['metric_name']}@{tol}"] = None if m is None else m * scale
+            if d.get("metric"):
+                row[f"{method}_{row['metric_name']}_last"] = d["metric"][-1] * scale
+            row[f"{method}_fallbacks"] = d.get("fallbacks", 0)
+        row["_fp"] = fp
+        runs.append(row)
+        groups.setdefault(label, []).append(row)
+    out = []
+    for label, rows in groups.items():
+        mean = lambda vals: (sum(vals) / len(vals)) if vals else None  # noqa: E731
+        vals = lambda key: [x[key] for x in rows if x.get(key) is not None and math.isfinite(x[key])]  # noqa: E731
+        g = {"group": label, "n": len(rows), "metric_name": rows[0]["metric_name"],
+             "certified": sum(x["contraction"] == "certified" for x in rows),
+             "empirical": sum(x["contraction"] == "empirical" for x in rows),
+             "neither": sum(x["contraction"] == "neither" for x in rows),
+             "lipschitz_bound": mean(vals("lipschitz_bound")), "spectral_radius": mean(vals("spectral_radius")),
+             "spectral_radius_damped": mean(vals("spectral_radius_damped"))}
+        for tol in ("1e-02", "1e-04", "1e-06"):
+            for method in ("picard", "anderson"):
+                ks = vals(f"{method}_evals@{tol}")
+                g[f"{method}@{tol}"] = mean(ks)
+                g[f"{method}_reached@{tol}"] = len(ks)
+                g[f"{method}_metric@{tol}"] = mean(vals(f"{method}_{g['metric_name']}@{tol}"))
+            both = [x["picard_evals@" + tol] / x["anderson_evals@" + tol] for x in rows
+                    if x.get("picard_evals@" + tol) and x.get("anderson_evals@" + tol)]
+            g[f"ratio@{tol}"] = mean(both)
+        out.append(g)
+    return runs, out
+
+
+def render_convergence(exp, records: list[dict], console) -> list[dict]:
+    """Terminal tables: per group (evaluations to tolerance, Picard / Anderson, metric at the
+    stopping point, contraction counts) and per run (contraction class and certificates)."""
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    runs, groups = convergence_rows(exp, records)
+    if not runs:
+        return groups
+    t = RichTable(title=f"{exp.name}: fixed-point convergence (operator evaluations to a relative-residual "
+                        f"tolerance; metric at that point; mean over runs)", show_lines=True)
+    for col in ("cell", "n", "certified / empirical / neither", "rho(J) | rho(damped)", "Lipschitz bound",
+                "tol 1e-2: picard | anderson", "tol 1e-4: picard | anderson (ratio)", "metric @1e-4: picard | anderson"):
+        t.add_column(col)
+    for g in groups:
+        reach = lambda m, tol: f"{_fmt(g[f'{m}@{tol}'])}" + (  # noqa: E731
+            f" ({g[f'{m}_reached@{tol}']}/{g['n']})" if g[f"{m}_reached@{tol}"] < g["n"] else "")
+        t.add_row(escape(g["group"]), str(g["n"]), f"{g['certified']} / {g['empirical']} / {g['neither']}",
+                  f"{_fmt(g['spectral_radius'])} | {_fmt(g['spectral_radius_damped'])}", _fmt(g["lipschitz_bound"]),
+                  f"{reach('picard', '1e-02')} | {reach('anderson', '1e-02')}",
+                  f"{reach('picard', '1e-04')} | {reach('anderson', '1e-04')} ({_fmt(g['ratio@1e-04'])}x)",
+                  f"{_fmt(g['picard_metric@1e-04'], 4)} | {_fmt(g['anderson_metric@1e-04'], 4)} ({g['metric_name']})")
+    console.print(t)
+    pr = RichTable(title="per run: is the operator contractive?")
+    for col in ("cell", "seed", "contraction", "Lipschitz bound", "rho(J)", "rho(damped)", "max tail ratio"):
+        pr.add_column(col)
+    for x in runs:
+        pr.add_row(escape(x["group"]), str(x["seed"]), x["contraction"], _fmt(x["lipschitz_bound"]),
+                   _fmt(x["spectral_radius"]), _fmt(x["spectral_radius_damped"]), _fmt(x["ratio_tail_max"]))
+    console.print(pr)
+    console.print("[dim]certified: a-priori Lipschitz bound < 1; empirical: Picard contraction ratios < 1 "
+                  "(second half of the diagnostic solve); '-': not reached within diag_iters / no bound.[/dim]")
+    return groups
+
+
+def write_convergence(exp, records: list[dict], root: Path, stem: str) -> list[Path]:
+    """``<stem>_convergence.{md,csv,png}``: the tables of :func:`render_convergence` and relative
+    residual / metric vs iteration k per group and method (geometric / arithmetic mean over runs)."""
+    runs, groups = convergence_rows(exp, records)
+    if not runs:
+        return []
+    import pandas as pd
+
+    root.mkdir(parents=True, exist_ok=True)
+    md, csv, png = (root / f"{stem}_convergence.{ext}" for ext in ("md", "csv", "png"))
+    pd.DataFrame([{k: v for k, v in x.items() if k != "_fp"} for x in runs]).to_csv(csv, index=False)
+    lines = [f"**{exp.name}: fixed-point convergence** (operator evaluations until the relative residual "
+             f"||T(x)+f-x|| / ||T(x)+f|| <= tol; mean over runs; `(r/n)`: runs that reached it)", "",
+             "| cell | n | certified / empirical / neither | rho(J) | rho(damped) | Lipschitz bound | "
+             "evals @1e-2 picard / anderson | evals @1e-4 picard / anderson | ratio @1e-4 | metric @1e-4 picard / anderson |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for g in groups:
+        ev = lambda tol: " / ".join(  # noqa: E731
+            _fmt(g[f"{m}@{tol}"]) + (f" ({g[f'{m}_reached@{tol}']}/{g['n']})" if g[f"{m}_reached@{tol}"] < g["n"] else "")
+            for m in ("picard", "anderson"))
+        lines.append(f"| {g['group']} | {g['n']} | {g['certified']} / {g['empirical']} / {g['neither']} | "
+                     f"{_fmt(g['spectral_radius'])} | {_fmt(g['spectral_radius_damped'])} | {_fmt(g['lipschitz_bound'])} | "
+                     f"{ev('1e-02')} | {ev('1e-04')} | {_fmt(g['ratio@1e-04'])} | "
+                     f"{_fmt(g['picard_metric@1e-04'], 4)} / {_fmt(g['anderson_metric@1e-04'], 4)} ({g['metric_name']}) |")
+    lines += ["", "| cell | seed | contraction | Lipschitz bound | rho(J) | rho(damped) | max tail ratio |",
+              "|---|---|---|---|---|---|---|"]
+    for x in runs:
+        lines.append(f"| {x['group']} | {x['seed']} | {x['contraction']} | {_fmt(x['lipschitz_bound'])} | "
+                     f"{_fmt(x['spectral_radius'])} | {_fmt(x['spectral_radius_damped'])} | {_fmt(x['ratio_tail_max'])} |")
+    md.write_text("\n".join(lines) + "\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_group: dict = {}
+    for x in runs:
+        by_group.setdefault(x["group"], []).append(x["_fp"])
+    n_lines = 2 * len(by_group)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4 + 0.16 * n_lines))
+    for i, (label, fps) in enumerate(by_group.items()):
+        color = f"C{i % 10}"
+        for method, style in (("picard", "-"), ("anderson", "--")):
+            traces = [fp["methods"][method]["rel_residual"] for fp in fps if method in fp["methods"]]
+            if not traces:
+                continue
+            n = min(len(tr) for tr in traces)
+            def geo_mean(vals):  # geometric mean over the runs still finite at this k (a gap when none)
+                ok = [min(max(v, 1e-30), 1e30) for v in vals if isinstance(v, (int, float)) and math.isfinite(v)]
+                return math.exp(sum(math.log(v) for v in ok) / len(ok)) if ok else float("nan")
+
+            geo = [geo_mean([tr[k] for tr in traces]) for k in range(n)]
+            ax1.semilogy(range(n), geo, style, color=color, label=f"{label} {method} (n={len(traces)})")
+            mets = [fp["methods"][method].get("metric") for fp in fps if fp["methods"][method].get("metric")]
+            if mets:
+                n = min(len(m) for m in mets)
+                ax2.plot(range(n), [sum(m[k] for m in mets) / len(mets) * exp.metric_scale for k in range(n)], style,
+                         color=color, label=f"{label} {method}")
+    ax1.set_xlabel("iteration k")
+    ax1.set_ylabel("relative residual ||T(x_k)+f-x_k|| / ||T(x_k)+f||")
+    ax2.set_xlabel("iteration k")
+    ax2.set_ylabel(runs[0]["metric_name"].replace("_", " ") + " of the prediction from x_k")
+    ax1.set_title("residual vs k (solid: picard, dashed: anderson)", fontsize=9)
+    ax2.set_title("task metric vs k", fontsize=9)
+    fig.tight_layout(rect=(0, 0.16 * n_lines / (4 + 0.16 * n_lines) + 0.02, 1, 1))
+    handles, labels = ax1.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", fontsize=7, ncol=1, frameon=False)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return [md, csv, png]

@@ -52,7 +52,7 @@ def default_recipe(exp) -> Path:
 
 
 def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overrides: dict,
-         cells: str = "all", filter_: str | None = None) -> Plan:
+         cells: str = "all", filter_: str | None = None, axis: tuple[str, list] | None = None) -> Plan:
     """Resolve a recipe into runs.
 
     Layers, later wins: typed defaults < recipe ``defaults`` < the cell < the
@@ -61,6 +61,11 @@ def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overri
     it matches anywhere: a plain substring works as one); ``cells='match'``
     takes the one cell the experiment finds closest to the overrides (``picard
     run``), or none (defaults) if no cell matches.
+
+    ``axis=(field, values)`` (``--steps``): every chosen cell is multiplied by the values of
+    one config field, last of all; cells that then coincide (they differed only in that field)
+    run once. Names get the suffix ``<label>=<value>`` (label: the experiment's ``axis_label``,
+    else the field), replacing a ``<label>=...`` part of the cell's own name.
     """
     path = Path(recipe_path) if recipe_path else default_recipe(exp)
     recipe = read_recipe(path, exp.name) if path.exists() or recipe_path else {"_path": None}
@@ -101,6 +106,9 @@ def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overri
         if not chosen:
             raise RecipeError(f"{where}no cell matches --filter {filter_!r} (cells: {', '.join(cell_defs)})")
 
+    if axis is not None:
+        chosen = _multiply(exp, chosen, axis, overrides)
+
     shown = _display_path(recipe.get("_path"))
     digest = hashlib.sha256(Path(recipe["_path"]).read_bytes()).hexdigest()[:16] if recipe.get("_path") else None
     out = Plan(exp.name, shown, sweep, digest, scale=scale)
@@ -110,6 +118,48 @@ def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overri
             ident = identity(c)
             out.runs.append(Run(exp.name, name, c.seed, to_dict(c), config_hash(ident), config_hash(ident, ("seed",))))
     return out
+
+
+def _multiply(exp, chosen: dict, axis: tuple[str, list], overrides: dict) -> dict:
+    name, values = axis
+    label = getattr(exp, "axis_label", name)
+    if name in overrides:
+        raise RecipeError(f"command line: {name}= and --steps both set {name}; give one of them")
+    out: dict = {}
+    seen: set[str] = set()
+    for cell, cfg in chosen.items():
+        stem = "/".join(p for p in cell.split("/") if not p.startswith(f"{label}="))
+        for v in values:
+            c = apply(cfg, {name: v}, "--steps: ")
+            h = config_hash(identity(c), ("seed",))
+            if h in seen:
+                continue
+            seen.add(h)
+            new = f"{stem}/{label}={v}" if stem else f"{label}={v}"
+            out[new if new not in out else f"{cell}/{label}={v}"] = c
+    return out
+
+
+def parse_range(spec: str, flag: str = "--steps", default_step: int = 100) -> list[int]:
+    """``'100:1000'`` -> 100, 200, ..., 1000 (start:stop[:step], stop included, step default
+    ``default_step``); ``'400'`` -> [400]. Bad ranges raise one-line RecipeErrors."""
+    usage = "expected start:stop[:step] or one value, integers with 1 <= start <= stop and step >= 1 (e.g. 100:1000)"
+    parts = str(spec).strip().split(":")
+    if len(parts) > 3:
+        raise RecipeError(f"{flag} {spec!r}: {usage}")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise RecipeError(f"{flag} {spec!r}: not a number; {usage}") from None
+    start, stop = nums[0], nums[1] if len(nums) > 1 else nums[0]
+    step = nums[2] if len(nums) > 2 else default_step
+    if start < 1:
+        raise RecipeError(f"{flag} {spec!r}: start must be >= 1, got {start}; {usage}")
+    if stop < start:
+        raise RecipeError(f"{flag} {spec!r}: stop {stop} is below start {start}; {usage}")
+    if step < 1:
+        raise RecipeError(f"{flag} {spec!r}: step must be >= 1, got {step}; {usage}")
+    return list(range(start, stop + 1, step))
 
 
 def _display_path(path: str | None) -> str | None:
@@ -129,6 +179,10 @@ class Context:
 
     device: str
     data_root: Path
+    fid_weights: str | None = None  # --fid-weights (else $PICARD_FID_WEIGHTS; see metrics/fid.py)
+    allow_unverified_weights: bool = False
+    results_root: Path | None = None  # where results/<experiment>.jsonl lives (run folders go beside it)
+    run_dir: Path | None = None  # per-run folder for checkpoints and artifacts; set by execute() per run
     on_epoch: Callable[..., None] = lambda done, total, info="": None  # (done, total, info)
 
 
@@ -186,6 +240,7 @@ def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None) -> li
         if progress:
             progress.begin_group(batch[0].cell, len(batch))
             ctx.on_epoch = progress.epoch
+        ctx.run_dir = run_dir(ctx, exp, batch[0]) if len(batch) == 1 else None
         t0 = time.perf_counter()
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         outcomes = exp.run_group([r.config for r in batch], ctx)
@@ -197,6 +252,12 @@ def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None) -> li
             progress.end_group(len(batch))
     keys = {r.key for r in p.runs}
     return [r for r in store.records() if r.get("key") in keys]
+
+
+def run_dir(ctx: Context, exp, run: Run) -> Path | None:
+    """``<results root>/<experiment>-runs/<run key>/``: a run's checkpoints and artifacts (the key is
+    the hash of its config, so a re-run of the same run finds its folder)."""
+    return None if ctx.results_root is None else Path(ctx.results_root) / f"{exp.name}-runs" / run.key
 
 
 def _record(exp, p: Plan, run: Run, outcome: dict, ctx: Context, started: str, wall: float,

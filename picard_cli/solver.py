@@ -17,7 +17,14 @@ named by ``tol_norm``:
 * ``"step"``     ||x_{k+1} - x_k||            (Alg. 1's test)
 * ``"residual"`` ||T(x_k) + f - x_k||          (undamped residual)
 
+* ``"rel_residual"`` ||T(x_k) + f - x_k|| / ||T(x_k) + f||   (scale-free; traced as ``rel_residual``)
+
 The iteration stops when every problem in the batch is below ``tol``.
+
+Beyond the paper (issue 9): :func:`solve` is the front door every experiment can use. With its
+default :class:`FixedPointSpec` it is exactly :func:`picard` (the paper's protocol); the spec
+selects Anderson acceleration (``method``), a tolerance, and the gradient mode (``grad``:
+``unrolled`` | ``implicit`` | ``phantom:k``); see ``picard_cli/fixedpoint/``.
 """
 from __future__ import annotations
 
@@ -25,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
 
 import torch
+
+from .fixedpoint.names import GRAD_MODES, METHODS, TOL_NORMS
 
 Status = Literal["converged", "max_iter", "diverged", "nan"]
 
@@ -39,17 +48,46 @@ class SolverStats:
     step_norm: list = field(default_factory=list)  # ||x_{k+1} - x_k||
     residual: list = field(default_factory=list)  # ||T(x_k) + f - x_k||
     ratio: list = field(default_factory=list)  # q_k = step_k / step_{k-1}, from k = 1
+    rel_residual: list = field(default_factory=list)  # ||T(x_k) + f - x_k|| / ||T(x_k) + f|| (when asked for)
+    # Set by solve() beyond the plain paper path only (absent from the records of default runs):
+    method: str = "picard"
+    n_evals: int | None = None  # operator evaluations of the forward pass (incl. implicit / phantom extras)
+    fallbacks: int = 0  # Anderson: problem-steps that fell back to a plain damped step
+    backward: dict | None = None  # implicit gradient: the backward fixed-point solve of the last backward pass
+    jac: object = None  # Jacobian-regularisation term per problem (a tensor with graph), when asked for
 
     def per_problem(self, i: int) -> dict:
         """Traces of problem ``i`` of a batched solve, as a plain JSON-able dict."""
         pick = (lambda v: v[i]) if self.step_norm and isinstance(self.step_norm[0], list) else (lambda v: v)
-        return {
+        out = {
             "steps": self.steps,
             "status": self.status,
             "step_norm": [pick(v) for v in self.step_norm],
             "residual": [pick(v) for v in self.residual],
             "ratio": [pick(v) for v in self.ratio],
         }
+        if self.rel_residual:
+            pick_r = (lambda v: v[i]) if isinstance(self.rel_residual[0], list) else (lambda v: v)
+            out["rel_residual"] = [pick_r(v) for v in self.rel_residual]
+        if self.n_evals is not None:
+            out |= {"method": self.method, "n_evals": self.n_evals, "fallbacks": self.fallbacks}
+            if self.backward is not None:
+                out["backward"] = self.backward
+        return out
+
+    def total(self) -> "SolverStats":
+        """The traces of a batched solve as ONE problem: per-problem norms combined into the norm
+        of the whole iterate (sqrt of the sum of squares), ratios recomputed; relative residuals
+        become the worst problem's (what a batch-wide "all below tol" test sees)."""
+        if not self.step_norm or not isinstance(self.step_norm[0], list):
+            return self
+        comb = lambda vs: [sum(v * v for v in row) ** 0.5 for row in vs]  # noqa: E731
+        step, res = comb(self.step_norm), comb(self.residual)
+        ratio = [s / max(p, 1e-300) for p, s in zip(step, step[1:])]
+        rel = [max(row) for row in self.rel_residual] if self.rel_residual and isinstance(self.rel_residual[0], list) \
+            else list(self.rel_residual)
+        return SolverStats(self.steps, self.status, step, res, ratio, rel, self.method, self.n_evals, self.fallbacks,
+                           self.backward, self.jac)
 
 
 def schedule(a: float | Sequence[float], max_iter: int) -> list[float]:
@@ -77,6 +115,8 @@ def _values(t: torch.Tensor):
     return t.item() if t.dim() == 0 else t.tolist()
 
 
+
+
 def picard(
     T: Callable[[torch.Tensor], torch.Tensor],
     x0: torch.Tensor,
@@ -89,6 +129,8 @@ def picard(
     divergence: float | None = 1e8,
     batch_dim: int | None = None,
     trace: bool = True,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
+    rel_trace: bool = False,
 ) -> tuple[torch.Tensor, SolverStats]:
     """Run damped Picard iterations from ``x0``; return ``(x, stats)``.
 
@@ -97,9 +139,12 @@ def picard(
     iterate stops with status ``nan``. ``trace=False`` skips the norm
     bookkeeping (no stats traces, no tolerance test, no divergence test) for
     the fast path inside training loops; non-finite checks are skipped too.
+    ``callback(k, x_k)`` is called after every step k = 1, 2, ... with the new iterate
+    (diagnostics: the task metric at every iteration). ``rel_trace`` records
+    ``stats.rel_residual`` (always recorded with ``tol_norm='rel_residual'``).
     """
-    if tol_norm not in ("step", "residual"):
-        raise ValueError(f"tol_norm must be 'step' or 'residual', got {tol_norm!r}")
+    if tol_norm not in TOL_NORMS:
+        raise ValueError(f"tol_norm must be one of {', '.join(TOL_NORMS)}, got {tol_norm!r}")
     a_k = schedule(a, max_iter)
     if tol is not None and not trace:
         raise ValueError("a tolerance needs trace=True (norms are what it tests)")
@@ -121,6 +166,11 @@ def picard(
                 step = _norm(x_new - x, batch_dim)
                 stats.residual.append(_values(res))
                 stats.step_norm.append(_values(step))
+                if rel_trace or tol_norm == "rel_residual":
+                    gn = _norm(g, batch_dim)
+                    rel = res / gn.clamp_min(torch.finfo(res.dtype).tiny)
+                    rel = torch.where(torch.isfinite(gn) & torch.isfinite(res), rel, torch.full_like(rel, float("nan")))
+                    stats.rel_residual.append(_values(rel))
                 if prev_step is not None:
                     q = step / prev_step.clamp_min(torch.finfo(step.dtype).tiny)
                     stats.ratio.append(_values(q))
@@ -134,10 +184,154 @@ def picard(
                     stats.status = "diverged"
                     return x_new, stats
                 if tol is not None:
-                    crit = step if tol_norm == "step" else res
+                    crit = step if tol_norm == "step" else res if tol_norm == "residual" else rel
                     if bool((crit <= tol).all()):
+                        if callback is not None:
+                            callback(k + 1, x_new)
                         stats.status = "converged"
                         return x_new, stats
+        if callback is not None:
+            callback(k + 1, x_new)
         x = x_new
     return x, stats
 
+
+
+# ----------------------------------------------------------------------------- beyond the paper (issue 9)
+@dataclass(frozen=True)
+class FixedPointSpec:
+    """How :func:`solve` solves and differentiates; the default is the paper's protocol
+    (plain damped Picard, fixed step count, gradients through the unrolled steps).
+
+    * ``method``: ``picard`` or ``anderson`` (memory ``anderson_m``, ridge ``anderson_lam``
+      relative to the mean diagonal of the normal equations, fallback to a plain damped step when
+      the least-squares system's condition number exceeds ``anderson_cond``; damping = the
+      solver's ``a``, the weight on the old (mixed) iterate).
+    * ``tol`` / ``tol_norm``: stop once every problem is below ``tol`` (None: fixed count).
+    * ``grad``: ``unrolled`` (autograd through every step), ``implicit`` (solve without a graph,
+      then the implicit-function-theorem gradient from a backward fixed-point solve
+      ``u = J^T u + v`` with ``backward_tol`` / ``backward_max_iter``, by the same method; O(1)
+      memory in the step count) or ``phantom:k`` (solve without a graph, then k damped Picard
+      steps with one: Jacobian-free backprop for k = 1). The forward VALUE depends only on the
+      spec, never on ``torch.is_grad_enabled()`` or ``model.eval()``.
+    * ``jac_samples`` > 0: also return in ``stats.jac`` a Hutchinson estimate (that many probes)
+      of ||J_T||_F^2 / d per problem at the solution, with a graph, when gradients are enabled.
+    """
+
+    method: str = "picard"
+    tol: float | None = None
+    tol_norm: str = "rel_residual"
+    grad: str = "unrolled"
+    anderson_m: int = 5
+    anderson_lam: float = 1e-4
+    anderson_cond: float = 1e10
+    backward_tol: float = 1e-4
+    backward_max_iter: int = 50
+    jac_samples: int = 0
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.grad not in GRAD_MODES and not (self.grad.startswith("phantom:") and self.grad[8:].isdigit()
+                                                and int(self.grad[8:]) >= 1):
+            raise ValueError(f"grad must be unrolled, implicit or phantom:k (k >= 1), got {self.grad!r}")
+        if self.tol_norm not in TOL_NORMS:
+            raise ValueError(f"tol_norm must be one of {', '.join(TOL_NORMS)}, got {self.tol_norm!r}")
+
+    @property
+    def plain(self) -> bool:
+        """True when solve() is exactly picard() (the paper's protocol)."""
+        return self.method == "picard" and self.tol is None and self.grad == "unrolled" and not self.jac_samples
+
+    @property
+    def phantom_steps(self) -> int:
+        return int(self.grad.split(":")[1]) if self.grad.startswith("phantom:") else 0
+
+
+def run_method(method: str, T, x0, f=None, *, spec: FixedPointSpec | None = None, **kw):
+    """One forward solve by ``method`` with :func:`picard`'s keyword arguments."""
+    if method == "picard":
+        return picard(T, x0, f, **kw)
+    from .fixedpoint.anderson import anderson
+
+    spec = spec or FixedPointSpec()
+    return anderson(T, x0, f, m=spec.anderson_m, lam=spec.anderson_lam, cond_max=spec.anderson_cond, **kw)
+
+
+def solve(
+    T: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    f: torch.Tensor | None = None,
+    *,
+    spec: FixedPointSpec | None = None,
+    a: float | Sequence[float] = 0.5,
+    max_iter: int = 10,
+    divergence: float | None = 1e8,
+    batch_dim: int | None = None,
+    trace: bool = True,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
+) -> tuple[torch.Tensor, SolverStats]:
+    """Solve ``x = T(x) + f`` from ``x0`` as ``spec`` says; return ``(x, stats)``.
+
+    The default spec is exactly ``picard(T, x0, f, a=a, max_iter=max_iter, ...)``, bit for bit.
+    Otherwise ``stats`` also carries ``method`` and ``n_evals`` (operator evaluations of this
+    forward pass), and ``backward`` is filled in by an implicit gradient's backward pass.
+    """
+    spec = spec or FixedPointSpec()
+    if spec.plain:
+        return picard(T, x0, f, a=a, max_iter=max_iter, divergence=divergence, batch_dim=batch_dim, trace=trace,
+                      callback=callback)
+    tol = spec.tol
+    trace = trace or tol is not None
+    kw = dict(a=a, tol=tol, tol_norm=spec.tol_norm, divergence=divergence, batch_dim=batch_dim, trace=trace,
+              callback=callback)
+    grad_on = torch.is_grad_enabled()
+    if spec.grad == "unrolled":
+        x, stats = run_method(spec.method, T, x0, f, spec=spec, max_iter=max_iter, **kw)
+        stats.n_evals = stats.steps
+    elif spec.grad == "implicit":
+        with torch.no_grad():
+            x, stats = run_method(spec.method, T, x0, f, spec=spec, max_iter=max_iter, **kw)
+        stats.n_evals = stats.steps
+        if grad_on:
+            from .fixedpoint.implicit import attach_implicit
+
+            x = attach_implicit(T, x, f, a=a if isinstance(a, (int, float)) else a[-1], spec=spec,
+                                batch_dim=batch_dim, stats=stats)
+            stats.n_evals += 1
+    else:  # phantom:k -- (max_iter - k) steps without a graph, then k damped Picard steps with one
+        k = min(spec.phantom_steps, max_iter)
+        a_list = schedule(a, max_iter)
+        if max_iter - k > 0:
+            with torch.no_grad():
+                x, stats = run_method(spec.method, T, x0, f, spec=spec, max_iter=max_iter - k,
+                                      **(kw | {"a": a_list[: max_iter - k]}))
+        else:
+            x, stats = x0, SolverStats(steps=0, status="max_iter")
+        x = x.detach()
+        first = stats.status
+        if first in ("diverged", "nan"):
+            stats.n_evals = stats.steps
+            return x, stats
+        off = stats.steps
+        shifted = (lambda j, xx: callback(off + j, xx)) if callback is not None else None
+        x, tail = picard(T, x, f, a=a_list[max_iter - k:], max_iter=k, divergence=None, batch_dim=batch_dim,
+                         trace=trace, callback=shifted,
+                         rel_trace=bool(stats.rel_residual) or spec.tol_norm == "rel_residual")
+        if trace:
+            stats.residual += tail.residual
+            stats.rel_residual += tail.rel_residual
+            if stats.step_norm and tail.step_norm:  # ratio across the seam
+                prev, nxt = torch.tensor(stats.step_norm[-1]), torch.tensor(tail.step_norm[0])
+                stats.ratio.append(_values(nxt / prev.clamp_min(1e-300)))
+            stats.step_norm += tail.step_norm
+            stats.ratio += tail.ratio
+        stats.steps += tail.steps
+        stats.status = first if first == "converged" else tail.status
+        stats.n_evals = stats.steps
+    stats.method = spec.method
+    if spec.jac_samples and grad_on:
+        from .fixedpoint.jacobian import hutchinson_frobenius
+
+        stats.jac = hutchinson_frobenius(T, x, batch_dim=batch_dim, samples=spec.jac_samples)
+    return x, stats

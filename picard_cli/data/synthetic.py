@@ -102,3 +102,61 @@ def write_lrgb_raw(root: str | Path, n_graphs: tuple[int, int, int] = (24, 6, 6)
         with open(raw / f"{split}.pickle", "wb") as fh:
             pickle.dump(graphs, fh)
     return Path(root)
+
+
+def smooth_images(n: int, seed: int = 0, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` uint8 (size, size, 3) images of smooth random colour fields (a few low-frequency
+    cosines per channel; the class sets the dominant frequency) and their labels 0..9: easy to
+    inpaint, so a short training run visibly learns."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    yy, xx = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        img = np.zeros((size, size, 3))
+        for _ in range(3):
+            fy, fx = rng.uniform(0.5, 1.5 + c % 5, 2) * 2 * np.pi / size
+            phase = rng.uniform(0, 2 * np.pi)
+            img += np.cos(fy * yy + fx * xx + phase)[..., None] * rng.uniform(0.2, 1.0, 3)
+        img = (img - img.min()) / (np.ptp(img) + 1e-9)
+        out[i] = np.round(img * 255).astype(np.uint8)
+    return out, labels.astype(np.int64)
+
+
+def write_cifar10_npz(root: str | Path, n_train: int = 200, n_test: int = 100, seed: int = 0) -> Path:
+    """Write ``<root>/cifar10/{cifar10_train_subset,cifar10_test}.npz`` in the offline arrays'
+    format (uint8 N x 32 x 32 x 3 ``images``, int64 ``labels``, grouped by class)."""
+    from .cifar10 import NPZ
+
+    folder = Path(root) / "cifar10"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, s in (("train", n_train, seed), ("test", n_test, seed + 1)):
+        images, labels = smooth_images(n, s)
+        order = np.argsort(labels, kind="stable")  # grouped by class, as the real arrays are
+        np.savez(folder / NPZ[split], images=images[order], labels=labels[order])
+    return folder
+
+
+def write_cifar10_batches(root: str | Path, n_per_batch: int = 20, n_test: int = 20, seed: int = 0) -> dict:
+    """Write ``<root>/cifar10/cifar-10-batches-py/`` in the original python-pickle format
+    (data_batch_1..5, test_batch: dict with "data" uint8 (N, 3072) CHW-flattened rows and
+    "labels"; batches.meta with "label_names"; str keys, as the python-2 pickles read with latin1). Returns {file name: md5} so a test can give
+    torchvision's integrity check the generated files' sums."""
+    import hashlib
+
+    from .cifar10 import BATCHES
+
+    folder = Path(root) / "cifar10" / BATCHES
+    folder.mkdir(parents=True, exist_ok=True)
+    sums = {}
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for j, name in enumerate(names):
+        images, labels = smooth_images(n_test if name == "test_batch" else n_per_batch, seed + j)
+        rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+        (folder / name).write_bytes(pickle.dumps({"data": rows, "labels": labels.tolist()}))
+    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                           "truck"]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    for name in names + ["batches.meta"]:
+        sums[name] = hashlib.md5((folder / name).read_bytes()).hexdigest()
+    return sums

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from ..fixedpoint.fields import fixedpoint_fields
 from ..recipes import fld, parse_int_list
 from ..registry import register
 
@@ -42,6 +43,7 @@ class NSSplit:
 
 
 @dataclass
+@fixedpoint_fields  # solver_method, solver_tol, grad_mode, jac_reg, ... (issue 9; defaults = the paper)
 class AnieConfig(NSSplit):
     heads: int = fld(1, "attention heads (Table 4's xH)", range=(1, 64))
     blocks: int = fld(1, "transformer blocks (Table 4's yB)", range=(1, 64))
@@ -113,11 +115,14 @@ def load_splits(c: dict, root):
 
 
 def build_model(c: dict, size: int):
+    from ..fixedpoint.fields import fixed_masks, spec_from_config
     from ..models.anie import ANIE
 
     return ANIE(size=size, dim=c["dim"], emb=c["emb"], heads=c["heads"], blocks=c["blocks"], n_ff=c["n_ff"],
                 dropout=c["dropout"], n_iter=c["n_iter"], a=c["a"], coord_scramble=c["coord_scramble"],
-                kv_dropout_always=c["kv_dropout_always"], eval_adds_f=c["eval_adds_f"])
+                kv_dropout_always=c["kv_dropout_always"], eval_adds_f=c["eval_adds_f"],
+                fp=spec_from_config(c), forcing=c.get("forcing", "none"), fixed_masks=fixed_masks(c),
+                spectral_cap=c.get("spectral_norm", 0.0), jac_reg=c.get("jac_reg", 0.0))
 
 
 class Anie:
@@ -190,13 +195,52 @@ class Anie:
         model.eval()  # solver traces of the last model on the first test batch
         with torch.no_grad():
             _, stats = model(Xte[:c["batch_size"], 0], trace=True)
-        solver = stats.per_problem(0) | {"n_iter": c["n_iter"], "n_evals": c["n_iter"],
+        solver = stats.per_problem(0) | {"n_iter": c["n_iter"], "n_evals": stats.steps + 1,  # + the final G
                                          "residual_out": stats.residual_out}
+        if c["diagnose"]:
+            extra["fixedpoint"] = diagnose_anie(model, Xte[:c["batch_size"]], c)
+        if model.fp_log:
+            extra["fixedpoint_train"] = train_summary(model.fp_log)
         if ks:  # the trained (last) model with other iteration counts, no retraining
             extra["iter_curve"] = {"k": ks, "test_mse": [float(f"{test_mse(k)[0]:.6g}") for k in ks], "model": "last"}
         model.load_state_dict(run.best_state)
         metrics["test_mse_best_val"], metrics["test_mse_std_best_val"] = test_mse()
         return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
+
+
+def diagnose_anie(model, X, c: dict) -> dict:
+    """Fixed-point diagnostics of the trained (last) ANIE on one test batch (``diagnose=true``;
+    picard_cli/fixedpoint/diagnostics.py): per-sample solves, reduced to the batch (the worst
+    sample's relative residual, the largest spectral radius); metric = test MSE on the 9 frames
+    t > 0 of the prediction from iterate y_k (decoder(G(y_k) + c))."""
+    import torch
+
+    from ..fixedpoint.diagnostics import diagnose
+    from ..fixedpoint.fields import spec_from_config
+
+    model.eval()
+    with torch.no_grad():
+        T, f, cf = model.problem(X[:, 0])
+
+    def mse(y):
+        return (model.predict(y, cf)[:, 1:] - X[:, 1:]).pow(2).mean()
+
+    return diagnose(T, f, cf, a=c["a"], iters=c["diag_iters"], batch_dim=0, reduce=True, spec=spec_from_config(c),
+                    metric=mse, lipschitz=None,
+                    lipschitz_note="LayerNorm and Galerkin attention (cubic in y): no global a-priori bound",
+                    power_iters=c["power_iters"], metric_name="test_mse", seed=c["seed"])[0]
+
+
+def train_summary(log: list) -> dict:
+    """Mean forward operator evaluations (+ the final G) and implicit backward steps over training steps."""
+    ev = [st.n_evals + 1 for st in log if st.n_evals is not None]
+    bw = [st.backward["steps"] for st in log if st.backward]
+    jac = [st.jac_value for st in log if getattr(st, "jac_value", None) is not None]
+    return {"forward_evals_mean": round(sum(ev) / len(ev), 3) if ev else None,
+            "backward_steps_mean": round(sum(bw) / len(bw), 3) if bw else None, "steps": len(log),
+            **({"backward_fallback_frac": round(sum(bool(st.backward["fallback"]) for st in log if st.backward)
+                                                / len(bw), 4)} if bw else {}),
+            **({"jac_frobenius_sq_per_dim": [round(v, 5) for v in jac[:: max(1, len(jac) // 20)]]} if jac else {})}
 
 
 register(Anie())

@@ -76,7 +76,12 @@ def fit(model, Xtr, Xva, c: dict, ctx, amp=contextlib.nullcontext) -> Fit:
             if not torch.isfinite(loss):
                 out.diverged = True
                 break
-            loss.backward()
+            aux = getattr(model, "aux_loss", None)  # e.g. ANIE's Jacobian penalty (jac_reg > 0)
+            if aux is not None:
+                model.aux_loss = None
+                (loss + aux).backward()
+            else:
+                loss.backward()
             opt.step()
             total += loss.item() * len(batch)
         if out.diverged:

@@ -15,11 +15,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..fixedpoint.fields import fixedpoint_fields
 from ..recipes import fld, parse_int_list
 from ..registry import register
 
 
 @dataclass
+@fixedpoint_fields  # solver_method, solver_tol, grad_mode, jac_reg, ... (issue 9; PIGN only; defaults = the paper)
 class PignConfig:
     dataset: str = fld("cora", "Planetoid dataset", choices=("cora", "citeseer"))
     noise: float = fld(0.0, "drop-in noise fraction p: floor(p*N*F) feature entries +1 (spec §3)", range=(0.0, 1.0))
@@ -124,9 +126,15 @@ class Pign:
         import torch
         import torch.nn.functional as F
 
+        from ..fixedpoint.fields import fixed_masks, spec_from_config, toolkit_in_use
         from ..models.stacked_gnn import PIGN, Graph, IterGNN, PlainGNN
 
         c = configs[0]
+        if c["model"] != "pign" and toolkit_in_use(c):
+            from ..errors import RecipeError
+
+            raise RecipeError(f"the fixed-point fields (solver_method, grad_mode, jac_reg, diagnose, ...) apply to "
+                              f"model=pign only, not model={c['model']} (sweep with --filter PIGN)")
         seeds = [cfg["seed"] for cfg in configs]
         dev = torch.device(ctx.device)
         data, x = _data(c["dataset"], c["noise"], c["noise_seed"], str(ctx.data_root))
@@ -146,7 +154,8 @@ class Pign:
                       heads=c["heads"], dropout=c["dropout"], attn_dropout=c["attn_dropout"])
         eval_ks = parse_int_list(c["eval_iters"], "eval_iters") if c["model"] == "pign" else []
         if c["model"] == "pign":
-            model = PIGN(gens, a=c["a"], init=c["init"], **common)
+            model = PIGN(gens, a=c["a"], init=c["init"], fp=spec_from_config(c), forcing=c["forcing"],
+                         fixed_masks=fixed_masks(c), spectral_cap=c["spectral_norm"], **common)
         elif c["model"] == "itergnn":
             model = IterGNN(gens, variant=c["itergnn_variant"], readout=c["readout"], stop_mass=c["stop_mass"],
                             **common)
@@ -165,7 +174,7 @@ class Pign:
         best_epoch = torch.zeros(S, dtype=torch.long, device=dev)
         test_at_best = torch.zeros(S, device=dev)
         diverged = torch.zeros(S, dtype=torch.bool, device=dev)
-        losses, train_iters = [], []
+        losses, train_iters, jac_hist = [], [], []
         for epoch in range(c["epochs"]):
             model.train()
             opt.zero_grad(set_to_none=True)
@@ -176,7 +185,12 @@ class Pign:
             # each seed's gradient is its own loss's gradient.
             loss_s = F.cross_entropy(logits[masks["train"]].transpose(1, 2), ytr, reduction="none").mean(0)
             diverged |= ~torch.isfinite(loss_s)
-            torch.nan_to_num(loss_s, nan=0.0, posinf=0.0).sum().backward()
+            objective = loss_s
+            if getattr(st, "jac", None) is not None:  # Jacobian penalty per seed (jac_reg > 0)
+                objective = loss_s + c["jac_reg"] * st.jac
+                jac_hist.append(st.jac.detach())
+                st.jac = None
+            torch.nan_to_num(objective, nan=0.0, posinf=0.0).sum().backward()
             opt.step()
             losses.append(loss_s.detach())
             model.eval()
@@ -201,6 +215,8 @@ class Pign:
                 curve["val_acc"].append(accuracy(lk, masks["val"]).tolist())
                 curve["test_acc"].append(accuracy(lk, masks["test"]).tolist())
         loss_hist = torch.stack(losses).cpu()
+        fixedpoint = _diagnose(model, X, graph, accuracy, masks, c, S) if c["model"] == "pign" and c["diagnose"] else None
+        fp_train = _train_summary(getattr(model, "fp_log", []), jac_hist, S)
         out = []
         for i in range(S):
             bad = bool(diverged[i]) or not math.isfinite(float(test[i]))
@@ -221,9 +237,48 @@ class Pign:
                           "train_loss_every_10": [round(float(v), 5) for v in loss_hist[::10, i]],
                           **({"iter_curve": {"k": eval_ks, "val_acc": [round(v[i], 5) for v in curve["val_acc"]],
                                              "test_acc": [round(v[i], 5) for v in curve["test_acc"]]}}
-                             if eval_ks else {})},
+                             if eval_ks else {}),
+                          **({"fixedpoint": fixedpoint[i]} if fixedpoint else {}),
+                          **({"fixedpoint_train": fp_train[i]} if fp_train else {})},
             })
         return out
+
+
+def _diagnose(model, X, graph, accuracy, masks, c: dict, S: int) -> list[dict]:
+    """Fixed-point diagnostics of the trained PIGN per seed (``diagnose=true``; see
+    picard_cli/fixedpoint/diagnostics.py): test accuracy of dec(x_k) at every step k of a picard
+    and an anderson solve, the tolerance grid's stopping points, spectral radius, Lipschitz bound."""
+    import torch
+
+    from ..fixedpoint.diagnostics import diagnose
+    from ..fixedpoint.fields import spec_from_config
+
+    model.eval()
+    with torch.no_grad():
+        T, h0, f = model.problem(X, graph)
+    bound, note = model.lipschitz_bound(graph)
+    return diagnose(T, h0, f, a=c["a"], iters=c["diag_iters"], batch_dim=1, spec=spec_from_config(c),
+                    metric=lambda h: accuracy(model.dec(h), masks["test"]), lipschitz=bound, lipschitz_note=note,
+                    power_iters=c["power_iters"], metric_name="test_acc", seed=c["seed"])
+
+
+def _train_summary(log: list, jac_hist: list, S: int) -> list[dict] | None:
+    """Per seed: mean forward evaluations (and implicit backward steps, Jacobian penalty) over training."""
+    if not log and not jac_hist:
+        return None
+    ev = [st.n_evals for st in log if st.n_evals is not None]
+    bw = [st.backward["steps"] for st in log if st.backward]
+    out = []
+    for i in range(S):
+        d = {"forward_evals_mean": round(sum(ev) / len(ev), 3) if ev else None,
+             "backward_steps_mean": round(sum(bw) / len(bw), 3) if bw else None}
+        if bw:  # training steps whose implicit backward solve fell back to the Jacobian-free gradient
+            d["backward_fallback_frac"] = round(sum(bool(st.backward["fallback"]) for st in log if st.backward)
+                                                / len(bw), 4)
+        if jac_hist:
+            d["jac_frobenius_sq_per_dim"] = [round(float(j[i]), 6) for j in jac_hist[:: max(1, len(jac_hist) // 20)]]
+        out.append(d)
+    return out
 
 
 def _solver_record(stats, i: int, train_iters: list) -> dict | None:

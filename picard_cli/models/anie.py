@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..data.navier_stokes import ANIE_TIMES
-from ..solver import picard
+from ..solver import FixedPointSpec, picard, solve
 
 
 class Encoder(nn.Module):
@@ -138,7 +138,8 @@ class ANIE(nn.Module):
     t=0 frames (B, S, S) to all stamps (B, T, S, S); returns (prediction, SolverStats)."""
 
     def __init__(self, size=64, times=ANIE_TIMES, dim=32, emb=64, heads=1, blocks=1, n_ff=128,
-                 dropout=0.1, n_iter=1, a=0.5, coord_scramble=False, kv_dropout_always=False, eval_adds_f=False):
+                 dropout=0.1, n_iter=1, a=0.5, coord_scramble=False, kv_dropout_always=False, eval_adds_f=False,
+                 fp: FixedPointSpec | None = None, forcing="none", fixed_masks=False, spectral_cap=0.0, jac_reg=0.0):
         super().__init__()
         if size % 4:
             raise ValueError(f"field size {size} is not a multiple of the 4x4 patch")
@@ -148,19 +149,63 @@ class ANIE(nn.Module):
         self.N = IntegralOperator(dim, emb, heads, blocks, n_ff, dropout, kv_dropout_always)
         self.decoder = Decoder(self.n_side ** 2, dim, size)
         self.register_buffer("pos", token_coords(self.n_side, times, coord_scramble), persistent=False)
+        # Beyond the paper (issue 9; all off by default): solver spec, forcing c = f in training and
+        # evaluation, one dropout mask per solve, spectral caps on N's weights, Jacobian penalty.
+        self.fp, self.forcing, self.fixed_masks, self.jac_reg = fp, forcing, fixed_masks, jac_reg
+        if spectral_cap > 0:
+            from ..fixedpoint.spectral import cap_spectral_norm
+
+            cap_spectral_norm(self.N, spectral_cap)
+        self.aux_loss = None  # training: jac_reg x the Jacobian penalty of the last forward (ns_train adds it)
+        self.fp_log: list = []
 
     def G(self, y, c=None):
         """G(y) = c + y + N([y, pos])[..., :dim] on tokens (B, P*T, dim) (spec §1.4 item 4)."""
         out = y + self.N(torch.cat([y, self.pos.expand(y.shape[0], -1, -1)], -1))[..., : self.dim]
         return out if c is None else out + c
 
+    def forcing_term(self, f):
+        """c of G(y) = c + y + N(y): f with ``forcing='input'`` (always) or the ``eval_adds_f`` quirk
+        (evaluation only), else none."""
+        if self.forcing == "input" or (self.eval_adds_f and not self.training):
+            return f
+        return None
+
     def solve(self, f, n_iter=None, trace=False):
         """N_iter evaluations of N: Alg. 2 with max_iter = N_iter - 1 from x0 = f (forcing 0 in
         training, c = f at evaluation with ``eval_adds_f``), then one undamped G (spec §1.5)."""
         n_iter = n_iter or self.n_iter
-        c = f if (self.eval_adds_f and not self.training) else None
-        y, stats = picard(self.G, f, c, a=self.a, max_iter=n_iter - 1, divergence=None, trace=trace)
-        return self.G(y, c), stats
+        c = self.forcing_term(f)
+        if (self.fp is None or self.fp.plain) and not self.fixed_masks:
+            y, stats = picard(self.G, f, c, a=self.a, max_iter=n_iter - 1, divergence=None, trace=trace)
+            return self.G(y, c), stats
+        # Toolkit path: one problem per sample (Anderson coefficients and stopping per sample),
+        # traces reported for the whole batch as in the paper path (SolverStats.total()).
+        T = self.G
+        if self.fixed_masks and self.training:
+            from ..fixedpoint.noise import frozen_noise
+
+            T = frozen_noise(self.G, f)
+        y, stats = solve(T, f, c, spec=self.fp, a=self.a, max_iter=n_iter - 1, divergence=None, trace=trace,
+                         batch_dim=0)
+        if self.training:
+            if stats.jac is not None:
+                self.aux_loss = self.jac_reg * stats.jac.mean()
+                stats.jac_value = float(stats.jac.detach().mean())  # for the training summary
+                stats.jac = None
+            self.fp_log.append(stats)
+        out = T(y)
+        return (out if c is None else out + c), stats.total()
+
+    def problem(self, w0):
+        """(T, x0, f) of the fixed-point problem y = G(y) + c for the t=0 frames ``w0``."""
+        f = self.encode(w0)
+        return self.G, f, self.forcing_term(f)
+
+    def predict(self, y, c=None):
+        """The prediction the model makes from iterate y: the final undamped G, then the decoder."""
+        y = self.G(y, c)
+        return self.decoder(y.view(y.shape[0], self.n_side ** 2, self.T, self.dim))
 
     def encode(self, w0):  # (B, S, S) -> f tokens (B, P*T, dim), token n = (patch n // T, stamp n % T)
         z = self.encoder(w0)
@@ -171,7 +216,7 @@ class ANIE(nn.Module):
         y, stats = self.solve(f, n_iter, trace)
         if trace:  # residual of the returned iterate, ||G(y) - y|| over the batch (the authors' error metric)
             with torch.no_grad():
-                c = f if (self.eval_adds_f and not self.training) else None
+                c = self.forcing_term(f)
                 stats.residual_out = torch.linalg.vector_norm(self.G(y, c) - y).item()
         return self.decoder(y.view(y.shape[0], self.n_side ** 2, self.T, self.dim)), stats
 

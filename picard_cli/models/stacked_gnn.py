@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..solver import picard
+from ..solver import FixedPointSpec, picard, solve
 
 
 # ----------------------------------------------------------------------------- graph
@@ -251,31 +251,75 @@ class PlainGNN(nn.Module):
 
 class PIGN(nn.Module):
     """IM's iterativeGCN_Planetoid / iterativeGAT (spec §1.2-1.3):
-    encoder -> K damped Picard steps of one shared conv (Alg. 1) -> decoder."""
+    encoder -> K damped Picard steps of one shared conv (Alg. 1) -> decoder.
 
-    def __init__(self, seeds, backbone, F_in, C, depth, hidden, heads, dropout, attn_dropout, a, init):
+    Beyond the paper (issue 9; all off by default): ``fp`` (a :class:`FixedPointSpec`: Anderson,
+    tolerance, implicit / phantom gradients, Jacobian penalty), ``forcing='input'`` (x = T(x) + h0
+    with h0 the encoder output, instead of f = 0), ``fixed_masks`` (one dropout mask per solve) and
+    ``spectral_cap`` (spectral norm of the conv weight at most this, per seed)."""
+
+    def __init__(self, seeds, backbone, F_in, C, depth, hidden, heads, dropout, attn_dropout, a, init,
+                 fp: FixedPointSpec | None = None, forcing: str = "none", fixed_masks: bool = False,
+                 spectral_cap: float = 0.0):
         super().__init__()
         self.dropout, self.K, self.a = dropout, depth, a
+        self.backbone = backbone
         self.enc = StackedLinear(seeds, F_in, hidden, init)
         if backbone == "gcn":
             self.conv = StackedGCNConv(seeds, hidden, hidden)
         else:  # 8 heads averaged back to H (concat=False), ReLU not ELU (spec §1.3)
             self.conv = StackedGATConv(seeds, hidden, hidden, heads, False, attn_dropout)
         self.dec = StackedLinear(seeds, hidden, C, init)
+        self.fp, self.forcing, self.fixed_masks = fp, forcing, fixed_masks
+        if spectral_cap > 0:
+            from ..fixedpoint.spectral import cap_spectral_norm
 
-    def forward(self, x, graph, trace=False, iters=None):
-        """``iters`` overrides K at evaluation (iteration-count curves; spec §6)."""
+            cap_spectral_norm(self.conv, spectral_cap)
+        self.fp_log: list = []  # training-time (forward evaluations, backward steps) per step, toolkit runs only
+
+    def problem(self, x, graph):
+        """The fixed-point problem of one forward pass: (T, x0, f), x = T(x) + f from x0."""
         # Encoder, dropout once before the loop.
         h = dropout(F.relu(self.enc(x)), self.dropout, self.training)
 
-        # Alg. 1 line 4: T(x_k) = Drop(ReLU(Conv(G, x_k))), f = 0.
+        # Alg. 1 line 4: T(x_k) = Drop(ReLU(Conv(G, x_k))), f = 0 (or the encoder output).
         def T(hk):
             return dropout(F.relu(self.conv(hk, graph)), self.dropout, self.training)
 
-        # Alg. 1 line 5: x_{k+1} = a x_k + (1 - a) T(x_k), exactly K steps (no epsilon in the
-        # authors' code); norms per seed (dim 1) when traced.
-        h, stats = picard(T, h, a=self.a, max_iter=iters or self.K, batch_dim=1, trace=trace, divergence=None)
+        if self.fixed_masks and self.training and self.dropout > 0:
+            from ..fixedpoint.noise import frozen_noise
+
+            T = frozen_noise(T, h)
+        return T, h, (h if self.forcing == "input" else None)
+
+    def forward(self, x, graph, trace=False, iters=None, callback=None):
+        """``iters`` overrides K at evaluation (iteration-count curves; spec §6)."""
+        T, h, f = self.problem(x, graph)
+        if self.fp is None or self.fp.plain:
+            # Alg. 1 line 5: x_{k+1} = a x_k + (1 - a) T(x_k), exactly K steps (no epsilon in the
+            # authors' code); norms per seed (dim 1) when traced.
+            h, stats = picard(T, h, f, a=self.a, max_iter=iters or self.K, batch_dim=1, trace=trace, divergence=None,
+                              callback=callback)
+        else:
+            h, stats = solve(T, h, f, spec=self.fp, a=self.a, max_iter=iters or self.K, batch_dim=1, trace=trace,
+                             divergence=None, callback=callback)
+            if self.training:
+                self.fp_log.append(stats)
         return self.dec(h), stats
+
+    def lipschitz_bound(self, graph) -> tuple[list | None, str]:
+        """A-priori Lipschitz bound of T (evaluation mode) per seed, and a note. GCN:
+        ||A||_2 (Collatz-Wielandt upper bound) x sigma_max(W_s) (ReLU is 1-Lipschitz). GAT: none
+        (attention coefficients depend on the input: no global bound)."""
+        if self.backbone != "gcn":
+            return None, "GAT: attention depends on the input, no a-priori bound"
+        from ..fixedpoint.certify import lipschitz_product, matrix_spectral_norm, symmetric_nonneg_norm_upper
+
+        adj = graph.gcn_adj
+        a_norm = symmetric_nonneg_norm_upper(lambda v: torch.sparse.mm(adj, v.to(torch.float32)).double(),
+                                             adj.shape[0], device=adj.device)
+        w = matrix_spectral_norm(self.conv.weight)
+        return lipschitz_product([a_norm, w]), f"||A||_2 <= {a_norm:.6f} (Collatz-Wielandt) x sigma_max(W)"
 
 
 class IterGNN(nn.Module):

@@ -1,0 +1,331 @@
+"""Masked-pixel ViT on CIFAR-10 with Picard iterations: the paper's Table 3
+(../shared/paper/paper.md, Table 3 and its caption; no author code exists for it, spec
+../shared/specs/ddpm-fid-alphafold.md, header).
+
+Task: 75% of the pixel positions of each 32x32 image are blacked out (``data/masks.py``: exact
+count, per-image seeded); the network reconstructs the whole image. Iteration (caption):
+x_0 = masked image, x_{i+1} = (1 - lam) T(x_i) + lam x_i, lam = 1/2: the solver core's
+x_{k+1} = a x_k + (1 - a)(T(x_k) + f) with a = lam and f = 0 (``models/vit_mask.py``). One model
+is trained per N_iter with the loss MSE(x_N, y) on the final iterate; gradients flow through
+every application of T.
+
+Choices where the paper is silent (recipe options, README "Table 3"):
+* ``first_step``: ``damped`` (default; every step, N_iter = 1 included, is the caption's damped
+  update, so x_1 = lam x_0 + (1 - lam) T(x_0)) or ``plain`` (x_1 = T(x_0): N_iter = 1 is the plain
+  ViT, as Table 2's "a single iteration is the baseline").
+* Pixels in [0, 1] (ToTensor scale), MSE over all pixels and channels of the unclamped output.
+* Training: AdamW (betas 0.9/0.95, MAE's), linear warmup then cosine per step, grad-norm clip.
+  Masks are redrawn every epoch (stream = epoch); validation and test masks are fixed
+  (``mask_seed``) and identical for every N_iter, so the columns are comparable.
+* MSE ± std: std over test images (per-image MSE) when a cell has one run, else over runs.
+* FID (``metrics/fid.py``): reconstructions of the first ``fid_n`` test images (class-balanced)
+  against the same real test images, quantised to uint8 as saved; "n/a (no Inception
+  weights)" when no weights are available. With the offline arrays the test split is
+  JPEG-decoded: such an FID is not comparable to published CIFAR-10 FIDs (recorded, and said
+  by the report).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+from ..recipes import fld, parse_int_list
+from ..registry import register
+
+
+@dataclass
+class VitMaskConfig:
+    n_iter: int = fld(1, "N_iter: applications of T (prediction x_N)", range=(1, 1000))
+    lam: float = fld(0.5, "lambda: weight on the old iterate, x_{i+1} = (1-lam) T(x_i) + lam x_i", range=(0.0, 1.0))
+    first_step: str = fld("damped", "damped: every step damped (caption); plain: x_1 = T(x_0), N_iter=1 = plain ViT",
+                          choices=("damped", "plain"))
+    mask_ratio: float = fld(0.75, "fraction of pixel positions blacked out (exactly floor(r*32*32))", range=(0.0, 1.0))
+    mask_seed: int = fld(0, "seed of the fixed validation / test masks (same for every N_iter and run)")
+    dim: int = fld(192, "encoder embedding dim", range=(4, 8192))
+    depth: int = fld(12, "encoder layers", range=(1, 256))
+    heads: int = fld(3, "encoder heads", range=(1, 256))
+    dec_dim: int = fld(192, "decoder embedding dim", range=(4, 8192))
+    dec_depth: int = fld(4, "decoder layers", range=(0, 256))
+    dec_heads: int = fld(3, "decoder heads", range=(1, 256))
+    mlp_ratio: float = fld(4.0, "MLP hidden width / dim", range=(0.25, 64.0))
+    patch: int = fld(2, "patch size p (p x p pixels per token)", range=(1, 32))
+    pos: str = fld("learned", "positional embedding: learned or sincos (fixed 2D)", choices=("learned", "sincos"))
+    dropout: float = fld(0.0, "dropout (attention weights, projections, MLP)", range=(0.0, 0.99))
+    source: str = fld("auto", "CIFAR-10 source: auto | torchvision (python batches) | npz (offline arrays)",
+                      choices=("auto", "torchvision", "npz"))
+    train_n: int = fld(0, "training images (0 = all; a class-balanced prefix otherwise)", range=(0, 10**7))
+    val_n: int = fld(0, "images held out of the training split for best-val selection (0 = none)",
+                     range=(0, 10**7))
+    test_n: int = fld(0, "test images for MSE (0 = all 10,000; a class-balanced prefix otherwise)", range=(0, 10**7))
+    fid: bool = fld(True, "compute FID of the reconstructions (needs Inception weights, see README)")
+    fid_n: int = fld(0, "test images for FID (0 = all test images used for MSE)", range=(0, 10**7))
+    lr: float = fld(5e-4, "AdamW peak learning rate", range=(0.0, 10.0))
+    weight_decay: float = fld(0.05, "AdamW decoupled weight decay", range=(0.0, 10.0))
+    warmup_epochs: float = fld(5.0, "linear warmup length in epochs, then cosine to 0", range=(0.0, 1e6))
+    grad_clip: float = fld(1.0, "gradient-norm clip (0 = off)", range=(0.0, 1e9))
+    batch_size: int = fld(128, "images per batch (also for evaluation)", range=(1, 10**6))
+    epochs: int = fld(100, "training epochs", range=(1, 10**6))
+    amp: str = fld("auto", "auto: bf16 autocast on CUDA, fp32 on CPU; off: always fp32", choices=("auto", "off"))
+    eval_iters: str = fld("", "iteration counts k for extra.iter_curve ('1:6'; default 1..n_iter)")
+    seed: int = fld(0, "run seed: initial weights, data order, training masks")
+
+
+COLS = tuple(f"N_iter = {k}" for k in (1, 2, 3))
+# Paper Table 3 (paper.md): MSE mean ± std, FID (no std printed). REFERENCE VALUES ONLY.
+PAPER_TABLE3 = {("ViT (MSE)", c): v for c, v in zip(COLS, ((0.0126, 0.0006), (0.0121, 0.0006), (0.0122, 0.0006)))}
+PAPER_TABLE3 |= {("ViT (FID)", c): (v, None) for c, v in zip(COLS, (20.0433, 20.0212, 19.2956))}
+
+
+class VitMask:
+    name = "vit-mask"
+    config_cls = VitMaskConfig
+    default_recipe = "table3.yaml"
+    batchable = False
+    table = "Table 3: masked-pixel ViT on CIFAR-10 (75% of pixels blacked out), test MSE and FID vs Picard iterations"
+    rows = ("ViT (MSE)", "ViT (FID)")
+    cols = COLS
+    paper = PAPER_TABLE3
+    metrics = {"last": "test_mse_last", "best-val": "test_mse_best_val"}
+    default_protocol = "last"
+    metric_scale = 1.0
+    digits = 4
+    show_params = True
+    curve_metric = "test_mse"
+
+    @staticmethod
+    def row(cfg):
+        return "ViT (MSE)"
+
+    @staticmethod
+    def col(cfg):
+        return f"N_iter = {cfg['n_iter']}"
+
+    @staticmethod
+    def match(cell, wanted, given):
+        return 0 if cell.n_iter == wanted.n_iter else None
+
+    def table_values(self, record: dict, protocol: str) -> list[dict]:
+        """Two rows per run: the MSE (std over test images for a single run) and the FID under
+        the name of the implementation that computed it (only the standard one sits beside the
+        paper's FID row)."""
+        m, col = record["metrics"], self.col(record["config"])
+        suffix = "last" if protocol == "last" else "best_val"
+        out = [{"row": "ViT (MSE)", "col": col, "value": m.get(f"test_mse_{suffix}"),
+                "std_within": m.get(f"test_mse_std_{suffix}"), "std_label": "over test images"}]
+        fid = (record.get("extra") or {}).get(f"fid_{suffix}")
+        if fid is None:  # FID switched off for this run
+            return out + [{"row": "ViT (FID)", "col": col, "value": None, "note": "fid=false"}]
+        name = fid.get("metric")
+        label = "ViT (FID)" if name in (None, "fid") else f"ViT ({name}{'' if fid.get('verified') else ', unverified'})"
+        if fid.get("value") is not None and (fid.get("reference") or {}).get("lossy"):
+            label += " [vs JPEG-decoded test split]"
+        out.append({"row": label, "col": col, "value": fid.get("value"), "note": fid.get("note")})
+        return out
+
+    def run_group(self, configs, ctx):
+        return [self.run_one(c, ctx) for c in configs]
+
+    def run_one(self, c: dict, ctx) -> dict:
+        import contextlib
+
+        import numpy as np
+        import torch
+
+        from ..data.cifar10 import load_cifar10
+        from ..models.vit_mask import MaskedViT, PicardImage, flops_per_image
+
+        dev = torch.device(ctx.device)
+        ks = parse_int_list(c["eval_iters"], "eval_iters") or list(range(1, c["n_iter"] + 1))
+        train = load_cifar10(ctx.data_root, "train", c["source"], limit=c["train_n"] + c["val_n"] if c["train_n"] else 0)
+        test = load_cifar10(ctx.data_root, "test", c["source"], limit=c["test_n"])
+        from ..data.cifar10 import interleave
+
+        order = interleave(train.labels)  # class-balanced: the last val_n of this order are held out
+        if c["val_n"] >= len(order):
+            from ..errors import DataError
+
+            raise DataError(f"val_n={c['val_n']} leaves no training images (the split has {len(order)})")
+        tr_idx, va_idx = order[:len(order) - c["val_n"]], order[len(order) - c["val_n"]:]
+        to = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(dev)  # noqa: E731
+        Ytr, Yva, Yte = to(train.images[tr_idx]), to(train.images[va_idx]), to(test.images)
+
+        torch.manual_seed(c["seed"]), np.random.seed(c["seed"] % 2**32)
+        T = MaskedViT(32, 3, c["patch"], c["dim"], c["depth"], c["heads"], c["dec_dim"], c["dec_depth"],
+                      c["dec_heads"], c["mlp_ratio"], c["pos"], c["dropout"])
+        model = PicardImage(T, c["n_iter"], c["lam"], c["first_step"]).to(dev)
+        bf16 = c["amp"] == "auto" and dev.type == "cuda"
+        amp = lambda: (torch.autocast("cuda", dtype=torch.bfloat16) if bf16  # noqa: E731
+                       else contextlib.nullcontext())
+        fit = train_model(model, Ytr, Yva, tr_idx, c, ctx, amp)
+        extra = {"n_params": model.n_params(), "amp": "bf16" if bf16 else "fp32",
+                 "gflop_per_image_T": round(flops_per_image(32, c["patch"], c["dim"], c["depth"], c["dec_dim"],
+                                                            c["dec_depth"], c["mlp_ratio"]) / 1e9, 4),
+                 "samples": {"train": len(Ytr), "val": len(Yva), "test": len(Yte)},
+                 "data": {"train": train.meta, "test": test.meta}, **fit.curves()}
+        nan = float("nan")
+        if fit.diverged:
+            return {"status": "diverged", "extra": extra,
+                    "metrics": {"test_mse_last": nan, "test_mse_best_val": nan, "epochs_run": len(fit.losses)}}
+        metrics = {"train_loss_last": fit.losses[-1], "epochs_run": len(fit.losses)}
+        if fit.val_mse:
+            metrics |= {"val_mse_last": fit.val_mse[-1], "val_mse_best": fit.best_val, "best_epoch": fit.best_epoch}
+        test_masks = lambda idx: masks_for(idx, c["mask_ratio"], c["mask_seed"], -1, dev)  # noqa: E731
+        fid_n = c["fid_n"] or len(Yte)
+        weights = None
+        if c["fid"] and ctx.fid_weights != "none":  # --fid-weights none: FID n/a on purpose
+            from ..metrics import fid as fidlib
+
+            weights = fidlib.resolve_weights(ctx.fid_weights, ctx.allow_unverified_weights)
+
+        def evaluate(tag: str) -> dict:
+            per, recon = per_image_mse(model, Yte, test_masks, c["batch_size"], amp, keep=fid_n)
+            metrics[f"test_mse_{tag}"], metrics[f"test_mse_std_{tag}"] = per.mean().item(), per.std(unbiased=False).item()
+            metrics[f"test_psnr_{tag}"] = (10 * torch.log10(1.0 / per.clamp_min(1e-12))).mean().item()
+            if c["fid"]:
+                extra[f"fid_{tag}"] = run_fid(recon, test.images[:fid_n], test.meta, weights, ctx)
+                metrics[f"fid_{tag}"] = extra[f"fid_{tag}"].get("value")
+            return {k: metrics[k] for k in (f"test_mse_{tag}", f"test_mse_std_{tag}")}
+
+        last_state = copy.deepcopy(model.state_dict())
+        evaluate("last")
+        if fit.best_state is not None and fit.best_epoch != len(fit.losses) - 1:
+            model.load_state_dict(fit.best_state)
+            evaluate("best_val")
+            model.load_state_dict(last_state)
+        else:  # the best-validation model is the last one (or no validation split)
+            for k in ("test_mse", "test_mse_std", "test_psnr", "fid"):
+                if f"{k}_last" in metrics:
+                    metrics[f"{k}_best_val"] = metrics[f"{k}_last"]
+            if "fid_last" in extra:
+                extra["fid_best_val"] = extra["fid_last"]
+        # MSE after each k applications of T (k <= N_iter: a prefix of the trained iteration)
+        extra["iter_curve"] = {"k": ks, "model": "last", "test_mse": [
+            float(f"{per_image_mse(model, Yte, test_masks, c['batch_size'], amp, n_iter=k)[0].mean():.6g}") for k in ks]}
+        with torch.no_grad(), amp():  # solver traces on the first test batch
+            y = Yte[:c["batch_size"]].float() / 255
+            x0 = y.masked_fill(test_masks(np.arange(len(y))).unsqueeze(1), 0.0)
+            x, stats = model(x0, trace=True)
+        solver = stats.per_problem(0) | {"n_iter": c["n_iter"], "lam": c["lam"], "first_step": c["first_step"],
+                                         "batch": len(y)}
+        return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
+
+
+def masks_for(indices, ratio, seed, stream, dev):
+    import torch
+
+    from ..data.masks import pixel_masks
+
+    return torch.from_numpy(pixel_masks(indices, 32, ratio, seed, stream)).to(dev)
+
+
+def per_image_mse(model, Y, masks, batch_size, amp, n_iter=None, keep=0):
+    """(per-image MSE of x_N vs y over all pixels and channels, uint8 reconstructions of the
+    first ``keep`` images (N, 32, 32, 3) as saved: round(clamp(x, 0, 1) * 255))."""
+    import numpy as np
+    import torch
+
+    model.eval()
+    per, recon = [], []
+    with torch.no_grad(), amp():
+        for i in range(0, len(Y), batch_size):
+            y = Y[i:i + batch_size].float() / 255
+            x0 = y.masked_fill(masks(np.arange(i, i + len(y))).unsqueeze(1), 0.0)
+            x, _ = model(x0, n_iter)
+            x = x.float()
+            per.append((x - y).pow(2).flatten(1).mean(1).cpu())
+            if i < keep:
+                q = (x[:keep - i].clamp(0, 1) * 255).round().to(torch.uint8)
+                recon.append(q.permute(0, 2, 3, 1).cpu().numpy())
+    return torch.cat(per), (np.concatenate(recon) if recon else None)
+
+
+def run_fid(recon, real, meta: dict, weights, ctx) -> dict:
+    from ..env import cache_dir
+    from ..metrics import fid as fidlib
+
+    key = {"dataset": "cifar10", "split": "test", "source": meta.get("source"), "lossy": bool(meta.get("lossy")),
+           "n": len(real)}
+    out = fidlib.compute_fid(recon, real, weights=weights, device=ctx.device, real_key=key,
+                             cache_dir=cache_dir() / "fid-stats")
+    out["reference"] = key
+    return out
+
+
+@dataclass
+class Fit:
+    losses: list
+    val_mse: list
+    epoch_s: list
+    best_val: float = math.inf
+    best_epoch: int = -1
+    best_state: dict | None = None
+    diverged: bool = False
+
+    def curves(self) -> dict:
+        g = lambda v: float(f"{v:.6g}")  # noqa: E731
+        return {"epoch_s_mean": round(sum(self.epoch_s) / max(1, len(self.epoch_s)), 3),
+                "train_loss": [g(v) for v in self.losses], "val_mse": [g(v) for v in self.val_mse]}
+
+
+def train_model(model, Ytr, Yva, tr_ids, c: dict, ctx, amp) -> Fit:
+    """AdamW + warmup/cosine per step; fresh masks each epoch (stream = epoch, keyed by the image's
+    index in the training split); validation MSE with fixed masks keeps the best weights."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    opt = torch.optim.AdamW(model.parameters(), lr=c["lr"], betas=(0.9, 0.95), weight_decay=c["weight_decay"])
+    bs = c["batch_size"]
+    steps_per_epoch = math.ceil(len(Ytr) / bs)
+    total, warm = c["epochs"] * steps_per_epoch, c["warmup_epochs"] * steps_per_epoch
+
+    def lr_at(step):  # linear warmup, then cosine to 0 (per step)
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    g = torch.Generator().manual_seed(c["seed"])
+    dev = Ytr.device
+    val_masks = lambda idx: masks_for(idx, c["mask_ratio"], c["mask_seed"], -2, dev)  # noqa: E731
+    out = Fit([], [], [])
+    for epoch in range(c["epochs"]):
+        t0 = time.perf_counter()
+        model.train()
+        total_loss = 0.0
+        perm = torch.randperm(len(Ytr), generator=g)
+        for i in range(0, len(Ytr), bs):
+            idx = perm[i:i + bs]
+            y = Ytr[idx.to(dev)].float() / 255
+            m = masks_for(np.asarray(tr_ids)[idx.numpy()], c["mask_ratio"], c["seed"], epoch, dev)
+            x0 = y.masked_fill(m.unsqueeze(1), 0.0)  # pixel dropout: blacked out
+            with amp():
+                x, _ = model(x0)  # gradients through every application of T
+            loss = F.mse_loss(x.float(), y)  # MSE((1-lam) T(x_{N-1}) + lam x_{N-1}, y)
+            if not torch.isfinite(loss):
+                out.diverged = True
+                out.losses.append(float("nan"))
+                return out
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if c["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), c["grad_clip"])
+            opt.step()
+            sched.step()
+            total_loss += loss.item() * len(y)
+        out.losses.append(total_loss / len(Ytr))
+        if len(Yva):
+            v = per_image_mse(model, Yva, val_masks, bs, amp)[0].mean().item()
+            out.val_mse.append(v)
+            if v < out.best_val:
+                out.best_val, out.best_epoch = v, epoch
+                out.best_state = copy.deepcopy(model.state_dict())
+        out.epoch_s.append(time.perf_counter() - t0)
+        info = f"{out.epoch_s[-1]:.1f} s/epoch, loss {out.losses[-1]:.4f}"
+        ctx.on_epoch(epoch + 1, c["epochs"], info + (f", val {out.val_mse[-1]:.4f}" if out.val_mse else ""))
+    return out
+
+
+register(VitMask())
