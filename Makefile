@@ -8,7 +8,7 @@ PICARD     := $(VENV)/bin/picard
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP      := $(VENV)/.installed
 
-.PHONY: install test demo reproduce-table5 reproduce-table1 reproduce-table3 bench bench-lrgb bench-ns reproduce-ddpm bench-ddpm clean
+.PHONY: install test demo reproduce-table5 reproduce-table1 reproduce-table3 bench bench-lrgb bench-ns reproduce-ddpm bench-ddpm bench-structure clean
 
 install: $(STAMP)
 
@@ -63,6 +63,10 @@ reproduce-ddpm: $(STAMP)
 # DDPM training images/s, picard's loop vs the diffusers reference loop settings (paper UNet on GPU, tiny on CPU).
 bench-ddpm: $(STAMP)
 	$(PY) benchmarks/ddpm_train.py
+
+# Structure scoring (GDT / RMSD / TM-score) vs the TMscore program (apt-get install tm-align) on the same pairs.
+bench-structure: $(STAMP)
+	$(PY) benchmarks/structure_scoring.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

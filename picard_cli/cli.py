@@ -231,6 +231,51 @@ def data_navier_stokes(
                   f"{len(params['times'])} times, in {time.perf_counter() - t0:.1f} s on {env.device_name(dev)}")
 
 
+@app.command("score")
+def score_cmd(pred: str = typer.Argument(..., help="predicted structure (PDB / mmCIF) or a directory of them"),
+              target: str = typer.Argument(..., help="native structure, or a directory of natives <ID>.pdb"),
+              pair_by: str = typer.Option("number", "--pair-by", help="residue pairing: number (CASP, TMscore), "
+                                          "order (i-th to i-th) or auto"),
+              chain: Optional[str] = typer.Option(None, "--chain", help="chain of the predicted files (default: first)"),
+              device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto"),
+              csv_out: Optional[str] = typer.Option(None, "--csv", help="also write every row to this CSV file"),
+              as_json: bool = typer.Option(False, "--json", help="print one JSON object per line instead of a table")):
+    """C-alpha RMSD, GDT_TS, GDT_HA and TM-score of predicted structures against natives (residues paired by
+    number; GDT and TM-score normalised by the native's length, as fractions like the TMscore program prints)."""
+    import json
+
+    from . import env
+    from .structure.paths import score_paths
+
+    if pair_by not in ("number", "order", "auto"):
+        raise PicardError(f"--pair-by must be number, order or auto; got {pair_by!r}")
+    rows = score_paths(pred, target, pair_by=pair_by, chain=chain, device=env.pick_device(device))
+    if csv_out:
+        import csv
+
+        with open(csv_out, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    if as_json:
+        for r in rows:
+            print(json.dumps(r))
+        return
+    from rich.table import Table as RichTable
+
+    t = RichTable(title=f"{len(rows)} structure(s) scored (GDT, TM-score: fractions of the native's length)")
+    for col in ("model", "native", "L", "common", "RMSD (Å)", "GDT_TS", "GDT_HA", "TM-score"):
+        t.add_column(col, justify="left" if col in ("model", "native") else "right")
+    for r in rows:
+        t.add_row(r["model"], Path(r["native"]).stem, str(r["length"]), str(r["n_common"]), f"{r['rmsd']:.3f}",
+                  f"{r['gdt_ts']:.4f}", f"{r['gdt_ha']:.4f}", f"{r['tm']:.4f}")
+    console.print(t)
+    odd = [r for r in rows if r["resname_mismatch"] > 0.1 * max(1, r["n_common"])]
+    if odd:
+        console.print(f"[yellow]{len(odd)} model(s) pair residues of different types with the native (e.g. "
+                      f"{odd[0]['model']}): numbering may differ; try --pair-by auto[/yellow]")
+
+
 @app.command("list")
 def list_cmd(experiment: Optional[str] = typer.Argument(None, help="show this experiment's config fields")):
     """Experiments and their recipes (and, with a name, every config field)."""

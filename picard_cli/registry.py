@@ -16,6 +16,7 @@ MODULES = {
     "vit-pde": "picard_cli.experiments.vit_pde",
     "vit-mask": "picard_cli.experiments.vit_mask",
     "ddpm": "picard_cli.experiments.ddpm",
+    "alphafold-recycle": "picard_cli.experiments.alphafold_recycle",
 }
 # experiment -> the family name users type for it (`picard sweep pign --recipe recipes/pign/table1.yaml`)
 FAMILY = {"pign-lrgb": "pign"}
