@@ -142,9 +142,12 @@ def render_terminal(t: Table, console) -> None:
     for c in cols:
         rt.add_column(c, justify="center")
     for r in _shown_rows(t):
-        cells = [f"{fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)}\n[dim]paper {fmt_paper(t.paper.get((r, c)), t.digits)}[/dim]" for c in cols]
+        cells = [fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)
+                 + (f"\n[dim]paper {fmt_paper(t.paper.get((r, c)), t.digits)}[/dim]" if t.paper else "") for c in cols]
         rt.add_row(r, *cells)
     console.print(rt)
+    if not t.paper:
+        console.print("[dim]The paper gives no numbers for this table (figures only); no reference values.[/dim]")
     variants = sum(1 for c in t.ours.values() if c.variants > 1)
     if variants:
         console.print(f"[dim]{variants} cell(s) have runs of several configs; the most-run config is shown.[/dim]")
@@ -166,10 +169,12 @@ def to_frame(t: Table):
 
 
 def to_markdown(t: Table) -> str:
-    lines = [f"**{t.title}** ({subtitle(t)}; ours: mean ± std over n runs; paper: reference values)", "",
+    ref = "paper: reference values" if t.paper else "the paper gives no numbers for this table"
+    lines = [f"**{t.title}** ({subtitle(t)}; ours: mean ± std over n runs; {ref})", "",
              "| model | " + " | ".join(t.cols) + " |", "|---" * (len(t.cols) + 1) + "|"]
     for r in _shown_rows(t):
-        cells = [f"{fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)}<br>paper {fmt_paper(t.paper.get((r, c)), t.digits)}" for c in t.cols]
+        cells = [fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)
+                 + (f"<br>paper {fmt_paper(t.paper.get((r, c)), t.digits)}" if t.paper else "") for c in t.cols]
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -182,7 +187,8 @@ def to_latex(t: Table) -> str:
         ours = [esc(fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)) for c in t.cols]
         paper = [esc("paper " + fmt_paper(t.paper.get((r, c)), t.digits)) for c in t.cols]
         lines.append(f"{esc(r)} & " + " & ".join(ours) + r" \\")
-        lines.append(" & " + " & ".join(paper) + r" \\")
+        if t.paper:
+            lines.append(" & " + " & ".join(paper) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 

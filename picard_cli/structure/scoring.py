@@ -14,7 +14,7 @@
 * TM-score (Zhang & Skolnick 2004): max over the same superpositions of
   (1/L) sum 1/(1 + (d_i/d0)^2), d0 = 1.24 (L - 15)^(1/3) - 1.8 (0.5 when L <= 21 or smaller),
   L = native length; the search also extends at d0_search = d0 clipped to [4.5, 8] Å, as the
-  TM-score program's search does. Heuristic like the program's own: agreement in ``docs_alphafold.md``.
+  TM-score program's search does. Heuristic like the program's own: agreement in ``README "AlphaFold recycling"``.
 
 Batching: all models of a target share the native, so every subset of every model is one row of
 (subsets x residues) tensors, and both the sums a superposition needs and the distances it gives are
@@ -40,7 +40,7 @@ BIG = 1e12  # squared distance given to residues a model lacks
 @dataclass(frozen=True)
 class Search:
     """The GDT / TM-score superposition search (spec §4.3); the defaults were tuned against the
-    TMscore program on perturbed CASP15 domains (tests/test_structure.py, docs_alphafold.md)."""
+    TMscore program on perturbed CASP15 domains (tests/test_structure.py, README "AlphaFold recycling")."""
 
     min_window: int = 4  # shortest seed window (residues)
     step: float = 0.1  # windows of length l slide by at least ceil(step * l) ...
