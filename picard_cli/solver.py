@@ -117,6 +117,54 @@ def _values(t: torch.Tensor):
 
 
 
+class StepMonitor:
+    """The per-step bookkeeping every solver shares (Picard here, Anderson in ``fixedpoint``):
+    traces of the undamped residual ``||T(x_k)+f-x_k||``, the step ``||x_{k+1}-x_k||``, the
+    relative residual and the contraction ratio q_k; then the stopping tests in this order:
+    a non-finite iterate (``nan``), residual above ``divergence`` x the first (``diverged``),
+    every problem at or below ``tol`` on ``tol_norm`` (``converged``, after ``callback``)."""
+
+    def __init__(self, stats: SolverStats, tol, tol_norm, divergence, batch_dim, rel_trace, callback):
+        self.stats, self.tol, self.tol_norm, self.divergence = stats, tol, tol_norm, divergence
+        self.batch_dim, self.callback = batch_dim, callback
+        self.rel = rel_trace or tol_norm == "rel_residual"
+        self.first_res = self.prev_step = None
+
+    @torch.no_grad()
+    def stop(self, k: int, x, g, x_new) -> bool:
+        """Record step k (x_k -> x_{k+1}, g = T(x_k) + f); True when the solver must stop."""
+        stats, bd = self.stats, self.batch_dim
+        tiny = torch.finfo(x_new.dtype).tiny
+        res, step = _norm(g - x, bd), _norm(x_new - x, bd)
+        stats.residual.append(_values(res))
+        stats.step_norm.append(_values(step))
+        rel = None
+        if self.rel:
+            gn = _norm(g, bd)
+            rel = res / gn.clamp_min(tiny)
+            rel = torch.where(torch.isfinite(gn) & torch.isfinite(res), rel, torch.full_like(rel, float("nan")))
+            stats.rel_residual.append(_values(rel))
+        if self.prev_step is not None:
+            stats.ratio.append(_values(step / self.prev_step.clamp_min(tiny)))
+        self.prev_step = step
+        if not torch.isfinite(x_new).all():
+            stats.status = "nan"
+            return True
+        if self.first_res is None:
+            self.first_res = res.clamp_min(tiny)
+        if self.divergence is not None and bool((res > self.divergence * self.first_res).any()):
+            stats.status = "diverged"
+            return True
+        if self.tol is not None:
+            crit = step if self.tol_norm == "step" else res if self.tol_norm == "residual" else rel
+            if bool((crit <= self.tol).all()):
+                if self.callback is not None:
+                    self.callback(k + 1, x_new)
+                stats.status = "converged"
+                return True
+        return False
+
+
 def picard(
     T: Callable[[torch.Tensor], torch.Tensor],
     x0: torch.Tensor,
@@ -150,8 +198,7 @@ def picard(
         raise ValueError("a tolerance needs trace=True (norms are what it tests)")
     x = x0
     stats = SolverStats(steps=0, status="max_iter")
-    first_res = None
-    prev_step = None
+    monitor = StepMonitor(stats, tol, tol_norm, divergence, batch_dim, rel_trace, callback)
     for k in range(max_iter):
         # Alg. 1 line 4 / Alg. 2: apply the operator and add the forcing term f.
         g = T(x)
@@ -160,36 +207,8 @@ def picard(
         # Alg. 1 line 5: smoothed (damped) update, a on the old iterate.
         x_new = a_k[k] * x + (1.0 - a_k[k]) * g
         stats.steps = k + 1
-        if trace:
-            with torch.no_grad():
-                res = _norm(g - x, batch_dim)
-                step = _norm(x_new - x, batch_dim)
-                stats.residual.append(_values(res))
-                stats.step_norm.append(_values(step))
-                if rel_trace or tol_norm == "rel_residual":
-                    gn = _norm(g, batch_dim)
-                    rel = res / gn.clamp_min(torch.finfo(res.dtype).tiny)
-                    rel = torch.where(torch.isfinite(gn) & torch.isfinite(res), rel, torch.full_like(rel, float("nan")))
-                    stats.rel_residual.append(_values(rel))
-                if prev_step is not None:
-                    q = step / prev_step.clamp_min(torch.finfo(step.dtype).tiny)
-                    stats.ratio.append(_values(q))
-                prev_step = step
-                if not torch.isfinite(x_new).all():
-                    stats.status = "nan"
-                    return x_new, stats
-                if first_res is None:
-                    first_res = res.clamp_min(torch.finfo(res.dtype).tiny)
-                if divergence is not None and bool((res > divergence * first_res).any()):
-                    stats.status = "diverged"
-                    return x_new, stats
-                if tol is not None:
-                    crit = step if tol_norm == "step" else res if tol_norm == "residual" else rel
-                    if bool((crit <= tol).all()):
-                        if callback is not None:
-                            callback(k + 1, x_new)
-                        stats.status = "converged"
-                        return x_new, stats
+        if trace and monitor.stop(k, x, g, x_new):
+            return x_new, stats
         if callback is not None:
             callback(k + 1, x_new)
         x = x_new

@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..solver import TOL_NORMS, SolverStats, _norm, _values, schedule
+from ..solver import TOL_NORMS, SolverStats, StepMonitor, schedule
 
 
 def _flat(t: torch.Tensor, batch_dim: int | None) -> torch.Tensor:
@@ -84,8 +84,7 @@ def anderson(
     born: list[int] = []
     restart_at = torch.full((P,), -1, dtype=torch.long)
     prev_x = prev_r = None
-    first_res = prev_step = None
-    tiny = torch.finfo(x0.dtype).tiny
+    monitor = StepMonitor(stats, tol, tol_norm, divergence, batch_dim, rel_trace, callback)
     for k in range(max_iter):
         g = T(x)
         if f is not None:
@@ -145,35 +144,8 @@ def anderson(
                 restart_at = torch.where(bad, torch.full_like(restart_at, k), restart_at)  # restart their history
         x_new = x + _unflat(step_flat, x, batch_dim)
         stats.steps = k + 1
-        if trace:
-            with torch.no_grad():
-                res = _norm(g - x, batch_dim)
-                step = _norm(x_new - x, batch_dim)
-                gn = _norm(g, batch_dim)
-                rel = res / gn.clamp_min(tiny)
-                rel = torch.where(torch.isfinite(gn) & torch.isfinite(res), rel, torch.full_like(rel, float("nan")))
-                stats.residual.append(_values(res))
-                stats.step_norm.append(_values(step))
-                if rel_trace or tol_norm == "rel_residual":
-                    stats.rel_residual.append(_values(rel))
-                if prev_step is not None:
-                    stats.ratio.append(_values(step / prev_step.clamp_min(tiny)))
-                prev_step = step
-                if not torch.isfinite(x_new).all():
-                    stats.status = "nan"
-                    return x_new, stats
-                if first_res is None:
-                    first_res = res.clamp_min(tiny)
-                if divergence is not None and bool((res > divergence * first_res).any()):
-                    stats.status = "diverged"
-                    return x_new, stats
-                if tol is not None:
-                    crit = step if tol_norm == "step" else res if tol_norm == "residual" else rel
-                    if bool((crit <= tol).all()):
-                        if callback is not None:
-                            callback(k + 1, x_new)
-                        stats.status = "converged"
-                        return x_new, stats
+        if trace and monitor.stop(k, x, g, x_new):
+            return x_new, stats
         if callback is not None:
             callback(k + 1, x_new)
         x = x_new
