@@ -8,7 +8,7 @@ PICARD     := $(VENV)/bin/picard
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP      := $(VENV)/.installed
 
-.PHONY: install test demo reproduce-table5 reproduce-table1 reproduce-table3 bench bench-lrgb bench-ns reproduce-ddpm bench-ddpm bench-structure clean
+.PHONY: install test demo reproduce-table5 reproduce-table1 reproduce-table3 bench bench-lrgb bench-ns reproduce-ddpm bench-ddpm bench-structure bench-executors clean
 
 install: $(STAMP)
 
@@ -70,6 +70,10 @@ bench-ddpm: $(STAMP)
 # Structure scoring (GDT / RMSD / TM-score) vs the TMscore program (apt-get install tm-align) on the same pairs.
 bench-structure: $(STAMP)
 	$(PY) benchmarks/structure_scoring.py
+
+# The same quick sweep in-process and on a local Ray instance with 1 and 2 workers: wall time, identical records.
+bench-executors: $(STAMP)
+	$(PY) benchmarks/executor_scaling.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

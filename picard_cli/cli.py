@@ -24,7 +24,16 @@ RecipeOpt = typer.Option(None, "--recipe", help="recipe YAML (default: recipes/<
 ScaleOpt = typer.Option("quick", "--scale", help="scale preset of the recipe: quick (CPU, minutes) or paper")
 SeedsOpt = typer.Option(None, "--seeds", help="runs per cell (overrides the scale preset)")
 DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda")
-ExecOpt = typer.Option(None, "--executor", help="inprocess | batched (many seeds of a cell as one stacked model)")
+ExecOpt = typer.Option(None, "--executor", help="inprocess | batched (many seeds of a cell as one stacked model) | "
+                       "ray (Ray tasks; local instance or --address) | slurm (Slurm jobs through submitit)")
+AddressOpt = typer.Option(None, "--address", help="--executor ray: address of a running Ray cluster (e.g. "
+                          "ray://head:10001 or head:6379; default: start a local Ray instance)")
+PartitionOpt = typer.Option(None, "--partition", help="--executor slurm: Slurm partition")
+TimeOpt = typer.Option(None, "--time", help="--executor slurm: time limit per job, minutes")
+GpusOpt = typer.Option(None, "--gpus-per-task", help="--executor ray / slurm: GPUs per task (a run or a group of "
+                       "seeds)")
+NprocOpt = typer.Option(None, "--nproc", help="train each run data-parallel on N processes with torchrun "
+                        "(one per GPU; gloo on CPU); ddpm, vit-mask")
 DataOpt = typer.Option(None, "--data-root", help="data root (default: $PICARD_DATA, else ~/.cache/picard/data)")
 ResultsOpt = typer.Option(None, "--results", help="results folder (default: $PICARD_RESULTS, else ./results)")
 FidOpt = typer.Option(None, "--fid-weights", help="Inception weights file for FID (default: $PICARD_FID_WEIGHTS, "
@@ -64,23 +73,36 @@ def _flag(name_value: str) -> str:
     return f"{name.replace('-', '_')}={value}"
 
 
-def _sweep_overrides(overrides: dict, seeds, device, executor) -> dict:
+def _sweep_overrides(overrides: dict, seeds, device, executor, scale_out: dict | None = None) -> dict:
     sw = dict(overrides.pop("sweep", {}) or {})
-    for k, v in (("seeds", seeds), ("device", device), ("executor", executor)):
+    for k, v in (("seeds", seeds), ("device", device), ("executor", executor), *(scale_out or {}).items()):
         if v is not None:
             sw[k] = v
     return sw
 
 
+def _check_scale_out(sweep, address, partition, time_min, gpus, nproc) -> None:
+    """Executor options that do not fit the chosen executor: one line each (issue 10)."""
+    for flag, value, wanted in (("--address", address, ("ray",)), ("--partition", partition, ("slurm",)),
+                                ("--time", time_min, ("slurm",)), ("--gpus-per-task", gpus, ("ray", "slurm"))):
+        if value is not None and sweep.executor not in wanted:
+            raise RecipeError(f"{flag} applies to --executor {' or '.join(wanted)} (this sweep's executor: "
+                              f"{sweep.executor})")
+    if nproc is not None and nproc < 1:
+        raise RecipeError(f"--nproc must be >= 1, got {nproc}")
+
+
 def _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, extra, cells, filter_=None,
-             fid_weights=None, allow_unverified=False, steps=None):
+             fid_weights=None, allow_unverified=False, steps=None, address=None, partition=None, time_min=None,
+             gpus=None, nproc=None):
     from . import env, registry, report, runner
     from .progress import SweepProgress
     from .results import ResultStore, default_root
 
     exp = registry.get(registry.for_recipe(experiment, recipe))
     overrides = split_extra(extra)
-    sw = _sweep_overrides(overrides, seeds, device, executor)
+    sw = _sweep_overrides(overrides, seeds, device, executor, {"ray_address": address, "slurm_partition": partition,
+                                                               "slurm_time_min": time_min, "task_gpus": gpus})
     axis = None
     if steps is not None:
         field = getattr(exp, "steps_field", None)
@@ -88,16 +110,31 @@ def _execute(experiment, recipe, scale, seeds, device, executor, data_root, resu
             raise RecipeError(f"--steps: experiment {exp.name!r} has no steps axis")
         axis = (field, runner.parse_range(steps, "--steps"))
     p = runner.plan(exp, recipe, scale, overrides, sw, cells=cells, filter_=filter_, axis=axis)
-    dev = env.pick_device(p.sweep.device)
+    _check_scale_out(p.sweep, address, partition, time_min, gpus, nproc)
+    remote = p.sweep.executor in ("ray", "slurm")
+    dev = p.sweep.device if remote else env.pick_device(p.sweep.device)  # ray / slurm: picked on each worker
+    if nproc and nproc > 1:
+        from . import distributed
+
+        distributed.check(exp, p, nproc, dev)
     root = Path(results) if results else default_root()
     ctx = runner.Context(device=dev, data_root=env.data_root(data_root), fid_weights=fid_weights,
                          allow_unverified_weights=allow_unverified, results_root=root)
     store = ResultStore(root, exp.name)
     ncells = len({r.cell for r in p.runs})
+    where = {"ray": f"Ray ({p.sweep.ray_address or 'local instance'})",
+             "slurm": f"Slurm ({p.sweep.slurm_cluster})"}.get(p.sweep.executor, env.device_name(dev))
+    if nproc and nproc > 1:
+        where += f", {nproc} processes per run (torchrun)"
     console.print(f"[bold]{exp.name}[/bold]: {ncells} cell(s) x {p.sweep.seeds} seed(s) = {len(p.runs)} runs "
-                  f"on {env.device_name(dev)}; recipe {p.recipe}; results {store.path}")
+                  f"on {where}; recipe {p.recipe}; results {store.path}")
     with SweepProgress(console) as prog:
-        records = runner.execute(exp, p, store, ctx, prog)
+        records = runner.execute(exp, p, store, ctx, prog, nproc=nproc or 1)
+    failed = store.failed({r.key for r in p.runs})
+    if failed:
+        console.print(f"[red]{len(failed)} run(s) failed[/red] after their retries (recorded with status failed; "
+                      f"re-run the same command to try them again), e.g. {failed[0]['cell']} seed "
+                      f"{failed[0]['seed']}: {failed[0]['error']}", highlight=False)
     t = report.build(exp, records)
     report.render_terminal(t, console)
     return exp, records
@@ -109,10 +146,12 @@ def run(ctx: typer.Context, experiment: str = typer.Argument(..., help="experime
         device: Optional[str] = DeviceOpt, executor: Optional[str] = ExecOpt,
         data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt,
         fid_weights: Optional[str] = FidOpt, allow_unverified_weights: bool = UnverifiedOpt,
-        steps: Optional[str] = StepsOpt):
+        steps: Optional[str] = StepsOpt, address: Optional[str] = AddressOpt, partition: Optional[str] = PartitionOpt,
+        time: Optional[int] = TimeOpt, gpus_per_task: Optional[float] = GpusOpt, nproc: Optional[int] = NprocOpt):
     """Run one cell: the recipe cell closest to the flags (e.g. --backbone gat --dataset citeseer --noise 0.5)."""
     _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "match",
-             fid_weights=fid_weights, allow_unverified=allow_unverified_weights, steps=steps)
+             fid_weights=fid_weights, allow_unverified=allow_unverified_weights, steps=steps, address=address,
+             partition=partition, time_min=time, gpus=gpus_per_task, nproc=nproc)
 
 
 @app.command(context_settings=EXTRA)
@@ -122,10 +161,13 @@ def sweep(ctx: typer.Context, experiment: str = typer.Argument(..., help="experi
           data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt,
           filter: Optional[str] = typer.Option(None, "--filter", help="only cells whose name matches this (substring or regular expression, e.g. '^PIGN-' or 'GCN/Cora$')"),
           fid_weights: Optional[str] = FidOpt, allow_unverified_weights: bool = UnverifiedOpt,
-          steps: Optional[str] = StepsOpt):
+          steps: Optional[str] = StepsOpt, address: Optional[str] = AddressOpt,
+          partition: Optional[str] = PartitionOpt, time: Optional[int] = TimeOpt,
+          gpus_per_task: Optional[float] = GpusOpt, nproc: Optional[int] = NprocOpt):
     """Run every cell of a recipe x seeds; resumes: runs already in the results file are skipped."""
     _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "all", filter,
-             fid_weights=fid_weights, allow_unverified=allow_unverified_weights, steps=steps)
+             fid_weights=fid_weights, allow_unverified=allow_unverified_weights, steps=steps, address=address,
+             partition=partition, time_min=time, gpus=gpus_per_task, nproc=nproc)
 
 
 @app.command("report")

@@ -77,12 +77,28 @@ class Sweep:
 
     seeds: int = fld(5, "runs per cell (seed indices 0..seeds-1)", range=(1, 100000))
     seed_base: int = fld(0, "run i uses seed seed_base + i", range=(0, 2**31 - 1))
-    executor: str = fld("batched", "inprocess (one run at a time) or batched (many seeds of a cell as one stacked model)",
-                        choices=("inprocess", "batched"))
+    executor: str = fld("batched", "inprocess (one run at a time), batched (many seeds of a cell as one stacked "
+                        "model), ray (runs / groups as Ray tasks) or slurm (as Slurm jobs through submitit)",
+                        choices=("inprocess", "batched", "ray", "slurm"))
     group_size: int = fld(100, "batched executor: at most this many seeds per stacked model", range=(1, 100000))
     group_memory_gb: float = fld(3.0, "batched executor: shrink groups so one group's activations stay near this",
                                  range=(0.01, 10000.0))
     device: str = fld("auto", "auto (cuda if available, else cpu), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    # -- ray / slurm executors (picard_cli/executors/): one task = one run, or one group of seeds where the
+    #    experiment stacks seeds (the batched grouping above), so every executor forms the same groups.
+    task_cpus: float = fld(1.0, "ray/slurm: CPUs per task (torch uses this many threads on CPU)", range=(0.01, 1024.0))
+    task_gpus: float = fld(0.0, "ray/slurm: GPUs per task (--gpus-per-task)", range=(0.0, 64.0))
+    task_memory_gb: float = fld(0.0, "ray/slurm: memory per task in GiB (0 = no request)", range=(0.0, 100000.0))
+    retries: int = fld(1, "ray/slurm: re-submissions of a failed task before its runs are recorded as failed",
+                       range=(0, 100))
+    workers: int = fld(0, "ray without --address, slurm_cluster=local: tasks at once on this machine "
+                       "(0 = CPUs / task_cpus)", range=(0, 100000))
+    ray_address: str = fld("", "ray: address of a running cluster (--address; '' = start a local Ray instance)")
+    slurm_cluster: str = fld("slurm", "slurm: submit with sbatch (slurm), run the jobs as local processes with "
+                             "submitit's local executor (local) or in this process (debug)",
+                             choices=("slurm", "local", "debug"))
+    slurm_partition: str = fld("", "slurm: partition (--partition; '' = the cluster's default)")
+    slurm_time_min: int = fld(240, "slurm: time limit per job in minutes (--time)", range=(1, 10**6))
 
 
 RECIPE_KEYS = {"experiment", "description", "sweep", "defaults", "scales", "cells"}

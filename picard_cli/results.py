@@ -6,6 +6,11 @@ exclusive ``flock`` and fsynced, so a crash leaves at most one torn last line.
 A torn last line is reported with a warning and cut off before the next append,
 so it is re-run rather than duplicated. A sweep resumes by skipping the run keys
 already present.
+
+Runs whose task failed on a ray / slurm executor (after its retries) are recorded
+with ``status: failed`` and the error. They stay in the file (append-only) but are
+not results: :meth:`ResultStore.records` leaves them out unless asked, and a
+re-run of the sweep runs them again (their keys are not "done").
 """
 from __future__ import annotations
 
@@ -25,8 +30,9 @@ class ResultStore:
         self.path = Path(root) / f"{experiment}.jsonl"
 
     # -- reading --------------------------------------------------------------
-    def records(self) -> list[dict]:
-        """All complete records; a torn (partial) last line is skipped with a warning."""
+    def records(self, include_failed: bool = False) -> list[dict]:
+        """All complete records (without ``status: failed`` ones unless ``include_failed``);
+        a torn (partial) last line is skipped with a warning."""
         if not self.path.exists():
             return []
         out = []
@@ -41,7 +47,15 @@ class ResultStore:
                     warnings.warn(f"{self.path}: ignoring a torn last line (an interrupted write); it will be re-run")
                 else:
                     warnings.warn(f"{self.path}: line {i + 1} is not valid JSON; skipped")
-        return out
+        return out if include_failed else [r for r in out if r.get("status") != "failed"]
+
+    def failed(self, keys: set[str] | None = None) -> list[dict]:
+        """The last failure of each run (of ``keys``) that has no result: failed and not re-run since."""
+        done, last = self.done_keys(), {}
+        for r in self.records(include_failed=True):
+            if r.get("status") == "failed" and r["key"] not in done and (keys is None or r["key"] in keys):
+                last[r["key"]] = r
+        return list(last.values())
 
     def done_keys(self) -> set[str]:
         return {r["key"] for r in self.records() if "key" in r}

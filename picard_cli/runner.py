@@ -4,9 +4,10 @@ A sweep expands into independent runs (cell x seed), each fully described by its
 resolved config. An executor turns runs into records: ``InProcessExecutor`` one
 run at a time; ``BatchedExecutor`` hands the experiment groups of seeds of one
 cell (stacked into one model where the experiment supports it). Both call the
-same ``experiment.run_group``; a distributed executor only has to ship groups
-elsewhere and return their records. Records are appended group by group, so a
-killed sweep loses at most the group in flight and a re-run skips what is done.
+same ``experiment.run_group``; the ray and slurm executors (``picard_cli/executors``)
+ship the same groups elsewhere and return their outcomes, and this process writes
+the records. Records are appended group by group, so a killed sweep loses at most
+the groups in flight and a re-run skips what is done.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Callable, Iterable
 from . import env
 from .errors import RecipeError
 from .recipes import Sweep, apply, config_hash, identity, read_recipe, to_dict
-from .results import ResultStore
+from .results import ResultStore, default_root
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -226,32 +227,61 @@ class BatchedExecutor:
 EXECUTORS = {"inprocess": InProcessExecutor, "batched": BatchedExecutor}
 
 
-def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None) -> list[dict]:
-    """Run what is not yet in ``store``; return the records of every planned run."""
+def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None, nproc: int = 1) -> list[dict]:
+    """Run what is not yet in ``store``; return the records of every planned run.
+
+    ``sweep.executor`` ray / slurm ship the same groups to other processes or machines
+    (``picard_cli/executors``); ``nproc`` > 1 trains each run data-parallel over that many
+    processes with torchrun (``picard_cli/distributed.py``). Either way this process alone
+    appends to the results file.
+    """
     done = store.done_keys()
     env.tune_allocator()
-    executor = EXECUTORS[p.sweep.executor if exp.batchable else "inprocess"](exp)
+    remote = p.sweep.executor in ("ray", "slurm")
+    # Grouping: batched (seeds of a cell stacked) unless the experiment cannot or inprocess is asked for;
+    # ray / slurm ship the batched groups, so their records equal the in-process batched ones.
+    executor = EXECUTORS["inprocess" if not exp.batchable or p.sweep.executor == "inprocess" else "batched"](exp)
     batches = [[r for r in b if r.key not in done] for b in executor.batches(p.runs, p.sweep)]
     batches = [b for b in batches if b]
     if progress:
         todo = sum(len(b) for b in batches)
         progress.start(total_runs=todo, skipped=len(p.runs) - todo)
-    for batch in batches:
+    if remote and batches:
+        from . import executors
+
+        ctx.results_root = Path(ctx.results_root or default_root()).resolve()  # workers may have another cwd
+        be = executors.backend(exp, p.sweep, ctx.results_root)
+        executors.drive(be, exp, p, batches, store, ctx, progress)
+    for batch in batches if not remote else ():
         if progress:
             progress.begin_group(batch[0].cell, len(batch))
             ctx.on_epoch = progress.epoch
         ctx.run_dir = run_dir(ctx, exp, batch[0]) if len(batch) == 1 else None
         t0 = time.perf_counter()
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        outcomes = exp.run_group([r.config for r in batch], ctx)
-        wall = time.perf_counter() - t0
-        recs = [_record(exp, p, r, o, ctx, started, wall, executor.name, [b.seed for b in batch])
-                for r, o in zip(batch, outcomes)]
-        store.append(recs)
+        info = {"name": executor.name, "threads": _torch_threads()}  # float results depend on the thread count
+        if nproc > 1:  # one run at a time (ddpm): data parallel over nproc processes
+            from . import distributed
+
+            outcomes = [distributed.launch(exp, r, ctx, nproc, progress) for r in batch]
+            info = {"name": "torchrun", "nproc": nproc}
+        else:
+            outcomes = exp.run_group([r.config for r in batch], ctx)
+        payload = {"outcomes": outcomes, "started": started, "wall": time.perf_counter() - t0,
+                   "device": ctx.device, "device_name": env.device_name(ctx.device)}
+        store.append(make_records(exp, p, batch, payload=payload, executor=info))
         if progress:
             progress.end_group(len(batch))
     keys = {r.key for r in p.runs}
     return [r for r in store.records() if r.get("key") in keys]
+
+
+def _torch_threads() -> int:
+    """torch's intra-op threads here: CPU reductions split by thread, so the last bits of a run's
+    numbers depend on it (records are bit-identical across executors at the same thread count)."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def run_dir(ctx: Context, exp, run: Run) -> Path | None:
@@ -260,9 +290,24 @@ def run_dir(ctx: Context, exp, run: Run) -> Path | None:
     return None if ctx.results_root is None else Path(ctx.results_root) / f"{exp.name}-runs" / run.key
 
 
-def _record(exp, p: Plan, run: Run, outcome: dict, ctx: Context, started: str, wall: float,
-            executor: str, group_seeds: list[int]) -> dict:
-    return {
+def make_records(exp, p: Plan, batch: list[Run], *, executor: dict, payload: dict | None = None,
+                 failure: BaseException | None = None) -> list[dict]:
+    """Records of one group: from ``payload`` (outcomes, started, wall, device, device_name) of a
+    finished group, or ``status: failed`` with the error for a group whose task failed."""
+    seeds = [b.seed for b in batch]
+    if failure is not None:
+        from .executors import describe_error
+
+        line, detail = describe_error(failure)
+        failed = {"status": "failed", "metrics": {}, "error": line, "error_detail": detail}
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        payload = {"outcomes": [failed] * len(batch), "started": now, "wall": 0.0, "device": None, "device_name": None}
+    return [_record(exp, p, r, o, payload, executor, seeds) for r, o in zip(batch, payload["outcomes"])]
+
+
+def _record(exp, p: Plan, run: Run, outcome: dict, payload: dict, executor: dict, group_seeds: list[int]) -> dict:
+    wall = payload["wall"]
+    rec = {
         "experiment": exp.name,
         "cell": run.cell,
         "seed": run.seed,
@@ -276,11 +321,14 @@ def _record(exp, p: Plan, run: Run, outcome: dict, ctx: Context, started: str, w
         "metrics": outcome["metrics"],
         "solver": outcome.get("solver"),
         "extra": outcome.get("extra", {}),
-        "executor": {"name": executor, "group_seeds": group_seeds, "group_wall_s": round(wall, 3)},
+        "executor": {**executor, "group_seeds": group_seeds, "group_wall_s": round(wall, 3)},
         "wall_s": round(wall / len(group_seeds), 4),
-        "started": started,
-        "device": ctx.device,
-        "device_name": env.device_name(ctx.device),
+        "started": payload["started"],
+        "device": payload["device"],
+        "device_name": payload["device_name"],
         "git_sha": env.git_sha(),
         "versions": env.versions(),
     }
+    if outcome["status"] == "failed":
+        rec |= {"error": outcome["error"], "error_detail": outcome["error_detail"]}
+    return rec

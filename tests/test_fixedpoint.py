@@ -279,6 +279,9 @@ def test_spectral_cap_makes_the_gcn_operator_certified():
     from picard_cli.fixedpoint.spectral import cap_spectral_norm
 
     graph, conv = _random_gcn()
+    with torch.no_grad():  # spectral norms 0.5, 2 and 4 exactly: one seed below the cap, two above
+        sig0 = torch.linalg.matrix_norm(conv.weight, 2)
+        conv.weight.mul_((torch.tensor([0.5, 2.0, 4.0]) / sig0).view(3, 1, 1))
     cap_spectral_norm(conv, 0.7)
     sig = torch.linalg.matrix_norm(conv.weight.detach().double(), 2)
     assert torch.all(sig <= 0.7 + 1e-6) and sig[0] < 0.7  # seed 0 was below the cap: untouched

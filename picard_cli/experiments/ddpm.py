@@ -16,6 +16,11 @@ Measurements (beyond the reference, spec §1.4): smoothed train loss; a held-out
 reference split recorded; sample grids with the same noise for every model (Fig. 6) and, for the
 T = ``fig7_for_T`` model, with 100..1000 sampling steps (Fig. 7). Training checkpoints atomically
 every ``checkpoint_every`` steps into the run's folder and resumes from there.
+
+Data parallel (``--nproc N``, ``picard_cli/distributed.py``): each process trains on its slice of
+every global batch of ``batch_size``; rank 0 evaluates, checkpoints and returns the outcome. The
+checkpoint does not depend on N (a run resumes under another N), and N processes follow the
+single-process loss curve (exactly up to summation order while ``dropout`` is 0).
 """
 from __future__ import annotations
 
@@ -94,6 +99,7 @@ class Ddpm:
     config_cls = DdpmConfig
     default_recipe = "fig2.yaml"
     batchable = False
+    data_parallel = True  # --nproc N: torchrun + DDP (picard_cli/distributed.py)
     steps_field = "timesteps"  # `--steps 100:1000` sweeps T
     axis_label = "T"
     table = "Figs. 2/8: DDPMs vs diffusion timesteps T on CIFAR-10 (held-out loss, smoothed train loss, FID)"
@@ -134,6 +140,14 @@ class Ddpm:
     def run_group(self, configs, ctx):
         return [run_one(c, ctx) for c in configs]
 
+    @staticmethod
+    def check_nproc(cfg: dict, nproc: int) -> None:
+        if cfg["batch_size"] % nproc:
+            from ..errors import RecipeError
+
+            raise RecipeError(f"--nproc {nproc}: batch_size={cfg['batch_size']} is not divisible by {nproc} "
+                              f"(each process takes batch_size / nproc images of every step)")
+
     def figures(self, records: list[dict], root: Path) -> list[Path]:
         from . import ddpm_figures
 
@@ -145,6 +159,7 @@ def run_one(c: dict, ctx) -> dict:
     import numpy as np
     import torch
 
+    from .. import distributed as dist
     from ..data.cifar10 import load_cifar10
     from ..errors import DataError, PicardError
     from ..models import ddpm as D
@@ -235,16 +250,18 @@ def run_one(c: dict, ctx) -> dict:
                 st["fid_log"]["step"].append(step), st["fid_log"]["value"].append(fid_of(samples)["value"])
                 st["fid_log"]["n"].append(n_fid)
 
-    def checkpoint():
-        if path is None:
+    def checkpoint():  # rank 0 only (the model and optimizer are the same in every process)
+        if path is None or not dist.is_main():
             return
         D.save_checkpoint(path, {"format": 1, "config": c, "step": st["step"], "model": unet.state_dict(),
                                  "ema": ema.state_dict() if ema is not None else None, "optimizer": opt.state_dict(),
                                  "lr_scheduler": lr_sched.state_dict(), "rng": D.rng_state(gen), "state": st})
 
     # Training (reference loop, spec §1.1): t ~ U{0..T-1}, x_t = add_noise(x0, eps, t), MSE(eps_theta, eps)
-    fwd = torch.compile(unet) if c["compile"] else unet
+    ddp = dist.wrap(unet)  # DistributedDataParallel with --nproc > 1; checkpoints hold the bare unet's weights
+    fwd = torch.compile(ddp) if c["compile"] else ddp
     N, B = len(Xtr), c["batch_size"]
+    mine = dist.shard(B)  # this process's part of each global batch (all of it in a single process)
     per_epoch = N // B  # the last incomplete batch of an epoch is dropped (constant batch size)
     perm_epoch, perm = -1, None
     acc = torch.tensor(st["acc"][0], dtype=torch.float64, device=dev)
@@ -258,15 +275,16 @@ def run_one(c: dict, ctx) -> dict:
         if epoch != perm_epoch:  # epoch order: a function of (seed, epoch), so a resume replays it
             perm_epoch = epoch
             perm = torch.randperm(N, generator=torch.Generator().manual_seed(c["seed"] * 7919 + epoch)).to(dev)
-        idx = perm[(step % per_epoch) * B:(step % per_epoch + 1) * B]
+        # every process draws the whole batch's randomness and keeps its slice: the same steps for any N
+        idx = perm[(step % per_epoch) * B:(step % per_epoch + 1) * B][mine]
         x0 = D.to_unit(Xtr[idx])
         if c["random_flip"]:
-            flip = torch.rand(B, generator=gen, device=dev) < 0.5
+            flip = torch.rand(B, generator=gen, device=dev)[mine] < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
         if c["channels_last"] and cuda:
             x0 = x0.contiguous(memory_format=torch.channels_last)
-        noise = torch.randn(x0.shape, generator=gen, device=dev)
-        t = torch.randint(0, T, (B,), generator=gen, device=dev)
+        noise = torch.randn((B, *x0.shape[1:]), generator=gen, device=dev)[mine]
+        t = torch.randint(0, T, (B,), generator=gen, device=dev)[mine]
         xt = sched.add_noise(x0, noise, t)
         with amp():
             pred = fwd(xt, t).sample
@@ -283,7 +301,7 @@ def run_one(c: dict, ctx) -> dict:
         count += 1
         st["step"] = step = step + 1
         if step % c["log_every"] == 0 or step == c["train_steps"]:
-            mean = (acc / count).item()
+            mean = dist.mean(acc / count).item()  # over processes: the global batch's loss
             st["train_log"]["step"].append(step), st["train_log"]["loss"].append(mean)
             acc.zero_()
             count = 0
@@ -293,14 +311,17 @@ def run_one(c: dict, ctx) -> dict:
             ctx.on_epoch(step, c["train_steps"], f"loss {mean:.4f}")
         if step % c["eval_every"] == 0 and step < c["train_steps"]:
             st["train_s"] += time.perf_counter() - t0
-            evaluate(step, c["fid_n_steps"])
+            if dist.is_main():  # the others wait at the next step's gradient all-reduce
+                evaluate(step, c["fid_n_steps"])
             t0 = time.perf_counter()
         if step % c["checkpoint_every"] == 0 or step == c["train_steps"]:
-            st["acc"] = [acc.item(), count]
+            st["acc"] = [dist.mean(acc).item(), count]  # the running loss sum, averaged: valid under any N
             st["train_s"] += time.perf_counter() - t0
             checkpoint()
             t0 = time.perf_counter()
     st["train_s"] += time.perf_counter() - t0
+    if not dist.is_main():  # rank 0 evaluates and returns the outcome
+        return {"status": "ok", "metrics": {}, "extra": {}}
 
     abar = D.alpha_bar_T(sched)
     extra = {"n_params": sum(p.numel() for p in unet.parameters()), "amp": "bf16" if bf16 else "fp32",

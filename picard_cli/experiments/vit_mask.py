@@ -23,6 +23,10 @@ Choices where the paper is silent (recipe options, README "Table 3"):
   weights)" when no weights are available. With the offline arrays the test split is
   JPEG-decoded: such an FID is not comparable to published CIFAR-10 FIDs (recorded, and said
   by the report).
+
+Data parallel (``--nproc N``, ``picard_cli/distributed.py``): every process takes its part of each
+batch (same permutation, same per-image masks) and the loss is scaled so that DDP's gradient average
+is the whole batch's mean gradient; rank 0 evaluates and returns the outcome.
 """
 from __future__ import annotations
 
@@ -83,6 +87,7 @@ class VitMask:
     config_cls = VitMaskConfig
     default_recipe = "table3.yaml"
     batchable = False
+    data_parallel = True  # --nproc N: torchrun + DDP (picard_cli/distributed.py)
     table = "Table 3: masked-pixel ViT on CIFAR-10 (75% of pixels blacked out), test MSE and FID vs Picard iterations"
     rows = ("ViT (MSE)", "ViT (FID)")
     cols = COLS
@@ -127,6 +132,13 @@ class VitMask:
     def run_group(self, configs, ctx):
         return [self.run_one(c, ctx) for c in configs]
 
+    @staticmethod
+    def check_nproc(cfg: dict, nproc: int) -> None:
+        if cfg["batch_size"] < nproc:
+            from ..errors import RecipeError
+
+            raise RecipeError(f"--nproc {nproc}: batch_size={cfg['batch_size']} gives some processes no images")
+
     def run_one(self, c: dict, ctx) -> dict:
         import contextlib
 
@@ -159,6 +171,10 @@ class VitMask:
         amp = lambda: (torch.autocast("cuda", dtype=torch.bfloat16) if bf16  # noqa: E731
                        else contextlib.nullcontext())
         fit = train_model(model, Ytr, Yva, tr_idx, c, ctx, amp)
+        from .. import distributed as dist
+
+        if not dist.is_main():  # --nproc: rank 0 evaluates and returns the outcome
+            return {"status": "ok", "metrics": {}, "extra": {}}
         extra = {"n_params": model.n_params(), "amp": "bf16" if bf16 else "fp32",
                  "gflop_per_image_T": round(flops_per_image(32, c["patch"], c["dim"], c["depth"], c["dec_dim"],
                                                             c["dec_depth"], c["mlp_ratio"]) / 1e9, 4),
@@ -276,6 +292,9 @@ def train_model(model, Ytr, Yva, tr_ids, c: dict, ctx, amp) -> Fit:
     import torch
     import torch.nn.functional as F
 
+    from .. import distributed as dist
+
+    ddp, W = dist.wrap(model), dist.world()  # DistributedDataParallel with --nproc > 1
     opt = torch.optim.AdamW(model.parameters(), lr=c["lr"], betas=(0.9, 0.95), weight_decay=c["weight_decay"])
     bs = c["batch_size"]
     steps_per_epoch = math.ceil(len(Ytr) / bs)
@@ -297,24 +316,29 @@ def train_model(model, Ytr, Yva, tr_ids, c: dict, ctx, amp) -> Fit:
         total_loss = 0.0
         perm = torch.randperm(len(Ytr), generator=g)
         for i in range(0, len(Ytr), bs):
-            idx = perm[i:i + bs]
+            n = min(bs, len(Ytr) - i)  # images in this (global) batch
+            idx = perm[i:i + bs][dist.split(n)]  # this process's part (all of it in a single process)
             y = Ytr[idx.to(dev)].float() / 255
             m = masks_for(np.asarray(tr_ids)[idx.numpy()], c["mask_ratio"], c["seed"], epoch, dev)
             x0 = y.masked_fill(m.unsqueeze(1), 0.0)  # pixel dropout: blacked out
             with amp():
-                x, _ = model(x0)  # gradients through every application of T
-            loss = F.mse_loss(x.float(), y)  # MSE((1-lam) T(x_{N-1}) + lam x_{N-1}, y)
+                x, _ = ddp(x0)  # gradients through every application of T
+            if W == 1:
+                objective = loss = F.mse_loss(x.float(), y)  # MSE((1-lam) T(x_{N-1}) + lam x_{N-1}, y)
+            else:  # the part's share of the batch mean, x W: DDP's gradient average = the batch mean's gradient
+                share = F.mse_loss(x.float(), y, reduction="sum") / (n * Ytr[0].numel())
+                objective, loss = share * W, dist.total(share)  # loss: the whole batch's MSE, on every process
             if not torch.isfinite(loss):
                 out.diverged = True
                 out.losses.append(float("nan"))
                 return out
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
             if c["grad_clip"]:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), c["grad_clip"])
             opt.step()
             sched.step()
-            total_loss += loss.item() * len(y)
+            total_loss += loss.item() * n
         out.losses.append(total_loss / len(Ytr))
         if len(Yva):
             v = per_image_mse(model, Yva, val_masks, bs, amp)[0].mean().item()
