@@ -31,9 +31,11 @@ class Fit:
     def extra(self) -> dict:
         """The curves for a record's ``extra``."""
         g = lambda v: float(f"{v:.6g}")  # noqa: E731
-        return {"epoch_s_mean": round(sum(self.epoch_s) / max(1, len(self.epoch_s)), 3),
-                "train_loss": [g(v) for v in self.losses], "val_mse": [g(v) for v in self.val_mse],
-                "lr": [g(v) for v in self.lrs[:: max(1, len(self.lrs) // 100)]]}
+        out = {"epoch_s_mean": round(sum(self.epoch_s) / max(1, len(self.epoch_s)), 3),
+               "train_loss": [g(v) for v in self.losses], "val_mse": [g(v) for v in self.val_mse]}
+        if self.lrs:  # (vit-mask's loop does not log its learning rate)
+            out["lr"] = [g(v) for v in self.lrs[:: max(1, len(self.lrs) // 100)]]
+        return out
 
 
 def per_sample_mse(model, X, frames, batch_size: int, n_iter=None, amp=contextlib.nullcontext):

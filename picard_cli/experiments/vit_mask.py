@@ -179,7 +179,7 @@ class VitMask:
                  "gflop_per_image_T": round(flops_per_image(32, c["patch"], c["dim"], c["depth"], c["dec_dim"],
                                                             c["dec_depth"], c["mlp_ratio"]) / 1e9, 4),
                  "samples": {"train": len(Ytr), "val": len(Yva), "test": len(Yte)},
-                 "data": {"train": train.meta, "test": test.meta}, **fit.curves()}
+                 "data": {"train": train.meta, "test": test.meta}, **fit.extra()}
         nan = float("nan")
         if fit.diverged:
             return {"status": "diverged", "extra": extra,
@@ -269,23 +269,7 @@ def run_fid(recon, real, meta: dict, weights, ctx) -> dict:
     return out
 
 
-@dataclass
-class Fit:
-    losses: list
-    val_mse: list
-    epoch_s: list
-    best_val: float = math.inf
-    best_epoch: int = -1
-    best_state: dict | None = None
-    diverged: bool = False
-
-    def curves(self) -> dict:
-        g = lambda v: float(f"{v:.6g}")  # noqa: E731
-        return {"epoch_s_mean": round(sum(self.epoch_s) / max(1, len(self.epoch_s)), 3),
-                "train_loss": [g(v) for v in self.losses], "val_mse": [g(v) for v in self.val_mse]}
-
-
-def train_model(model, Ytr, Yva, tr_ids, c: dict, ctx, amp) -> Fit:
+def train_model(model, Ytr, Yva, tr_ids, c: dict, ctx, amp):
     """AdamW + warmup/cosine per step; fresh masks each epoch (stream = epoch, keyed by the image's
     index in the training split); validation MSE with fixed masks keeps the best weights."""
     import numpy as np
@@ -293,6 +277,7 @@ def train_model(model, Ytr, Yva, tr_ids, c: dict, ctx, amp) -> Fit:
     import torch.nn.functional as F
 
     from .. import distributed as dist
+    from .ns_train import Fit  # the same curves record as the Navier-Stokes trainers
 
     ddp, W = dist.wrap(model), dist.world()  # DistributedDataParallel with --nproc > 1
     opt = torch.optim.AdamW(model.parameters(), lr=c["lr"], betas=(0.9, 0.95), weight_decay=c["weight_decay"])
@@ -309,7 +294,7 @@ def train_model(model, Ytr, Yva, tr_ids, c: dict, ctx, amp) -> Fit:
     g = torch.Generator().manual_seed(c["seed"])
     dev = Ytr.device
     val_masks = lambda idx: masks_for(idx, c["mask_ratio"], c["mask_seed"], -2, dev)  # noqa: E731
-    out = Fit([], [], [])
+    out = Fit()
     for epoch in range(c["epochs"]):
         t0 = time.perf_counter()
         model.train()
