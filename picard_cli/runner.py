@@ -243,37 +243,46 @@ def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None, nproc
     executor = EXECUTORS["inprocess" if not exp.batchable or p.sweep.executor == "inprocess" else "batched"](exp)
     batches = [[r for r in b if r.key not in done] for b in executor.batches(p.runs, p.sweep)]
     batches = [b for b in batches if b]
-    if progress:
-        todo = sum(len(b) for b in batches)
-        progress.start(total_runs=todo, skipped=len(p.runs) - todo)
-    if remote and batches:
+    be = None
+    if remote and batches:  # started (or joined) before the progress bar: a failure to start is one clean line
         from . import executors
 
         ctx.results_root = Path(ctx.results_root or default_root()).resolve()  # workers may have another cwd
         be = executors.backend(exp, p.sweep, ctx.results_root)
+    if progress:
+        todo = sum(len(b) for b in batches)
+        progress.start(total_runs=todo, skipped=len(p.runs) - todo)
+    if be is not None:
         executors.drive(be, exp, p, batches, store, ctx, progress)
-    for batch in batches if not remote else ():
-        if progress:
-            progress.begin_group(batch[0].cell, len(batch))
-            ctx.on_epoch = progress.epoch
-        ctx.run_dir = run_dir(ctx, exp, batch[0]) if len(batch) == 1 else None
-        t0 = time.perf_counter()
-        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        info = {"name": executor.name, "threads": _torch_threads()}  # float results depend on the thread count
-        if nproc > 1:  # one run at a time (ddpm): data parallel over nproc processes
-            from . import distributed
-
-            outcomes = [distributed.launch(exp, r, ctx, nproc, progress) for r in batch]
-            info = {"name": "torchrun", "nproc": nproc}
-        else:
-            outcomes = exp.run_group([r.config for r in batch], ctx)
-        payload = {"outcomes": outcomes, "started": started, "wall": time.perf_counter() - t0,
-                   "device": ctx.device, "device_name": env.device_name(ctx.device)}
-        store.append(make_records(exp, p, batch, payload=payload, executor=info))
-        if progress:
-            progress.end_group(len(batch))
+    else:
+        for batch in batches:
+            _run_here(exp, p, batch, store, ctx, progress, executor.name, nproc)
     keys = {r.key for r in p.runs}
     return [r for r in store.records() if r.get("key") in keys]
+
+
+def _run_here(exp, p: Plan, batch: list[Run], store: ResultStore, ctx: Context, progress, name: str,
+              nproc: int) -> None:
+    """Run one group in this process (or under torchrun with ``nproc`` > 1) and append its records."""
+    if progress:
+        progress.begin_group(batch[0].cell, len(batch))
+        ctx.on_epoch = progress.epoch
+    ctx.run_dir = run_dir(ctx, exp, batch[0]) if len(batch) == 1 else None
+    t0 = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if nproc > 1:  # one run at a time (ddpm): data parallel over nproc processes
+        from . import distributed
+
+        outcomes = [distributed.launch(exp, r, ctx, nproc, progress) for r in batch]
+        info = {"name": "torchrun", "nproc": nproc}
+    else:
+        outcomes = exp.run_group([r.config for r in batch], ctx)
+        info = {"name": name, "threads": _torch_threads()}  # float results depend on the thread count
+    payload = {"outcomes": outcomes, "started": started, "wall": time.perf_counter() - t0,
+               "device": ctx.device, "device_name": env.device_name(ctx.device)}
+    store.append(make_records(exp, p, batch, payload=payload, executor=info))
+    if progress:
+        progress.end_group(len(batch))
 
 
 def _torch_threads() -> int:
