@@ -85,3 +85,47 @@ def test_attention_aggregate_gradcheck():
     alpha = torch.rand(6, 2, 3, dtype=torch.double, requires_grad=True)
     xp = torch.randn(4, 2, 3, 5, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, x: _AttentionAggregate.apply(a, x, src, dst, 4), (alpha, xp))
+
+
+def test_shared_product_is_reused_only_at_the_same_weights():
+    from picard_cli.models.stacked_gnn import shared_linear
+
+    x = torch.randn(N, FIN)
+    w = torch.nn.Parameter(torch.randn(3, FIN, H))
+    y_train = shared_linear(x, w)  # with gradients: computed, remembered
+    with torch.no_grad():
+        y_eval = shared_linear(x, w)
+        assert y_eval is w._picard_memo[2] and torch.equal(y_eval, y_train)
+        assert shared_linear(x.clone(), w) is not y_eval  # another input: computed
+        w.add_(1.0)  # an optimiser step bumps the version: computed again
+        torch.testing.assert_close(shared_linear(x, w), torch.einsum("nf,sfh->nsh", x, w))
+    assert shared_linear(x, w).grad_fn is not None  # training passes always build their graph
+
+
+def test_reusing_products_and_evaluating_late_change_no_number(synth_root, monkeypatch):
+    """The training loop evaluates epoch t after epoch t+1's forward pass, reusing its first-layer
+    product; records must equal those of a run that recomputes everything."""
+    from dataclasses import asdict
+
+    from picard_cli.experiments.pign import Pign, PignConfig
+    from picard_cli.models import stacked_gnn
+    from picard_cli.runner import Context
+
+    ctx = Context("cpu", synth_root)
+    cells = [dict(model="plain", backbone="gcn", noise=0.0, features="sparse"), dict(model="pign", backbone="gat", noise=0.5, heads=2),
+             dict(model="plain", backbone="gat", noise=0.5, heads=2, depth=3)]
+    feature_products = []  # sparse products with the feature matrix (clean cells), to see the reuse happen
+    sparse_mm = torch.sparse.mm
+    monkeypatch.setattr(torch.sparse, "mm", lambda a, b: (feature_products.append(b.shape[0] != a.shape[0]),
+                                                         sparse_mm(a, b))[1])
+    for cell in cells:
+        cfg = asdict(PignConfig(epochs=6, hidden=8, **cell))
+        runs = lambda: [r["metrics"] for r in Pign().run_group([dict(cfg, seed=s) for s in (0, 1)], ctx)]
+        feature_products.clear()
+        reused, n_reused = runs(), sum(feature_products)
+        monkeypatch.setattr(stacked_gnn, "REUSE_PRODUCTS", False)
+        feature_products.clear()
+        assert runs() == reused, cell
+        if cell["noise"] == 0.0:  # 6 training passes + the evaluation after the last step; recomputing: 6 + 6 + 1
+            assert (n_reused, sum(feature_products)) == (7, 13)
+        monkeypatch.setattr(stacked_gnn, "REUSE_PRODUCTS", True)

@@ -127,6 +127,7 @@ class Pign:
         import torch.nn.functional as F
 
         from ..fixedpoint.fields import fixed_masks, spec_from_config, toolkit_in_use
+        from ..models import gat_kernels
         from ..models.stacked_gnn import PIGN, Graph, IterGNN, PlainGNN
 
         c = configs[0]
@@ -175,10 +176,30 @@ class Pign:
         test_at_best = torch.zeros(S, device=dev)
         diverged = torch.zeros(S, dtype=torch.bool, device=dev)
         losses, train_iters, jac_hist = [], [], []
+
+        def evaluate(epoch):  # validation/test accuracy at the current weights = after `epoch`'s step
+            nonlocal best_val, best_epoch, test_at_best, val, test
+            model.eval()
+            with torch.no_grad():
+                logits, _ = model(X, graph)
+                val, test = accuracy(logits, masks["val"]), accuracy(logits, masks["test"])
+            better = val > best_val  # first epoch of the best validation accuracy
+            best_val = torch.where(better, val, best_val)
+            best_epoch = torch.where(better, torch.full_like(best_epoch, epoch), best_epoch)
+            test_at_best = torch.where(better, test, test_at_best)
+            ctx.on_epoch(epoch + 1, c["epochs"])
+
+        val = test = None
         for epoch in range(c["epochs"]):
             model.train()
             opt.zero_grad(set_to_none=True)
             logits, st = model(X, graph)
+            if epoch > 0:
+                # The evaluation of the previous epoch (same weights: no step since) runs here, after
+                # this forward pass, so it reuses its first-layer product (stacked_gnn.shared_linear).
+                # Evaluation draws no random numbers: the order changes no number.
+                evaluate(epoch - 1)
+                model.train()
             if c["model"] == "itergnn":
                 train_iters.append(st.iters)
             # Per-seed mean cross-entropy on the train nodes, summed over seeds:
@@ -193,15 +214,7 @@ class Pign:
             torch.nan_to_num(objective, nan=0.0, posinf=0.0).sum().backward()
             opt.step()
             losses.append(loss_s.detach())
-            model.eval()
-            with torch.no_grad():
-                logits, _ = model(X, graph)
-                val, test = accuracy(logits, masks["val"]), accuracy(logits, masks["test"])
-            better = val > best_val  # first epoch of the best validation accuracy
-            best_val = torch.where(better, val, best_val)
-            best_epoch = torch.where(better, torch.full_like(best_epoch, epoch), best_epoch)
-            test_at_best = torch.where(better, test, test_at_best)
-            ctx.on_epoch(epoch + 1, c["epochs"])
+        evaluate(c["epochs"] - 1)
 
         # Final evaluation pass with solver traces (paper protocol: last epoch).
         model.eval()
@@ -217,6 +230,8 @@ class Pign:
         loss_hist = torch.stack(losses).cpu()
         fixedpoint = _diagnose(model, X, graph, accuracy, masks, c, S) if c["model"] == "pign" and c["diagnose"] else None
         fp_train = _train_summary(getattr(model, "fp_log", []), jac_hist, S)
+        # Which attention-sum path ran (fused CPU kernels or torch ops; equal up to rounding).
+        kernel = {"gat_kernel": gat_kernels.name() if dev.type == "cpu" else "torch"} if c["backbone"] == "gat" else {}
         out = []
         for i in range(S):
             bad = bool(diverged[i]) or not math.isfinite(float(test[i]))
@@ -232,7 +247,7 @@ class Pign:
                     "train_loss_last": float(loss_hist[-1, i]),
                 },
                 "solver": _solver_record(stats, i, train_iters),
-                "extra": {"n_params": n_params, "features": "sparse" if sparse else "dense",
+                "extra": {"n_params": n_params, "features": "sparse" if sparse else "dense", **kernel,
                           "feature_density": round(density, 5),
                           "train_loss_every_10": [round(float(v), 5) for v in loss_hist[::10, i]],
                           **({"iter_curve": {"k": eval_ks, "val_acc": [round(v[i], 5) for v in curve["val_acc"]],
