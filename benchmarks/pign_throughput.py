@@ -4,10 +4,13 @@ batched executor (seeds of a cell stacked into one model), in one process.
     python benchmarks/pign_throughput.py                       # default cells
     python benchmarks/pign_throughput.py --cells GCN/Cora,GAT/Cora --seeds 100 --loop-seeds 3
     python benchmarks/pign_throughput.py --acc-seeds 20        # also compare accuracy distributions
+    python benchmarks/pign_throughput.py --cells all --epochs 20  # the 16 paper cells + the whole-grid ratio
 
 Prints runs/hour for each path, their ratio, achieved GFLOP/s (model FLOPs of the
 matrix products, counted below) against a measured fp32/bf16 matmul peak, and the
-accuracy mean ± std of both. Writes results/bench_pign_throughput.json.
+accuracy mean ± std of both, and for the cells run together the time of 100 runs of each
+(the paper protocol) both ways, summed: the grid ratio. Writes results/bench_pign_throughput.json.
+PICARD_GAT_KERNEL=torch times picard's GAT cells without the fused kernels.
 Timings on shared machines are noisy: compare ratios measured in one run.
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from picard_cli import env  # noqa: E402
 from picard_cli.experiments.pign import Pign, PignConfig, _data  # noqa: E402
+from picard_cli.models import gat_kernels  # noqa: E402
 from picard_cli.models.pyg_reference import train_one  # noqa: E402
 from picard_cli.recipes import Sweep, apply  # noqa: E402
 from picard_cli.runner import Context  # noqa: E402
@@ -66,7 +70,7 @@ def epoch_flops(cfg: dict, N: int, F: int, C: int, nnz_x: int, nnz_a: int, E: in
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cells", default=DEFAULT_CELLS)
+    ap.add_argument("--cells", default=DEFAULT_CELLS, help="comma-separated cell names, or 'all' (the 16 paper cells)")
     ap.add_argument("--recipe", default=str(REPO / "recipes/pign/table5.yaml"))
     ap.add_argument("--seeds", type=int, default=100, help="seeds for picard's batched executor")
     ap.add_argument("--loop-seeds", type=int, default=3, help="seeds timed with the per-seed loop")
@@ -87,8 +91,12 @@ def main():
     rows = []
     header = f"{'cell':24s} {'loop runs/h':>11s} {'picard runs/h':>13s} {'ratio':>6s} {'loop GF/s':>9s} {'picard GF/s':>11s}  accuracy loop | picard"
     print(header)
-    for name in args.cells.split(","):
+    names = args.cells.split(",")
+    if args.cells == "all":
+        names = [n for n in recipe["cells"] if not n.startswith("IterGNN")]
+    for name in names:
         cfg = asdict(apply(base, recipe["cells"][name]))
+        protocol_epochs = cfg["epochs"]
         if args.epochs:
             cfg["epochs"] = args.epochs
         data, x = _data(cfg["dataset"], cfg["noise"], cfg["noise_seed"], str(root))
@@ -119,7 +127,8 @@ def main():
         row = {"cell": name, "loop_s_per_run": loop_s, "picard_s_per_run": ours_s, "ratio": loop_s / ours_s,
                "loop_runs_per_hour": 3600 / loop_s, "picard_runs_per_hour": 3600 / ours_s,
                "loop_gflops": flops / loop_s / 1e9, "picard_gflops": flops / ours_s / 1e9,
-               "group_size": group, "seeds": n, "loop_seeds": loop_n,
+               "group_size": group, "seeds": n, "loop_seeds": loop_n, "epochs": cfg["epochs"],
+               "protocol_scale": protocol_epochs / cfg["epochs"],
                "loop_acc": [statistics.mean(loop_acc), statistics.pstdev(loop_acc)],
                "picard_acc": [statistics.mean(ours_acc), statistics.pstdev(ours_acc)]}
         rows.append(row)
@@ -127,8 +136,16 @@ def main():
               f"{row['loop_gflops']:9.1f} {row['picard_gflops']:11.1f}  "
               f"{100 * row['loop_acc'][0]:.1f}±{100 * row['loop_acc'][1]:.1f} (n={loop_n}) | "
               f"{100 * row['picard_acc'][0]:.1f}±{100 * row['picard_acc'][1]:.1f} (n={n})", flush=True)
+    # 100 runs of every cell at its protocol length (times scale with epochs when --epochs shortens them)
+    minutes = lambda key: sum(r[key] * r["protocol_scale"] for r in rows) * 100 / 60
+    grid = {"loop_minutes_100_runs": minutes("loop_s_per_run"), "picard_minutes_100_runs": minutes("picard_s_per_run")}
+    grid["ratio"] = grid["loop_minutes_100_runs"] / grid["picard_minutes_100_runs"]
+    print(f"these {len(rows)} cells x 100 runs (timed at {rows[0]['epochs']} epochs, scaled to the recipe's): "
+          f"loop {grid['loop_minutes_100_runs']:.1f} min, picard {grid['picard_minutes_100_runs']:.1f} min, "
+          f"ratio {grid['ratio']:.2f}x")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"peak_fp32_gflops": peak32, "peak_bf16_gflops": peak16, "cells": rows,
+                                          "grid": grid, "gat_kernel": gat_kernels.name(), "argv": sys.argv[1:],
                                           "cpu": env.device_name("cpu"), "versions": env.versions(),
                                           "git_sha": env.git_sha(), "load_avg": os.getloadavg()}, indent=1))
     print(f"wrote {args.out}")

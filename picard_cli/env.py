@@ -44,12 +44,14 @@ def versions() -> dict:
 
 @functools.cache
 def git_sha() -> str | None:
-    """SHA of the code that ran, with '+dirty' when the tree has local changes."""
+    """SHA of the code that ran, with '+dirty' when the tree has local changes. A tree exported
+    with ``git archive`` (no .git) has it in ``picard_cli/COMMIT`` (git fills it in on export)."""
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:
-            return None
+            exported = (here / "COMMIT").read_text().strip() if (here / "COMMIT").exists() else ""
+            return exported + "+export" if exported and not exported.startswith("$") else None
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
                                capture_output=True, text=True, timeout=5)
         return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

@@ -85,3 +85,23 @@ def test_stacked_pign_gat_trains_the_same_with_either_path(monkeypatch):
     fused = losses()
     monkeypatch.setenv("PICARD_GAT_KERNEL", "torch")
     assert fused == pytest.approx(losses(), rel=1e-5)
+
+
+def test_fused_softmax_matches_pyg_softmax_with_gradients_and_double_backward():
+    from picard_cli.models.stacked_gnn import _edge_softmax, edge_softmax
+
+    S, H = 3, 4
+    a_src, a_dst = torch.randn(N, S, H, requires_grad=True), torch.randn(N, S, H, requires_grad=True)
+    g = torch.randn(GRAPH.src.numel(), S, H, requires_grad=True)
+    fused, ref = edge_softmax(a_src, a_dst, GRAPH), _edge_softmax(a_src, a_dst, GRAPH, 0.2)
+    assert _path(fused) == "_KernelSoftmax"
+    torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-6)
+    kernel = torch.autograd.grad(fused, (a_src, a_dst), g, retain_graph=True)  # the kernels' backward
+    for a, b in zip(kernel, torch.autograd.grad(ref, (a_src, a_dst), g, retain_graph=True)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    first = [torch.autograd.grad(out, (a_src, a_dst), g, create_graph=True) for out in (fused, ref)]
+    for a, b in zip(*first):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    second = [torch.autograd.grad(sum(t.square().sum() for t in grads), (a_src, a_dst, g)) for grads in first]
+    for a, b in zip(*second):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

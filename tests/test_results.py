@@ -30,3 +30,21 @@ def test_torn_last_line_is_tolerated_then_cut_before_next_append(tmp_path):
 
 def test_missing_file_is_empty(tmp_path):
     assert ResultStore(tmp_path, "none").records() == []
+
+
+def test_a_git_archive_export_still_records_its_commit(tmp_path):
+    """Long sweeps run from a frozen export of the code (git archive): its records must still name
+    the commit (picard_cli/COMMIT is filled in by git on export)."""
+    import subprocess
+    import sys
+
+    from picard_cli.runner import REPO
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    archive = subprocess.run(["git", "archive", "HEAD", "picard_cli"], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archive.stdout, check=True)
+    out = subprocess.run([sys.executable, "-c", "from picard_cli import env; print(env.git_sha())"], cwd=tmp_path,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == head.stdout.strip() + "+export"

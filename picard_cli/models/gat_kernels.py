@@ -98,6 +98,98 @@ if numba is not None:
                             og[d] += a * gr[d]
 
 
+    @njit(parallel=True, cache=True, fastmath=True)
+    def _grad_shared(rowptr, src, alpha, g, v, ga, c):
+        """Shared value (G = 1): the gradient of alpha and, per edge, the head-contracted message
+        c[e, s, :] = sum_h alpha[e, s, h] g[s, dst_e, h, :], in one pass that reads g once."""
+        S, N, H, D = g.shape
+        for i in prange(N):
+            for e in range(rowptr[i], rowptr[i + 1]):
+                j = src[e]
+                for s in range(S):
+                    vr = v[j, s, 0]
+                    ce = c[e, s]
+                    ce[:] = 0.0
+                    for h in range(H):
+                        gr = g[s, i, h]
+                        a = alpha[e, s, h]
+                        acc = np.float32(0.0)
+                        for d in range(D):
+                            acc += gr[d] * vr[d]
+                            ce[d] += a * gr[d]
+                        ga[e, s, h] = acc
+
+    @njit(parallel=True, cache=True, fastmath=True)
+    def _sum_by_src(colptr, by_src, c, gv):
+        """gv[j, s, 0, :] = sum of c[e, s, :] over the edges e leaving j."""
+        N, S, _, D = gv.shape
+        for j in prange(N):
+            for s in range(S):
+                o = gv[j, s, 0]
+                o[:] = 0.0
+                for k in range(colptr[j], colptr[j + 1]):
+                    ce = c[by_src[k], s]
+                    for d in range(D):
+                        o[d] += ce[d]
+
+
+    @njit(parallel=True, cache=True, fastmath=True)
+    def _softmax(rowptr, src, a_src, a_dst, slope, alpha):
+        """alpha[e, s, h] = softmax over the edges e into node i of LeakyReLU(a_src[src_e] + a_dst[i]),
+        as PyG's ``softmax``: exp(z - max) / (sum + 1e-16)."""
+        N, S, H = a_dst.shape
+        for i in prange(N):
+            lo, hi = rowptr[i], rowptr[i + 1]
+            for s in range(S):
+                for h in range(H):
+                    m = -np.inf
+                    for e in range(lo, hi):
+                        z = a_src[src[e], s, h] + a_dst[i, s, h]
+                        z = z if z > 0 else z * slope
+                        alpha[e, s, h] = z
+                        m = max(m, z)
+                    total = np.float32(0.0)
+                    for e in range(lo, hi):
+                        x = np.exp(alpha[e, s, h] - m)
+                        alpha[e, s, h] = x
+                        total += x
+                    total += np.float32(1e-16)
+                    for e in range(lo, hi):
+                        alpha[e, s, h] = alpha[e, s, h] / total
+
+    @njit(parallel=True, cache=True, fastmath=True)
+    def _softmax_grad(rowptr, src, a_src, a_dst, slope, alpha, grad_alpha, grad_z, grad_dst):
+        """Back through the softmax and the LeakyReLU: grad_z per edge, and its sum per target."""
+        N, S, H = a_dst.shape
+        for i in prange(N):
+            lo, hi = rowptr[i], rowptr[i + 1]
+            for s in range(S):
+                for h in range(H):
+                    dot = np.float32(0.0)
+                    for e in range(lo, hi):
+                        dot += alpha[e, s, h] * grad_alpha[e, s, h]
+                    acc = np.float32(0.0)
+                    for e in range(lo, hi):
+                        gz = alpha[e, s, h] * (grad_alpha[e, s, h] - dot)
+                        if a_src[src[e], s, h] + a_dst[i, s, h] <= 0:
+                            gz *= slope
+                        grad_z[e, s, h] = gz
+                        acc += gz
+                    grad_dst[i, s, h] = acc
+
+    @njit(parallel=True, cache=True, fastmath=True)
+    def _edge_sum_by_src(colptr, by_src, x, out):
+        """out[j] = sum of x[e] over the edges e leaving j (x: (E, S, H))."""
+        N, S, H = out.shape
+        for j in prange(N):
+            for s in range(S):
+                for h in range(H):
+                    acc = np.float32(0.0)
+                    for k in range(colptr[j], colptr[j + 1]):
+                        acc += x[by_src[k], s, h]
+                    out[j, s, h] = acc
+
+
 def _threads():
     import torch
 
@@ -122,6 +214,35 @@ def backward(csr, alpha, v, grad_out):
     _threads()
     g = grad_out.contiguous().numpy()
     ga, gv = torch.empty_like(alpha), torch.empty_like(v)
+    if v.shape[2] == 1:  # shared value: contract the heads per edge once, then sum by source
+        c = torch.empty(alpha.shape[0], v.shape[1], v.shape[3], dtype=v.dtype)
+        _grad_shared(csr.rowptr.numpy(), csr.src.numpy(), alpha.detach().numpy(), g, v.detach().numpy(),
+                     ga.numpy(), c.numpy())
+        _sum_by_src(csr.colptr.numpy(), csr.by_src.numpy(), c.numpy(), gv.numpy())
+        return ga, gv
     _grad_alpha(csr.rowptr.numpy(), csr.src.numpy(), g, v.detach().numpy(), ga.numpy())
     _grad_v(csr.colptr.numpy(), csr.by_src.numpy(), csr.dst.numpy(), alpha.detach().numpy(), g, gv.numpy())
     return ga, gv
+
+
+def softmax(csr, a_src, a_dst, slope: float):
+    """Attention coefficients (E, S, heads) from per-node logits a_src, a_dst (N, S, heads)."""
+    import torch
+
+    _threads()
+    alpha = torch.empty(csr.src.numel(), *a_dst.shape[1:], dtype=a_dst.dtype)
+    _softmax(csr.rowptr.numpy(), csr.src.numpy(), a_src.detach().numpy(), a_dst.detach().numpy(),
+             np.float32(slope), alpha.numpy())
+    return alpha
+
+
+def softmax_backward(csr, a_src, a_dst, slope: float, alpha, grad_alpha):
+    """Gradients of ``softmax`` w.r.t. a_src and a_dst."""
+    import torch
+
+    _threads()
+    grad_z, grad_dst, grad_src = torch.empty_like(alpha), torch.empty_like(a_dst), torch.empty_like(a_src)
+    _softmax_grad(csr.rowptr.numpy(), csr.src.numpy(), a_src.detach().numpy(), a_dst.detach().numpy(),
+                  np.float32(slope), alpha.numpy(), grad_alpha.contiguous().numpy(), grad_z.numpy(), grad_dst.numpy())
+    _edge_sum_by_src(csr.colptr.numpy(), csr.by_src.numpy(), grad_z.numpy(), grad_src.numpy())
+    return grad_src, grad_dst

@@ -197,6 +197,49 @@ class _KernelAggregate(torch.autograd.Function):
         return (*gat_kernels.backward(ctx.graph, alpha, v, grad_out), None)
 
 
+class _KernelSoftmax(torch.autograd.Function):
+    """softmax_j LeakyReLU(a_src[j] + a_dst[i]) over each node's incoming edges, fused (CPU kernels)."""
+
+    @staticmethod
+    def forward(ctx, a_src, a_dst, graph, slope):
+        from . import gat_kernels
+
+        alpha = gat_kernels.softmax(graph, a_src, a_dst, slope)
+        ctx.save_for_backward(a_src, a_dst, alpha)
+        ctx.graph, ctx.slope = graph, slope
+        return alpha
+
+    @staticmethod
+    def backward(ctx, grad_alpha):
+        from . import gat_kernels
+
+        a_src, a_dst, alpha = ctx.saved_tensors
+        if torch.is_grad_enabled():  # double backward (Jacobian penalty): through the torch ops
+            inputs = [t for t in (a_src, a_dst) if t.requires_grad]
+            grads = iter(torch.autograd.grad(_edge_softmax(a_src, a_dst, ctx.graph, ctx.slope), inputs, grad_alpha,
+                                             create_graph=True))
+            return *(next(grads) if t.requires_grad else None for t in (a_src, a_dst)), None, None
+        return (*gat_kernels.softmax_backward(ctx.graph, a_src, a_dst, ctx.slope, alpha, grad_alpha), None, None)
+
+
+def _edge_softmax(a_src, a_dst, graph: Graph, slope: float):
+    from torch_geometric.utils import softmax
+
+    e = F.leaky_relu(a_src.index_select(0, graph.src) + a_dst.index_select(0, graph.dst), slope)  # (E, S, heads)
+    return softmax(e, graph.dst, num_nodes=a_dst.shape[0])
+
+
+def edge_softmax(a_src, a_dst, graph: Graph, slope: float = 0.2):
+    """GAT's attention coefficients: softmax over each node's incoming edges (self-loop included)
+    of LeakyReLU(a_src[j] + a_dst[i]); (N, S, heads) -> (E, S, heads). Fused CPU kernel where
+    it applies, else PyG's ``softmax`` over the edge logits."""
+    from . import gat_kernels
+
+    if graph.rowptr is not None and gat_kernels.enabled(a_dst):
+        return _KernelSoftmax.apply(a_src.contiguous(), a_dst.contiguous(), graph, slope)
+    return _edge_softmax(a_src, a_dst, graph, slope)
+
+
 def attention_aggregate(alpha, v, graph: Graph, seed_major: bool = False):
     """alpha (E, S, heads), v (N, S, heads or 1, D) -> (N, S, heads, D), or (S, N, heads, D) with
     ``seed_major``: the fused CPU kernels where they apply (float32 on CPU, numba installed; their
@@ -233,8 +276,6 @@ class StackedGATConv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(len(seeds), heads * out if concat else out))
 
     def forward(self, h, graph: Graph):
-        from torch_geometric.utils import softmax
-
         S, Fi = self.weight.shape[:2]
         H, C = self.heads, self.out
         W = self.weight.view(S, Fi, H, C)
@@ -243,16 +284,15 @@ class StackedGATConv(nn.Module):
         if averaged:
             # No projection h W_h is built on this path, so the logits come straight from the input:
             # a_src . (h W_h) = h (W_h a_src), one small product (Fi = hidden here).
-            a_src = linear(h, torch.einsum("sihc,shc->sih", W, self.att_src))  # (N, S, heads)
-            a_dst = linear(h, torch.einsum("sihc,shc->sih", W, self.att_dst))
+            att = torch.cat([self.att_src, self.att_dst], 1)  # (S, 2 heads, C): both in one product
+            a_src, a_dst = linear(h, torch.einsum("sihc,shc->sih", W.repeat(1, 1, 2, 1), att)).split(H, -1)
         else:
             # The projection is built anyway: logits from it (a pass over (N, S, heads, C)), not from
             # the input, whose width (1433 / 3703 features in a first layer) would cost 2 x heads / C
             # of the main product again.
             xp = linear(h, self.weight).view(N, S, H, C)
             a_src, a_dst = (xp * self.att_src).sum(-1), (xp * self.att_dst).sum(-1)
-        e = F.leaky_relu(a_src.index_select(0, graph.src) + a_dst.index_select(0, graph.dst), 0.2)  # (E, S, heads)
-        alpha = softmax(e, graph.dst, num_nodes=N)
+        alpha = edge_softmax(a_src, a_dst, graph)  # (E, S, heads)
         alpha = dropout(alpha, self.attn_dropout, self.training)
         if averaged:
             # Heads averaged: mean_h sum_j alpha^h_ij (h_j W_h) = [sum_j alpha^h_ij h_j]_h (W_h / H) stacked
