@@ -136,58 +136,68 @@ if numba is not None:
     @njit(parallel=True, cache=True, fastmath=True)
     def _softmax(rowptr, src, a_src, a_dst, slope, alpha):
         """alpha[e, s, h] = softmax over the edges e into node i of LeakyReLU(a_src[src_e] + a_dst[i]),
-        as PyG's ``softmax``: exp(z - max) / (sum + 1e-16)."""
-        N, S, H = a_dst.shape
+        as PyG's ``softmax``: exp(z - max) / (sum + 1e-16). Arrays are viewed as (rows, S * heads)
+        so the inner loops run over contiguous memory."""
+        N, K = a_dst.shape
         for i in prange(N):
             lo, hi = rowptr[i], rowptr[i + 1]
-            for s in range(S):
-                for h in range(H):
-                    m = -np.inf
-                    for e in range(lo, hi):
-                        z = a_src[src[e], s, h] + a_dst[i, s, h]
-                        z = z if z > 0 else z * slope
-                        alpha[e, s, h] = z
-                        m = max(m, z)
-                    total = np.float32(0.0)
-                    for e in range(lo, hi):
-                        x = np.exp(alpha[e, s, h] - m)
-                        alpha[e, s, h] = x
-                        total += x
-                    total += np.float32(1e-16)
-                    for e in range(lo, hi):
-                        alpha[e, s, h] = alpha[e, s, h] / total
+            ad = a_dst[i]
+            m = np.full(K, -np.inf, dtype=alpha.dtype)
+            for e in range(lo, hi):
+                asr, ae = a_src[src[e]], alpha[e]
+                for k in range(K):
+                    z = asr[k] + ad[k]
+                    z = z if z > 0 else z * slope
+                    ae[k] = z
+                    m[k] = max(m[k], z)
+            total = np.zeros(K, dtype=alpha.dtype)
+            for e in range(lo, hi):
+                ae = alpha[e]
+                for k in range(K):
+                    x = np.exp(ae[k] - m[k])
+                    ae[k] = x
+                    total[k] += x
+            for k in range(K):
+                total[k] = 1.0 / (total[k] + np.float32(1e-16))
+            for e in range(lo, hi):
+                ae = alpha[e]
+                for k in range(K):
+                    ae[k] *= total[k]
 
     @njit(parallel=True, cache=True, fastmath=True)
     def _softmax_grad(rowptr, src, a_src, a_dst, slope, alpha, grad_alpha, grad_z, grad_dst):
         """Back through the softmax and the LeakyReLU: grad_z per edge, and its sum per target."""
-        N, S, H = a_dst.shape
+        N, K = a_dst.shape
         for i in prange(N):
             lo, hi = rowptr[i], rowptr[i + 1]
-            for s in range(S):
-                for h in range(H):
-                    dot = np.float32(0.0)
-                    for e in range(lo, hi):
-                        dot += alpha[e, s, h] * grad_alpha[e, s, h]
-                    acc = np.float32(0.0)
-                    for e in range(lo, hi):
-                        gz = alpha[e, s, h] * (grad_alpha[e, s, h] - dot)
-                        if a_src[src[e], s, h] + a_dst[i, s, h] <= 0:
-                            gz *= slope
-                        grad_z[e, s, h] = gz
-                        acc += gz
-                    grad_dst[i, s, h] = acc
+            ad = a_dst[i]
+            dot = np.zeros(K, dtype=alpha.dtype)
+            for e in range(lo, hi):
+                ae, ge = alpha[e], grad_alpha[e]
+                for k in range(K):
+                    dot[k] += ae[k] * ge[k]
+            acc = grad_dst[i]
+            acc[:] = 0.0
+            for e in range(lo, hi):
+                ae, ge, gz, asr = alpha[e], grad_alpha[e], grad_z[e], a_src[src[e]]
+                for k in range(K):
+                    g = ae[k] * (ge[k] - dot[k])
+                    if asr[k] + ad[k] <= 0:
+                        g *= slope
+                    gz[k] = g
+                    acc[k] += g
 
     @njit(parallel=True, cache=True, fastmath=True)
     def _edge_sum_by_src(colptr, by_src, x, out):
-        """out[j] = sum of x[e] over the edges e leaving j (x: (E, S, H))."""
-        N, S, H = out.shape
+        """out[j] = sum of x[e] over the edges e leaving j (rows of (S * heads) numbers)."""
+        N, K = out.shape
         for j in prange(N):
-            for s in range(S):
-                for h in range(H):
-                    acc = np.float32(0.0)
-                    for k in range(colptr[j], colptr[j + 1]):
-                        acc += x[by_src[k], s, h]
-                    out[j, s, h] = acc
+            o = out[j]
+            o[:] = 0.0
+            for k in range(colptr[j], colptr[j + 1]):
+                xe = x[by_src[k]]
+                for c in range(K):
+                    o[c] += xe[c]
 
 
 def _threads():
@@ -230,9 +240,9 @@ def softmax(csr, a_src, a_dst, slope: float):
     import torch
 
     _threads()
+    flat = lambda t: t.detach().reshape(t.shape[0], -1).numpy()
     alpha = torch.empty(csr.src.numel(), *a_dst.shape[1:], dtype=a_dst.dtype)
-    _softmax(csr.rowptr.numpy(), csr.src.numpy(), a_src.detach().numpy(), a_dst.detach().numpy(),
-             np.float32(slope), alpha.numpy())
+    _softmax(csr.rowptr.numpy(), csr.src.numpy(), flat(a_src), flat(a_dst), np.float32(slope), flat(alpha))
     return alpha
 
 
@@ -241,8 +251,9 @@ def softmax_backward(csr, a_src, a_dst, slope: float, alpha, grad_alpha):
     import torch
 
     _threads()
+    flat = lambda t: t.detach().reshape(t.shape[0], -1).numpy()
     grad_z, grad_dst, grad_src = torch.empty_like(alpha), torch.empty_like(a_dst), torch.empty_like(a_src)
-    _softmax_grad(csr.rowptr.numpy(), csr.src.numpy(), a_src.detach().numpy(), a_dst.detach().numpy(),
-                  np.float32(slope), alpha.numpy(), grad_alpha.contiguous().numpy(), grad_z.numpy(), grad_dst.numpy())
-    _edge_sum_by_src(csr.colptr.numpy(), csr.by_src.numpy(), grad_z.numpy(), grad_src.numpy())
+    _softmax_grad(csr.rowptr.numpy(), csr.src.numpy(), flat(a_src), flat(a_dst), np.float32(slope), flat(alpha),
+                  flat(grad_alpha.contiguous()), flat(grad_z), flat(grad_dst))
+    _edge_sum_by_src(csr.colptr.numpy(), csr.by_src.numpy(), flat(grad_z), flat(grad_src))
     return grad_src, grad_dst

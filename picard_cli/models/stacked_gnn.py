@@ -82,7 +82,7 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     ``bernoulli_`` that ``F.dropout`` uses, which dominated the stacked step."""
     if not training or p == 0.0:
         return x
-    keep = (torch.rand_like(x) >= p).to(x.dtype).mul_(1.0 / (1.0 - p))
+    keep = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # in place: the same mask, fewer passes
     return x * keep
 
 
