@@ -105,3 +105,18 @@ def test_fused_softmax_matches_pyg_softmax_with_gradients_and_double_backward():
     second = [torch.autograd.grad(sum(t.square().sum() for t in grads), (a_src, a_dst, g)) for grads in first]
     for a, b in zip(*second):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_kernels_leave_torch_thread_count_alone():
+    """numba's OpenMP pool is torch's: starting it must not resize torch's (a 1-CPU Ray task stays at 1)."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from picard_cli.models.stacked_gnn import Graph, attention_aggregate;"
+            "g = Graph.build(torch.randint(0, 9, (2, 30)), 9);"
+            "attention_aggregate(torch.rand(g.src.numel(), 2, 2), torch.rand(9, 2, 1, 3), g);"
+            "print(torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"

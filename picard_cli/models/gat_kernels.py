@@ -26,6 +26,11 @@ import os
 import numpy as np
 
 try:  # optional at import: the torch path covers every case without it
+    import torch as _torch
+
+    # numba's OpenMP pool is torch's (one libgomp): started at numba's default size (all cores) it would
+    # also resize torch's pool. Start it at torch's size; calls restore torch's count (``_call``).
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(_torch.get_num_threads()))
     import numba
     from numba import njit, prange
 except ImportError:  # pragma: no cover - exercised only where numba is absent
@@ -200,20 +205,24 @@ if numba is not None:
                     o[c] += xe[c]
 
 
-def _threads():
+def _call(kernel, *args):
+    """Run a kernel on torch's thread count and leave torch's count as it was."""
     import torch
 
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    n = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    kernel(*args)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def forward(csr, alpha, v):
     """alpha (E, S, heads), v (N, S, G, D) contiguous float32 -> (S, N, heads, D), seed-major."""
     import torch
 
-    _threads()
     N, S, _, D = v.shape
     out = torch.empty(S, N, alpha.shape[-1], D, dtype=v.dtype)
-    _forward(csr.rowptr.numpy(), csr.src.numpy(), alpha.detach().numpy(), v.detach().numpy(), out.numpy())
+    _call(_forward, csr.rowptr.numpy(), csr.src.numpy(), alpha.detach().numpy(), v.detach().numpy(), out.numpy())
     return out
 
 
@@ -221,17 +230,16 @@ def backward(csr, alpha, v, grad_out):
     """Gradients of ``forward`` w.r.t. alpha and v; ``grad_out`` seed-major like its output."""
     import torch
 
-    _threads()
     g = grad_out.contiguous().numpy()
     ga, gv = torch.empty_like(alpha), torch.empty_like(v)
     if v.shape[2] == 1:  # shared value: contract the heads per edge once, then sum by source
         c = torch.empty(alpha.shape[0], v.shape[1], v.shape[3], dtype=v.dtype)
-        _grad_shared(csr.rowptr.numpy(), csr.src.numpy(), alpha.detach().numpy(), g, v.detach().numpy(),
-                     ga.numpy(), c.numpy())
-        _sum_by_src(csr.colptr.numpy(), csr.by_src.numpy(), c.numpy(), gv.numpy())
+        _call(_grad_shared, csr.rowptr.numpy(), csr.src.numpy(), alpha.detach().numpy(), g, v.detach().numpy(),
+              ga.numpy(), c.numpy())
+        _call(_sum_by_src, csr.colptr.numpy(), csr.by_src.numpy(), c.numpy(), gv.numpy())
         return ga, gv
-    _grad_alpha(csr.rowptr.numpy(), csr.src.numpy(), g, v.detach().numpy(), ga.numpy())
-    _grad_v(csr.colptr.numpy(), csr.by_src.numpy(), csr.dst.numpy(), alpha.detach().numpy(), g, gv.numpy())
+    _call(_grad_alpha, csr.rowptr.numpy(), csr.src.numpy(), g, v.detach().numpy(), ga.numpy())
+    _call(_grad_v, csr.colptr.numpy(), csr.by_src.numpy(), csr.dst.numpy(), alpha.detach().numpy(), g, gv.numpy())
     return ga, gv
 
 
@@ -239,10 +247,9 @@ def softmax(csr, a_src, a_dst, slope: float):
     """Attention coefficients (E, S, heads) from per-node logits a_src, a_dst (N, S, heads)."""
     import torch
 
-    _threads()
     flat = lambda t: t.detach().reshape(t.shape[0], -1).numpy()
     alpha = torch.empty(csr.src.numel(), *a_dst.shape[1:], dtype=a_dst.dtype)
-    _softmax(csr.rowptr.numpy(), csr.src.numpy(), flat(a_src), flat(a_dst), np.float32(slope), flat(alpha))
+    _call(_softmax, csr.rowptr.numpy(), csr.src.numpy(), flat(a_src), flat(a_dst), np.float32(slope), flat(alpha))
     return alpha
 
 
@@ -250,10 +257,9 @@ def softmax_backward(csr, a_src, a_dst, slope: float, alpha, grad_alpha):
     """Gradients of ``softmax`` w.r.t. a_src and a_dst."""
     import torch
 
-    _threads()
     flat = lambda t: t.detach().reshape(t.shape[0], -1).numpy()
     grad_z, grad_dst, grad_src = torch.empty_like(alpha), torch.empty_like(a_dst), torch.empty_like(a_src)
-    _softmax_grad(csr.rowptr.numpy(), csr.src.numpy(), flat(a_src), flat(a_dst), np.float32(slope), flat(alpha),
-                  flat(grad_alpha.contiguous()), flat(grad_z), flat(grad_dst))
-    _edge_sum_by_src(csr.colptr.numpy(), csr.by_src.numpy(), flat(grad_z), flat(grad_src))
+    _call(_softmax_grad, csr.rowptr.numpy(), csr.src.numpy(), flat(a_src), flat(a_dst), np.float32(slope),
+          flat(alpha), flat(grad_alpha.contiguous()), flat(grad_z), flat(grad_dst))
+    _call(_edge_sum_by_src, csr.colptr.numpy(), csr.by_src.numpy(), flat(grad_z), flat(grad_src))
     return grad_src, grad_dst
