@@ -127,7 +127,6 @@ class Pign:
         import torch.nn.functional as F
 
         from ..fixedpoint.fields import fixed_masks, spec_from_config, toolkit_in_use
-        from ..models import gat_kernels
         from ..models.stacked_gnn import PIGN, Graph, IterGNN, PlainGNN
 
         c = configs[0]
@@ -231,7 +230,11 @@ class Pign:
         fixedpoint = _diagnose(model, X, graph, accuracy, masks, c, S) if c["model"] == "pign" and c["diagnose"] else None
         fp_train = _train_summary(getattr(model, "fp_log", []), jac_hist, S)
         # Which attention-sum path ran (fused CPU kernels or torch ops; equal up to rounding).
-        kernel = {"gat_kernel": gat_kernels.name() if dev.type == "cpu" else "torch"} if c["backbone"] == "gat" else {}
+        kernel = {}
+        if c["backbone"] == "gat":  # (numba is imported only for GAT runs)
+            from ..models import gat_kernels
+
+            kernel = {"gat_kernel": gat_kernels.name() if dev.type == "cpu" else "torch"}
         out = []
         for i in range(S):
             bad = bool(diverged[i]) or not math.isfinite(float(test[i]))

@@ -37,17 +37,17 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
     numba = None
 
 
+def name() -> str:
+    """The aggregation path CPU runs take (recorded with each run); PICARD_GAT_KERNEL=torch turns
+    the kernels off."""
+    return "numba" if numba is not None and os.environ.get("PICARD_GAT_KERNEL", "numba") != "torch" else "torch"
+
+
 def enabled(t) -> bool:
-    """Use the kernels for this tensor? CPU float32 only; PICARD_GAT_KERNEL=torch turns them off."""
+    """Use the kernels for this tensor? CPU float32 only."""
     import torch
 
-    return (numba is not None and os.environ.get("PICARD_GAT_KERNEL", "numba") != "torch"
-            and t.device.type == "cpu" and t.dtype == torch.float32)
-
-
-def name() -> str:
-    """The aggregation path CPU runs take (recorded with each run)."""
-    return "numba" if numba is not None and os.environ.get("PICARD_GAT_KERNEL", "numba") != "torch" else "torch"
+    return name() == "numba" and t.device.type == "cpu" and t.dtype == torch.float32
 
 
 if numba is not None:
@@ -70,14 +70,14 @@ if numba is not None:
 
     @njit(parallel=True, cache=True, fastmath=True)
     def _grad_alpha(rowptr, src, g, v, ga):
+        """One value group per head (G = heads): the gradient of alpha."""
         S, N, H, D = g.shape
-        shared = v.shape[2] == 1
         for i in prange(N):
             for e in range(rowptr[i], rowptr[i + 1]):
                 j = src[e]
                 for s in range(S):
                     for h in range(H):
-                        vr = v[j, s, 0 if shared else h]
+                        vr = v[j, s, h]
                         gr = g[s, i, h]
                         acc = np.float32(0.0)
                         for d in range(D):
@@ -86,8 +86,8 @@ if numba is not None:
 
     @njit(parallel=True, cache=True, fastmath=True)
     def _grad_v(colptr, by_src, dst, alpha, g, gv):
-        N, S, G, D = gv.shape
-        H = g.shape[2]
+        """One value group per head (G = heads): the gradient of v, summed by source."""
+        N, S, H, D = gv.shape
         for j in prange(N):
             for s in range(S):
                 o = gv[j, s]
@@ -98,7 +98,7 @@ if numba is not None:
                     for h in range(H):
                         a = alpha[e, s, h]
                         gr = g[s, i, h]
-                        og = o[0 if G == 1 else h]
+                        og = o[h]
                         for d in range(D):
                             og[d] += a * gr[d]
 
