@@ -5,6 +5,7 @@ batched executor (seeds of a cell stacked into one model), in one process.
     python benchmarks/pign_throughput.py --cells GCN/Cora,GAT/Cora --seeds 100 --loop-seeds 3
     python benchmarks/pign_throughput.py --acc-seeds 20        # also compare accuracy distributions
     python benchmarks/pign_throughput.py --cells all --epochs 20  # the 16 paper cells + the whole-grid ratio
+    python benchmarks/pign_throughput.py --set dropout_rng=counter  # picard with counter-based dropout
 
 Prints runs/hour for each path, their ratio, achieved GFLOP/s (model FLOPs of the
 matrix products, counted below) against a measured fp32/bf16 matmul peak, and the
@@ -35,7 +36,7 @@ from picard_cli import env  # noqa: E402
 from picard_cli.experiments.pign import Pign, PignConfig, _data  # noqa: E402
 from picard_cli.models import gat_kernels  # noqa: E402
 from picard_cli.models.pyg_reference import train_one  # noqa: E402
-from picard_cli.recipes import Sweep, apply  # noqa: E402
+from picard_cli.recipes import Sweep, apply, parse_overrides  # noqa: E402
 from picard_cli.runner import Context  # noqa: E402
 
 DEFAULT_CELLS = "GCN/Cora,GCN/Cora-50%,GAT/Cora,PIGN-GCN/Cora,PIGN-GCN/Cora-50%,PIGN-GAT/Cora"
@@ -76,6 +77,8 @@ def main():
     ap.add_argument("--loop-seeds", type=int, default=3, help="seeds timed with the per-seed loop")
     ap.add_argument("--acc-seeds", type=int, default=0, help="if > 0, seeds of both paths for the accuracy check")
     ap.add_argument("--epochs", type=int, default=None, help="override epochs (default: the recipe's 200)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for picard's runs (e.g. dropout_rng=counter); the loop ignores it")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default=str(REPO / "results/bench_pign_throughput.json"))
     args = ap.parse_args()
@@ -96,9 +99,10 @@ def main():
         names = [n for n in recipe["cells"] if not n.startswith("IterGNN")]
     for name in names:
         cfg = asdict(apply(base, recipe["cells"][name]))
+        ours = asdict(apply(apply(base, recipe["cells"][name]), parse_overrides(args.set)))
         protocol_epochs = cfg["epochs"]
         if args.epochs:
-            cfg["epochs"] = args.epochs
+            cfg["epochs"] = ours["epochs"] = args.epochs
         data, x = _data(cfg["dataset"], cfg["noise"], cfg["noise_seed"], str(root))
         N, F = x.shape
         C = int(data.y.max()) + 1
@@ -107,7 +111,7 @@ def main():
         flops = epoch_flops(cfg, N, F, C, nnz_x, data.edge_index.shape[1] + N, E_gat) * cfg["epochs"]
 
         train_one(dict(cfg, seed=0, epochs=2), x, data)  # warm-up: first-call costs out of the timings
-        exp.run_group([dict(cfg, seed=0, epochs=2)], ctx)
+        exp.run_group([dict(ours, seed=0, epochs=2)], ctx)
         loop_n = max(args.loop_seeds, args.acc_seeds)
         loop_acc, t_loop = [], []
         for s in range(loop_n):
@@ -120,7 +124,7 @@ def main():
         group = max(1, min(Sweep().group_size, int(Sweep().group_memory_gb * 2**30 // exp.seed_bytes(cfg))))
         outs, t = [], time.perf_counter()
         for lo in range(0, n, group):
-            outs += exp.run_group([dict(cfg, seed=s) for s in range(lo, min(n, lo + group))], ctx)
+            outs += exp.run_group([dict(ours, seed=s) for s in range(lo, min(n, lo + group))], ctx)
         ours_s = (time.perf_counter() - t) / n
         ours_acc = [o["metrics"]["test_acc_last"] for o in outs]
 
@@ -145,7 +149,8 @@ def main():
           f"ratio {grid['ratio']:.2f}x")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"peak_fp32_gflops": peak32, "peak_bf16_gflops": peak16, "cells": rows,
-                                          "grid": grid, "gat_kernel": gat_kernels.name(), "argv": sys.argv[1:],
+                                          "grid": grid, "gat_kernel": gat_kernels.name(), "picard_overrides": args.set,
+                                          "argv": sys.argv[1:],
                                           "cpu": env.device_name("cpu"), "versions": env.versions(),
                                           "git_sha": env.git_sha(), "load_avg": os.getloadavg()}, indent=1))
     print(f"wrote {args.out}")

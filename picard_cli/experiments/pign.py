@@ -49,6 +49,9 @@ class PignConfig:
                            range=(0.0, 1.0), added=True)
     eval_iters: str = fld("", "pign: after training, also evaluate with k iterations for each k in this "
                           "list ('1:40', '1,2,4,8'); no retraining", added=True)
+    dropout_rng: str = fld("torch", "dropout masks: torch (rand_like, the stream of the archived Table 5 runs) or "
+                           "counter (fused counter-based CPU kernel, faster; a different stream)",
+                           choices=("torch", "counter"), added=True)
     seed: int = fld(0, "run seed: initial weights (per seed) and dropout")
 
 
@@ -123,6 +126,12 @@ class Pign:
         return 4 * n * width * (cfg["depth"] + 1) * 4
 
     def run_group(self, configs: list[dict], ctx) -> list[dict]:
+        from ..models.stacked_gnn import dropout_rng
+
+        with dropout_rng(configs[0].get("dropout_rng", "torch")):
+            return self._run_group(configs, ctx)
+
+    def _run_group(self, configs: list[dict], ctx) -> list[dict]:
         import torch
         import torch.nn.functional as F
 
@@ -231,10 +240,14 @@ class Pign:
         fp_train = _train_summary(getattr(model, "fp_log", []), jac_hist, S)
         # Which attention-sum path ran (fused CPU kernels or torch ops; equal up to rounding).
         kernel = {}
-        if c["backbone"] == "gat":  # (numba is imported only for GAT runs)
+        if c["backbone"] == "gat":  # (numba is imported only for GAT and counter-dropout runs)
             from ..models import gat_kernels
 
             kernel = {"gat_kernel": gat_kernels.name() if dev.type == "cpu" else "torch"}
+        if c.get("dropout_rng") == "counter":  # the masks' actual source (the kernel is CPU float32 only)
+            from ..models import dropout_kernels
+
+            kernel["dropout_kernel"] = "counter" if dropout_kernels.available(X) else "torch"
         out = []
         for i in range(S):
             bad = bool(diverged[i]) or not math.isfinite(float(test[i]))

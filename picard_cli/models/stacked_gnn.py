@@ -76,14 +76,39 @@ def _stack(seeds, make) -> nn.Parameter:
     return nn.Parameter(torch.stack([make(g) for g in seeds]))
 
 
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout, same law as ``F.dropout`` (keep with prob. 1-p, scale
-    1/(1-p)); its mask comes from ``rand_like``, about 4x faster on CPU than the
-    ``bernoulli_`` that ``F.dropout`` uses, which dominated the stacked step."""
+def dropout(x: torch.Tensor, p: float, training: bool, act: str = "none") -> torch.Tensor:
+    """Inverted dropout of ``act(x)`` (none, relu, elu), same law as ``F.dropout`` (keep with
+    prob. 1-p, scale 1/(1-p)). Its mask comes from ``rand_like`` (about 4x faster on CPU than the
+    ``bernoulli_`` that ``F.dropout`` uses), or, inside :func:`dropout_rng` ``("counter")``, from
+    the fused counter-based kernel of :mod:`.dropout_kernels` (activation, mask and scaling in one
+    pass; a different random stream)."""
+    if training and p > 0.0 and _DROPOUT_RNG[0] == "counter":
+        from . import dropout_kernels
+
+        if dropout_kernels.available(x):
+            return dropout_kernels.act_dropout(x, act, p)
+    x = {"none": lambda t: t, "relu": F.relu, "elu": F.elu}[act](x)
     if not training or p == 0.0:
         return x
     keep = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # in place: the same mask, fewer passes
     return x * keep
+
+
+_DROPOUT_RNG = ["torch"]
+
+
+class dropout_rng:
+    """``with dropout_rng("counter"):`` the stacked models' dropout draws counter-based masks
+    (recipe field ``dropout_rng``; CPU float32; elsewhere ``rand_like`` as before)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def __enter__(self):
+        self.prev, _DROPOUT_RNG[0] = _DROPOUT_RNG[0], self.kind
+
+    def __exit__(self, *exc):
+        _DROPOUT_RNG[0] = self.prev
 
 
 # ----------------------------------------------------------------------------- products
@@ -190,7 +215,8 @@ class _KernelAggregate(torch.autograd.Function):
 
         alpha, v = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward (Jacobian penalty): the same sums as torch ops
-            g, src = grad_out.transpose(0, 1).index_select(0, ctx.graph.dst), ctx.graph.src
+            g = grad_out if gat_kernels.node_major(alpha, v) else grad_out.transpose(0, 1)
+            g, src = g.index_select(0, ctx.graph.dst), ctx.graph.src
             m = g * alpha.unsqueeze(-1)
             m = m.sum(2, keepdim=True) if v.shape[2] == 1 else m
             return (g * v.index_select(0, src)).sum(-1), torch.zeros_like(v).index_add(0, src, m), None
@@ -243,13 +269,14 @@ def edge_softmax(a_src, a_dst, graph: Graph, slope: float = 0.2):
 def attention_aggregate(alpha, v, graph: Graph, seed_major: bool = False):
     """alpha (E, S, heads), v (N, S, heads or 1, D) -> (N, S, heads, D), or (S, N, heads, D) with
     ``seed_major``: the fused CPU kernels where they apply (float32 on CPU, numba installed; their
-    output is seed-major, contiguous), else the torch ops (node-major)."""
+    output is contiguous seed-major for a shared value, node-major for one value per head), else
+    the torch ops (node-major)."""
     from . import gat_kernels
 
     alpha, v = alpha.contiguous(), v.contiguous()
     if graph.rowptr is not None and gat_kernels.enabled(v):
         out = _KernelAggregate.apply(alpha, v, graph)
-        return out if seed_major else out.transpose(0, 1)
+        return out if seed_major != gat_kernels.node_major(alpha, v) else out.transpose(0, 1)
     chunk = max(64, (1 << 20) // max(1, alpha[0].numel() * v.shape[-1]))  # ~4 MB of messages per chunk
     out = _AttentionAggregate.apply(alpha, v, graph.src, graph.dst, chunk)
     return out.transpose(0, 1) if seed_major else out
@@ -345,9 +372,9 @@ class PlainGNN(nn.Module):
 
     def forward(self, x, graph, trace=False):
         h = x
-        act = F.relu if self.backbone == "gcn" else F.elu
+        act = "relu" if self.backbone == "gcn" else "elu"
         for layer in self.layers[:-1]:
-            h = dropout(act(layer(h, graph)), self.dropout, self.training)
+            h = dropout(layer(h, graph), self.dropout, self.training, act)
         return self.layers[-1](h, graph), None
 
 
@@ -382,11 +409,11 @@ class PIGN(nn.Module):
     def problem(self, x, graph):
         """The fixed-point problem of one forward pass: (T, x0, f), x = T(x) + f from x0."""
         # Encoder, dropout once before the loop.
-        h = dropout(F.relu(self.enc(x)), self.dropout, self.training)
+        h = dropout(self.enc(x), self.dropout, self.training, "relu")
 
         # Alg. 1 line 4: T(x_k) = Drop(ReLU(Conv(G, x_k))), f = 0 (or the encoder output).
         def T(hk):
-            return dropout(F.relu(self.conv(hk, graph)), self.dropout, self.training)
+            return dropout(self.conv(hk, graph), self.dropout, self.training, "relu")
 
         if self.fixed_masks and self.training and self.dropout > 0:
             from ..fixedpoint.noise import frozen_noise
