@@ -230,7 +230,8 @@ def _call(kernel, *args):
 
 def forward(csr, alpha, v):
     """alpha (E, S, heads), v (N, S, G, D) contiguous float32 -> (S, N, heads, D), seed-major, for
-    a shared value (G = 1); node-major (N, S, heads, D) for one value per head (G = heads)."""
+    a value shared by several heads (G = 1 < heads); node-major (N, S, heads, D) for one value per
+    head (G = heads)."""
     import torch
 
     N, S, G, D = v.shape
