@@ -21,6 +21,8 @@ different runs (their own config hash), with the same dropout law.
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from .gat_kernels import _call, numba
 
@@ -82,8 +84,6 @@ if numba is not None:
 
 
 def available(t) -> bool:
-    import torch
-
     return numba is not None and t.device.type == "cpu" and t.dtype == torch.float32
 
 
@@ -93,61 +93,40 @@ def _args(p: float):
 
 def mask(shape, key: int, p: float):
     """The keep mask times 1/(1-p) that :func:`act_dropout` applies (for tests and double backward)."""
-    import torch
-
     thr, scale = _args(p)
     out = torch.empty(shape, dtype=torch.float32)
     _call(_mask, out.view(-1).numpy(), np.uint64(key), thr, scale)
     return out
 
 
-def _new_key() -> int:
-    import torch
+class _ActDropout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, act: str, p: float, key: int):
+        thr, scale = _args(p)
+        z = z.contiguous()
+        out = torch.empty_like(z)
+        _call(_KERNELS[act][0], z.view(-1).numpy(), out.view(-1).numpy(), np.uint64(key), thr, scale)
+        ctx.save_for_backward(out if act == "relu" else None)  # relu: the output tells the derivative
+        ctx.act, ctx.p, ctx.key = act, p, key
+        return out
 
-    return int(torch.randint(0, 2**62, (1,)))
-
-
-def _make_function():
-    import torch
-
-    class ActDropout(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, z, act: str, p: float, key: int):
-            thr, scale = _args(p)
-            z = z.contiguous()
-            out = torch.empty_like(z)
-            _call(_KERNELS[act][0], z.view(-1).numpy(), out.view(-1).numpy(), np.uint64(key), thr, scale)
-            ctx.save_for_backward(out if act == "relu" else None)  # relu: the output tells the derivative
-            ctx.act, ctx.p, ctx.key = act, p, key
-            return out
-
-        @staticmethod
-        def backward(ctx, g):
-            (saved,) = ctx.saved_tensors
-            if torch.is_grad_enabled():  # double backward: the same derivative as torch ops
-                m = mask(g.shape, ctx.key, ctx.p)
-                return g * (m * (saved > 0) if ctx.act == "relu" else m), None, None, None
-            thr, scale = _args(ctx.p)
-            g = g.contiguous()
-            gz = torch.empty_like(g)
-            first = (g if saved is None else saved).view(-1).numpy()  # relu: the output; none: unused
-            _call(_KERNELS[ctx.act][1], first, g.view(-1).numpy(), gz.view(-1).numpy(), np.uint64(ctx.key), thr, scale)
-            return gz, None, None, None
-
-    return ActDropout
-
-
-_FN = None
+    @staticmethod
+    def backward(ctx, g):
+        (saved,) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # double backward: the same derivative as torch ops
+            m = mask(g.shape, ctx.key, ctx.p)
+            return g * (m * (saved > 0) if ctx.act == "relu" else m), None, None, None
+        thr, scale = _args(ctx.p)
+        g = g.contiguous()
+        gz = torch.empty_like(g)
+        first = (g if saved is None else saved).view(-1).numpy()  # relu: the output; none: unused
+        _call(_KERNELS[ctx.act][1], first, g.view(-1).numpy(), gz.view(-1).numpy(), np.uint64(ctx.key), thr, scale)
+        return gz, None, None, None
 
 
 def act_dropout(z, act: str, p: float):
     """``dropout(act(z), p)`` in training mode with a counter-based mask (``act``: none, relu,
-    elu); ``z`` float32 on the CPU."""
-    import torch.nn.functional as F
-
-    global _FN
-    if _FN is None:
-        _FN = _make_function()
+    elu); ``z`` float32 on the CPU. The key is drawn from torch's default generator."""
     if act == "elu":
         z, act = F.elu(z), "none"
-    return _FN.apply(z, act, p, _new_key())
+    return _ActDropout.apply(z, act, p, int(torch.randint(0, 2**62, (1,))))

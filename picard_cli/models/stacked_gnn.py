@@ -21,6 +21,7 @@ attention vectors (PyG), xavier-normal for PIGN's encoder/decoder (spec §1.7).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -97,18 +98,15 @@ def dropout(x: torch.Tensor, p: float, training: bool, act: str = "none") -> tor
 _DROPOUT_RNG = ["torch"]
 
 
-class dropout_rng:
+@contextlib.contextmanager
+def dropout_rng(kind: str):
     """``with dropout_rng("counter"):`` the stacked models' dropout draws counter-based masks
     (recipe field ``dropout_rng``; CPU float32; elsewhere ``rand_like`` as before)."""
-
-    def __init__(self, kind: str):
-        self.kind = kind
-
-    def __enter__(self):
-        self.prev, _DROPOUT_RNG[0] = _DROPOUT_RNG[0], self.kind
-
-    def __exit__(self, *exc):
-        _DROPOUT_RNG[0] = self.prev
+    prev, _DROPOUT_RNG[0] = _DROPOUT_RNG[0], kind
+    try:
+        yield
+    finally:
+        _DROPOUT_RNG[0] = prev
 
 
 # ----------------------------------------------------------------------------- products
