@@ -87,6 +87,32 @@ def test_attention_aggregate_gradcheck():
     assert torch.autograd.gradcheck(lambda a, x: _AttentionAggregate.apply(a, x, src, dst, 4), (alpha, xp))
 
 
+def test_seed_matmul_gradients_and_double_backward():
+    from picard_cli.models.stacked_gnn import seed_matmul
+
+    a = torch.randn(3, 7, 5, dtype=torch.double, requires_grad=True)
+    w = torch.randn(3, 5, 4, dtype=torch.double, requires_grad=True)
+    assert torch.equal(seed_matmul(a, w), torch.bmm(a, w))
+    assert torch.autograd.gradcheck(seed_matmul, (a, w))
+    assert torch.autograd.gradgradcheck(seed_matmul, (a, w))
+    # the weight gradient, taken in the other order, equals autograd's through bmm
+    g = torch.randn(3, 7, 4, dtype=torch.double)
+    ours = torch.autograd.grad(seed_matmul(a, w), (a, w), g)
+    ref = torch.autograd.grad(torch.bmm(a, w), (a, w), g)
+    for x, y in zip(ours, ref):
+        torch.testing.assert_close(x, y)
+    # node-major output with a bias, narrow and wide (the two ways it is written)
+    for width in (5, 200):
+        a = torch.randn(7, 3, width, dtype=torch.double).transpose(0, 1).requires_grad_()  # node-major memory
+        w = torch.randn(3, width, 4, dtype=torch.double, requires_grad=True)
+        b = torch.randn(3, 4, dtype=torch.double, requires_grad=True)
+        out = seed_matmul(a, w, node_major=True, bias=b)
+        assert out.shape == (7, 3, 4) and out.is_contiguous()
+        torch.testing.assert_close(out, (torch.bmm(a, w) + b.unsqueeze(1)).transpose(0, 1))
+        assert torch.autograd.gradcheck(lambda a, w, b: seed_matmul(a, w, True, b), (a, w, b))
+        assert torch.autograd.gradgradcheck(lambda a, w, b: seed_matmul(a, w, True, b), (a, w, b))
+
+
 def test_shared_product_is_reused_only_at_the_same_weights():
     from picard_cli.models.stacked_gnn import shared_linear
 

@@ -238,12 +238,16 @@ class Pign:
         loss_hist = torch.stack(losses).cpu()
         fixedpoint = _diagnose(model, X, graph, accuracy, masks, c, S) if c["model"] == "pign" and c["diagnose"] else None
         fp_train = _train_summary(getattr(model, "fp_log", []), jac_hist, S)
-        # Which attention-sum path ran (fused CPU kernels or torch ops; equal up to rounding).
+        # Which attention-sum (GAT) or propagation (GCN) path ran: fused CPU kernels or torch ops, equal up to rounding.
         kernel = {}
-        if c["backbone"] == "gat":  # (numba is imported only for GAT and counter-dropout runs)
+        if c["backbone"] == "gat":
             from ..models import gat_kernels
 
             kernel = {"gat_kernel": gat_kernels.name() if dev.type == "cpu" else "torch"}
+        else:  # GCN propagation: fused CPU kernel or torch's sparse product
+            from ..models import spmm_kernels
+
+            kernel = {"spmm_kernel": spmm_kernels.name() if dev.type == "cpu" else "torch"}
         if c.get("dropout_rng") == "counter":  # the masks' actual source (the kernel is CPU float32 only)
             from ..models import dropout_kernels
 
