@@ -41,3 +41,22 @@ def test_archived_counter_dropout_runs_match_the_torch_stream_runs():
         assert all(r["config"]["dropout_rng"] == "counter" and r["git_sha"] for r in recs)
         acc = lambda rs: [r["metrics"]["test_acc_last"] for r in rs if r["status"] == "ok"]
         assert abs(statistics.mean(acc(recs)) - statistics.mean(acc(ref[key]))) <= statistics.pstdev(acc(ref[key])), key
+
+
+def test_readme_speed_numbers_come_from_the_archived_benchmark_output():
+    """The Speed section's table and full-length figures are the archived benchmark output."""
+    readme = (REPO / "README.md").read_text()
+    grid = json.loads((REPO / "archive/bench-pign-grid-20ep.json").read_text())
+    assert len(grid["cells"]) == 16 and "--set" in grid["argv"] and "dropout_rng=counter" in grid["argv"]
+    for r in grid["cells"]:
+        sc = r["protocol_scale"]
+        row = f"| {r['cell']} | {r['loop_runs_per_hour'] / sc:.0f} | {r['picard_runs_per_hour'] / sc:.0f} |"
+        assert row in readme, row
+    g = grid["grid"]
+    assert f"loop {g['loop_minutes_100_runs']:.0f} minutes, picard {g['picard_minutes_100_runs']:.0f} minutes: " \
+           f"{g['ratio']:.1f}x" in readme
+    full = json.loads((REPO / "archive/bench-pign-clean-200ep.json").read_text())
+    for r in full["cells"]:
+        assert r["epochs"] == 200 and r["protocol_scale"] == 1
+        assert f"{r['loop_runs_per_hour']:.0f} vs {r['picard_runs_per_hour']:.0f}" in readme, r["cell"]
+        assert f"**{r['ratio']:.1f}x**" in readme, r["cell"]
