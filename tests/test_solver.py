@@ -86,3 +86,22 @@ def test_batched_problems_get_one_trace_each_and_stop_together():
     fast, slow = stats.per_problem(0), stats.per_problem(1)
     assert slow["step_norm"][-1] <= 1e-4 and fast["step_norm"][-1] < slow["step_norm"][-1]
     assert slow["ratio"][-1] == pytest.approx(0.9, rel=1e-4)
+
+
+def test_damped_update_one_pass_equals_the_formula_with_gradients():
+    from picard_cli.solver import damp
+
+    x = torch.randn(4, 3, dtype=torch.double, requires_grad=True)
+    g = torch.randn(4, 3, dtype=torch.double, requires_grad=True)
+    for a in (0.0, 0.3, 0.7, 1.0):
+        out = damp(x, g, a)
+        assert out.grad_fn.name().startswith("Lerp")  # the one-pass path
+        torch.testing.assert_close(out, a * x + (1 - a) * g)
+        gx, gg = torch.autograd.grad(out.sum(), (x, g))
+        torch.testing.assert_close(gx, torch.full_like(x, a))
+        torch.testing.assert_close(gg, torch.full_like(g, 1 - a))
+    assert torch.equal(damp(x, g, 1.0), x) and torch.equal(damp(x, g, 0.0), g)
+    # shapes that only broadcast, or mixed dtypes: the plain formula
+    torch.testing.assert_close(damp(torch.tensor(2.0), torch.ones(3), 0.5), torch.full((3,), 1.5))
+    mixed = damp(torch.ones(2, dtype=torch.float32), torch.ones(2, dtype=torch.double), 0.25)
+    assert mixed.dtype == torch.double
