@@ -62,3 +62,15 @@ def test_conv_output_is_node_major_contiguous():
     conv = StackedGCNConv([torch.Generator().manual_seed(s) for s in range(S)], H, H)
     out = conv(torch.randn(S, N, H).transpose(0, 1), GRAPH)  # a node-major view of seed-major memory
     assert out.shape == (N, S, H) and out.is_contiguous()
+
+
+def test_kernel_results_do_not_depend_on_the_thread_count():
+    y, b = torch.randn(N, S, H), torch.randn(S, H)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = propagate_bias(GRAPH, y, b)
+    finally:
+        torch.set_num_threads(n)
+    assert torch.equal(one, propagate_bias(GRAPH, y, b))
+    assert torch.get_num_threads() == n

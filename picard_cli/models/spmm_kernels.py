@@ -6,7 +6,7 @@ i.e. ``Â (h W) + b`` of PyG's GCNConv for every seed at once (``stacked_gnn.Sta
 Through torch the same step is four passes over the (N, S x H) activations: a copy of the
 per-seed product into node-major order, the zero fill of the sparse product's output, the
 product, and the bias add. Here the per-seed product is written node-major by ``bmm`` itself
-(``stacked_gnn._SeedLinear``) and one parallel pass over the CSR rows sums the neighbours into a
+(``stacked_gnn.seed_linear``) and one parallel pass over the CSR rows sums the neighbours into a
 row that starts at the bias (PIGN-GCN/Cora, 100 seeds: 22-23 ms -> 15 ms per conv, 2026-11-27,
 2-core CPU). The backward pass is the same kernel on the transposed matrix (no bias). Each output
 row is summed by one thread in CSR order, so results do not depend on the thread count; they
