@@ -39,10 +39,15 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
     numba = None
 
 
+def kernel_name(switch: str) -> str:
+    """``numba`` unless numba is missing or the environment variable ``switch`` says ``torch``."""
+    return "numba" if numba is not None and os.environ.get(switch, "numba") != "torch" else "torch"
+
+
 def name() -> str:
     """The aggregation path CPU runs take (recorded with each run); PICARD_GAT_KERNEL=torch turns
     the kernels off."""
-    return "numba" if numba is not None and os.environ.get("PICARD_GAT_KERNEL", "numba") != "torch" else "torch"
+    return kernel_name("PICARD_GAT_KERNEL")
 
 
 def enabled(t) -> bool:

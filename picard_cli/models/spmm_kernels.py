@@ -15,12 +15,10 @@ differ from torch's sparse product in the last bits (``fastmath`` may fuse multi
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 
-from .gat_kernels import _call, numba
+from .gat_kernels import _call, kernel_name, numba
 
 if numba is not None:
     from numba import njit, prange
@@ -38,7 +36,7 @@ if numba is not None:
 
 
 def name() -> str:
-    return "numba" if numba is not None and os.environ.get("PICARD_SPMM_KERNEL", "numba") != "torch" else "torch"
+    return kernel_name("PICARD_SPMM_KERNEL")
 
 
 def enabled(t: torch.Tensor) -> bool:
