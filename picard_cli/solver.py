@@ -190,6 +190,7 @@ def picard(
     trace: bool = True,
     callback: Callable[[int, torch.Tensor], None] | None = None,
     rel_trace: bool = False,
+    leading_rows: bool = False,
 ) -> tuple[torch.Tensor, SolverStats]:
     """Run damped Picard iterations from ``x0``; return ``(x, stats)``.
 
@@ -201,18 +202,26 @@ def picard(
     ``callback(k, x_k)`` is called after every step k = 1, 2, ... with the new iterate
     (diagnostics: the task metric at every iteration). ``rel_trace`` records
     ``stats.rel_residual`` (always recorded with ``tol_norm='rel_residual'``).
+    ``leading_rows``: ``T`` may return fewer rows (dim 0) than it was given: the leading rows of
+    the operator's output, when only those are needed later (a receptive-field pass,
+    ``models.field``); the update then uses the same leading rows of ``x_k`` and ``f``. Norms
+    over shrinking iterates mean nothing, so it needs ``trace=False``.
     """
     if tol_norm not in TOL_NORMS:
         raise ValueError(f"tol_norm must be one of {', '.join(TOL_NORMS)}, got {tol_norm!r}")
     a_k = schedule(a, max_iter)
     if tol is not None and not trace:
         raise ValueError("a tolerance needs trace=True (norms are what it tests)")
+    if leading_rows and trace:
+        raise ValueError("leading_rows needs trace=False (norms of shrinking iterates are not comparable)")
     x = x0
     stats = SolverStats(steps=0, status="max_iter")
     monitor = StepMonitor(stats, tol, tol_norm, divergence, batch_dim, rel_trace, callback)
     for k in range(max_iter):
         # Alg. 1 line 4 / Alg. 2: apply the operator and add the forcing term f.
         g = T(x)
+        if leading_rows and g.shape[0] < x.shape[0]:
+            x, f = x[: g.shape[0]], (None if f is None else f[: g.shape[0]])
         if f is not None:
             g = g + f
         # Alg. 1 line 5: smoothed (damped) update, a on the old iterate.

@@ -176,8 +176,16 @@ class Pign:
         S = len(seeds)
         ytr = y[masks["train"]].unsqueeze(1).expand(-1, S)
 
-        def accuracy(logits, mask):  # (N, S, C) -> (S,)
+        def accuracy(logits, mask, targets=None):  # (N, S, C) -> (S,); a field pass: rows of `targets` only
+            if targets is not None:
+                sel = mask[targets]
+                return (logits[sel].argmax(-1) == y[targets][sel].unsqueeze(1)).float().mean(0)
             return (logits[mask].argmax(-1) == y[mask].unsqueeze(1)).float().mean(0)
+
+        # Receptive-field passes (models/field.py): training computes the train nodes' logits only,
+        # the per-epoch evaluation those of the validation and test nodes; same numbers at those
+        # nodes as the full-size passes, less work. The final traced pass runs on the whole graph.
+        fields = _fields(c, model, graph, masks)
 
         best_val = torch.full((S,), -1.0, device=dev)
         best_epoch = torch.zeros(S, dtype=torch.long, device=dev)
@@ -189,8 +197,13 @@ class Pign:
             nonlocal best_val, best_epoch, test_at_best, val, test
             model.eval()
             with torch.no_grad():
-                logits, _ = model(X, graph)
-                val, test = accuracy(logits, masks["val"]), accuracy(logits, masks["test"])
+                if fields:
+                    logits, _ = model(X, graph, field=fields["eval"])
+                    t = fields["eval"].targets
+                    val, test = accuracy(logits, masks["val"], t), accuracy(logits, masks["test"], t)
+                else:
+                    logits, _ = model(X, graph)
+                    val, test = accuracy(logits, masks["val"]), accuracy(logits, masks["test"])
             better = val > best_val  # first epoch of the best validation accuracy
             best_val = torch.where(better, val, best_val)
             best_epoch = torch.where(better, torch.full_like(best_epoch, epoch), best_epoch)
@@ -201,7 +214,7 @@ class Pign:
         for epoch in range(c["epochs"]):
             model.train()
             opt.zero_grad(set_to_none=True)
-            logits, st = model(X, graph)
+            logits, st = model(X, graph, field=fields["train"]) if fields else model(X, graph)
             if epoch > 0:
                 # The evaluation of the previous epoch (same weights: no step since) runs here, after
                 # this forward pass, so it reuses its first-layer product (stacked_gnn.shared_linear).
@@ -212,7 +225,8 @@ class Pign:
                 train_iters.append(st.iters)
             # Per-seed mean cross-entropy on the train nodes, summed over seeds:
             # each seed's gradient is its own loss's gradient.
-            loss_s = F.cross_entropy(logits[masks["train"]].transpose(1, 2), ytr, reduction="none").mean(0)
+            train_logits = logits if fields else logits[masks["train"]]  # a field pass: the train rows only
+            loss_s = F.cross_entropy(train_logits.transpose(1, 2), ytr, reduction="none").mean(0)
             diverged |= ~torch.isfinite(loss_s)
             objective = loss_s
             if getattr(st, "jac", None) is not None:  # Jacobian penalty per seed (jac_reg > 0)
@@ -268,6 +282,7 @@ class Pign:
                 },
                 "solver": _solver_record(stats, i, train_iters),
                 "extra": {"n_params": n_params, "features": "sparse" if sparse else "dense", **kernel,
+                          "rows": "field" if fields else "all",
                           "feature_density": round(density, 5),
                           "train_loss_every_10": [round(float(v), 5) for v in loss_hist[::10, i]],
                           **({"iter_curve": {"k": eval_ks, "val_acc": [round(v[i], 5) for v in curve["val_acc"]],
@@ -277,6 +292,19 @@ class Pign:
                           **({"fixedpoint_train": fp_train[i]} if fp_train else {})},
             })
         return out
+
+
+def _fields(c: dict, model, graph, masks) -> dict | None:
+    """Train and evaluation fields, where the model's passes allow them (plain GCN/GAT; PIGN with
+    the plain K-step solve), unless PICARD_FIELD=all."""
+    from ..models import field
+
+    if not field.enabled() or c["model"] not in ("pign", "plain"):
+        return None
+    if c["model"] == "pign" and not model.supports_field():
+        return None
+    return {"train": field.Field.build(graph, masks["train"], c["depth"]),
+            "eval": field.Field.build(graph, masks["val"] | masks["test"], c["depth"])}
 
 
 def _diagnose(model, X, graph, accuracy, masks, c: dict, S: int) -> list[dict]:

@@ -80,7 +80,40 @@ if numba is not None:
             for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
                 out[i] = scale if _bits24(key, i) >= thr else np.float32(0.0)
 
+    # Row-mapped variants (receptive-field passes, :mod:`.field`): the tensor holds rows ``rows`` of a
+    # larger one (row length ``rl``), and each element draws the decision the larger tensor's element
+    # would: index ``rows[r] * rl + j``, so the masks are those of the full-size pass.
+    @njit(parallel=True, cache=True)
+    def _fwd_none_rows(z, out, key, thr, scale, rows, rl):
+        for r in prange(rows.size):
+            base, off = r * rl, rows[r] * rl
+            for j in range(rl):
+                out[base + j] = z[base + j] * scale if _bits24(key, off + j) >= thr else np.float32(0.0)
+
+    @njit(parallel=True, cache=True)
+    def _fwd_relu_rows(z, out, key, thr, scale, rows, rl):
+        for r in prange(rows.size):
+            base, off = r * rl, rows[r] * rl
+            for j in range(rl):
+                ok = (_bits24(key, off + j) >= thr) & (z[base + j] > 0)
+                out[base + j] = z[base + j] * scale if ok else np.float32(0.0)
+
+    @njit(parallel=True, cache=True)
+    def _bwd_none_rows(z, g, gz, key, thr, scale, rows, rl):
+        for r in prange(rows.size):
+            base, off = r * rl, rows[r] * rl
+            for j in range(rl):
+                gz[base + j] = g[base + j] * scale if _bits24(key, off + j) >= thr else np.float32(0.0)
+
+    @njit(parallel=True, cache=True)
+    def _mask_rows(out, key, thr, scale, rows, rl):
+        for r in prange(rows.size):
+            base, off = r * rl, rows[r] * rl
+            for j in range(rl):
+                out[base + j] = scale if _bits24(key, off + j) >= thr else np.float32(0.0)
+
     _KERNELS = {"none": (_fwd_none, _bwd_none), "relu": (_fwd_relu, _bwd_relu)}
+    _ROW_KERNELS = {"none": (_fwd_none_rows, _bwd_none_rows), "relu": (_fwd_relu_rows, _bwd_relu)}
 
 
 def available(t) -> bool:
@@ -91,42 +124,56 @@ def _args(p: float):
     return np.uint64(min(1 << 24, round(p * (1 << 24)))), np.float32(1.0 / (1.0 - p))
 
 
-def mask(shape, key: int, p: float):
+def _row_args(shape, rows):
+    """Extra kernel arguments for a tensor holding rows ``rows`` (int64) of a larger one."""
+    if rows is None:
+        return ()
+    rl = int(np.prod(shape[1:], dtype=np.int64))
+    return rows.detach().to(torch.int64).contiguous().numpy(), np.int64(rl)
+
+
+def mask(shape, key: int, p: float, rows=None):
     """The keep mask times 1/(1-p) that :func:`act_dropout` applies (for tests and double backward)."""
     thr, scale = _args(p)
     out = torch.empty(shape, dtype=torch.float32)
-    _call(_mask, out.view(-1).numpy(), np.uint64(key), thr, scale)
+    _call(_mask if rows is None else _mask_rows, out.view(-1).numpy(), np.uint64(key), thr, scale,
+          *_row_args(shape, rows))
     return out
 
 
 class _ActDropout(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z, act: str, p: float, key: int):
+    def forward(ctx, z, act: str, p: float, key: int, rows):
         thr, scale = _args(p)
         z = z.contiguous()
         out = torch.empty_like(z)
-        _call(_KERNELS[act][0], z.view(-1).numpy(), out.view(-1).numpy(), np.uint64(key), thr, scale)
+        kernels = _KERNELS if rows is None else _ROW_KERNELS
+        _call(kernels[act][0], z.view(-1).numpy(), out.view(-1).numpy(), np.uint64(key), thr, scale,
+              *_row_args(z.shape, rows))
         ctx.save_for_backward(out if act == "relu" else None)  # relu: the output tells the derivative
-        ctx.act, ctx.p, ctx.key = act, p, key
+        ctx.act, ctx.p, ctx.key, ctx.rows = act, p, key, rows
         return out
 
     @staticmethod
     def backward(ctx, g):
         (saved,) = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the same derivative as torch ops
-            m = mask(g.shape, ctx.key, ctx.p)
-            return g * (m * (saved > 0) if ctx.act == "relu" else m), None, None, None
+            m = mask(g.shape, ctx.key, ctx.p, ctx.rows)
+            return g * (m * (saved > 0) if ctx.act == "relu" else m), None, None, None, None
         thr, scale = _args(ctx.p)
         g = g.contiguous()
         gz = torch.empty_like(g)
         first = (g if saved is None else saved).view(-1).numpy()  # relu: the output; none: unused
-        _call(_KERNELS[ctx.act][1], first, g.view(-1).numpy(), gz.view(-1).numpy(), np.uint64(ctx.key), thr, scale)
-        return gz, None, None, None
+        rowed = ctx.rows is not None and ctx.act != "relu"  # relu's backward needs no key
+        _call((_ROW_KERNELS if rowed else _KERNELS)[ctx.act][1], first, g.view(-1).numpy(), gz.view(-1).numpy(),
+              np.uint64(ctx.key), thr, scale, *(_row_args(g.shape, ctx.rows) if rowed else ()))
+        return gz, None, None, None, None
 
 
-def act_dropout(z, act: str, p: float):
+def act_dropout(z, act: str, p: float, rows=None):
     """``dropout(act(z), p)`` in training mode with a counter-based mask (``act``: none, relu,
-    elu); ``z`` float32 on the CPU. The key is drawn from torch's default generator."""
+    elu); ``z`` float32 on the CPU. The key is drawn from torch's default generator. ``rows``
+    (int64): ``z`` holds these rows of a larger tensor, and gets that tensor's masks."""
     if act == "elu":
         z, act = F.elu(z), "none"
-    return _ActDropout.apply(z, act, p, int(torch.randint(0, 2**62, (1,))))
+    return _ActDropout.apply(z, act, p, int(torch.randint(0, 2**62, (1,))), rows)

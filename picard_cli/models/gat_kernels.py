@@ -239,14 +239,14 @@ def forward(csr, alpha, v):
     head (G = heads)."""
     import torch
 
-    N, S, G, D = v.shape
-    H = alpha.shape[-1]
+    N, S, G, D = v.shape  # N: input rows; the output has one row per CSR row (fewer in a field pass)
+    H, n = alpha.shape[-1], csr.rowptr.numel() - 1
     if node_major(alpha, v):
-        out = torch.empty(N, S, H, D, dtype=v.dtype)
+        out = torch.empty(n, S, H, D, dtype=v.dtype)
         _call(_forward_heads, csr.rowptr.numpy(), csr.src.numpy(), alpha.detach().view(-1, S * H).numpy(),
-              v.detach().view(N, S * H, D).numpy(), out.view(N, S * H, D).numpy())
+              v.detach().view(N, S * H, D).numpy(), out.view(n, S * H, D).numpy())
         return out
-    out = torch.empty(S, N, H, D, dtype=v.dtype)
+    out = torch.empty(S, n, H, D, dtype=v.dtype)
     _call(_forward, csr.rowptr.numpy(), csr.src.numpy(), alpha.detach().numpy(), v.detach().numpy(), out.numpy())
     return out
 
@@ -264,7 +264,7 @@ def backward(csr, alpha, v, grad_out):
     ga, gv = torch.empty_like(alpha), torch.empty_like(v)
     if node_major(alpha, v):
         K = S * G
-        g = grad_out.contiguous().view(N, K, D).numpy()
+        g = grad_out.contiguous().view(-1, K, D).numpy()
         _call(_grad_alpha_heads, csr.rowptr.numpy(), csr.src.numpy(), g, v.detach().view(N, K, D).numpy(),
               ga.view(-1, K).numpy())
         _call(_grad_v_heads, csr.colptr.numpy(), csr.by_src.numpy(), csr.dst.numpy(),

@@ -45,6 +45,12 @@ class Graph:
     colptr: torch.Tensor | None = None  # CSR by source over ``by_src`` (edge ids sorted by source)
     by_src: torch.Tensor | None = None
     gcn_adj_t: torch.Tensor | None = None  # Â^T (CSR), for the fused propagation's backward pass
+    # A layer of a receptive-field pass (:mod:`.field`) maps the first ``num_src`` nodes of the
+    # field's order to its first ``num_nodes``; ``node_rows`` / ``edge_rows`` = (global ids, total)
+    # of its output rows and its edges, for dropout masks. None: the whole graph.
+    num_src: int | None = None
+    node_rows: tuple | None = None
+    edge_rows: tuple | None = None
 
     def csr(self, attr: str):
         """numpy (rowptr, col, val) of a CSR matrix field, made once (CPU)."""
@@ -88,21 +94,29 @@ def _stack(seeds, make) -> nn.Parameter:
     return nn.Parameter(torch.stack([make(g) for g in seeds]))
 
 
-def dropout(x: torch.Tensor, p: float, training: bool, act: str = "none") -> torch.Tensor:
+def dropout(x: torch.Tensor, p: float, training: bool, act: str = "none", rows=None) -> torch.Tensor:
     """Inverted dropout of ``act(x)`` (none, relu, elu), same law as ``F.dropout`` (keep with
     prob. 1-p, scale 1/(1-p)). Its mask comes from ``rand_like`` (about 4x faster on CPU than the
     ``bernoulli_`` that ``F.dropout`` uses), or, inside :func:`dropout_rng` ``("counter")``, from
     the fused counter-based kernel of :mod:`.dropout_kernels` (activation, mask and scaling in one
-    pass; a different random stream)."""
+    pass; a different random stream).
+
+    ``rows`` = (ids, total): ``x`` holds rows ``ids`` of a ``total``-row tensor (a receptive-field
+    pass, :mod:`.field`); the mask is that tensor's mask at those rows, so the pass draws exactly
+    what the full-size pass draws (``rand_like``: the full-size draw, then those rows)."""
     if training and p > 0.0 and _DROPOUT_RNG[0] == "counter":
         from . import dropout_kernels
 
         if dropout_kernels.available(x):
-            return dropout_kernels.act_dropout(x, act, p)
+            return dropout_kernels.act_dropout(x, act, p, None if rows is None else rows[0])
     x = {"none": lambda t: t, "relu": F.relu, "elu": F.elu}[act](x)
     if not training or p == 0.0:
         return x
-    keep = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # in place: the same mask, fewer passes
+    if rows is None:
+        keep = torch.rand_like(x)
+    else:
+        keep = torch.rand((rows[1], *x.shape[1:]), dtype=x.dtype, device=x.device).index_select(0, rows[0])
+    keep = keep.ge_(p).mul_(1.0 / (1.0 - p))  # in place: the same mask, fewer passes
     return x * keep
 
 
@@ -219,7 +233,7 @@ def linear(h, w):
 def propagate(adj: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Â y for every seed at once: one sparse (N, N) x dense (N, S*H) product."""
     N, S, H = y.shape
-    return torch.sparse.mm(adj, y.reshape(N, S * H)).view(N, S, H)
+    return torch.sparse.mm(adj, y.reshape(N, S * H)).view(-1, S, H)
 
 
 class _PropagateBias(torch.autograd.Function):
@@ -267,11 +281,11 @@ class _AttentionAggregate(torch.autograd.Function):
     is ~7x slower on CPU), and uses ``index_add_`` both ways."""
 
     @staticmethod
-    def forward(ctx, alpha, v, src, dst, chunk):
+    def forward(ctx, alpha, v, src, dst, chunk, n_dst=None):  # n_dst: output rows (default: v's)
         N, S, G, D = v.shape
-        H = alpha.shape[-1]
+        H, n_dst = alpha.shape[-1], N if n_dst is None else n_dst
         v2 = v.reshape(N, S * G * D)
-        out = v2.new_zeros(N, S * H * D)
+        out = v2.new_zeros(n_dst, S * H * D)
         for lo in range(0, src.numel(), chunk):
             s, d = src[lo:lo + chunk], dst[lo:lo + chunk]
             a = alpha[lo:lo + chunk].unsqueeze(-1)  # (e, S, H, 1)
@@ -280,7 +294,7 @@ class _AttentionAggregate(torch.autograd.Function):
             out.index_add_(0, d, msg.reshape(s.numel(), -1))
         ctx.save_for_backward(alpha, v, src, dst)
         ctx.chunk = chunk
-        return out.view(N, S, H, D)
+        return out.view(n_dst, S, H, D)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -288,7 +302,7 @@ class _AttentionAggregate(torch.autograd.Function):
         N, S, G, D = v.shape
         H = alpha.shape[-1]
         v2 = v.reshape(N, S * G * D)
-        g2 = grad_out.contiguous().view(N, S * H * D)
+        g2 = grad_out.contiguous().view(grad_out.shape[0], S * H * D)
         grad_alpha = torch.empty_like(alpha)
         grad_v = torch.zeros_like(v2)
         for lo in range(0, src.numel(), ctx.chunk):
@@ -299,7 +313,7 @@ class _AttentionAggregate(torch.autograd.Function):
             if G != H:
                 g = g.sum(2, keepdim=True)
             grad_v.index_add_(0, s, g.reshape(s.numel(), -1))
-        return grad_alpha, grad_v.view(v.shape), None, None, None
+        return grad_alpha, grad_v.view(v.shape), None, None, None, None
 
 
 class _KernelAggregate(torch.autograd.Function):
@@ -383,7 +397,7 @@ def attention_aggregate(alpha, v, graph: Graph, seed_major: bool = False):
         out = _KernelAggregate.apply(alpha, v, graph)
         return out if seed_major != gat_kernels.node_major(alpha, v) else out.transpose(0, 1)
     chunk = max(64, (1 << 20) // max(1, alpha[0].numel() * v.shape[-1]))  # ~4 MB of messages per chunk
-    out = _AttentionAggregate.apply(alpha, v, graph.src, graph.dst, chunk)
+    out = _AttentionAggregate.apply(alpha, v, graph.src, graph.dst, chunk, graph.num_nodes)
     return out.transpose(0, 1) if seed_major else out
 
 
@@ -394,8 +408,10 @@ class StackedGCNConv(nn.Module):
         self.weight = _stack(seeds, lambda g: _glorot(g, (fan_in, fan_out), fan_in, fan_out))
         self.bias = nn.Parameter(torch.zeros(len(seeds), fan_out))
 
-    def forward(self, h, graph: Graph):
-        return propagate_bias(graph, linear(h, self.weight), self.bias)
+    def forward(self, h, graph: Graph, in_rows=None):
+        """``in_rows``: the rows of ``h W`` this layer reads (first layer of a field pass, :mod:`.field`)."""
+        y = linear(h, self.weight)
+        return propagate_bias(graph, y if in_rows is None else y.index_select(0, in_rows), self.bias)
 
 
 class StackedGATConv(nn.Module):
@@ -407,25 +423,31 @@ class StackedGATConv(nn.Module):
         self.att_dst = _stack(seeds, lambda g: _glorot(g, (heads, out), heads, out))
         self.bias = nn.Parameter(torch.zeros(len(seeds), heads * out if concat else out))
 
-    def forward(self, h, graph: Graph):
+    def forward(self, h, graph: Graph, in_rows=None):
+        """``graph`` may be a layer of a receptive-field pass (:mod:`.field`): outputs for its first
+        ``graph.num_nodes`` input rows only; ``in_rows``: the rows of ``h`` (of ``h W``) it reads."""
         S, Fi = self.weight.shape[:2]
         H, C = self.heads, self.out
         W = self.weight.view(S, Fi, H, C)
-        N = h.shape[0]
+        N = graph.num_nodes  # output rows
         averaged = not self.concat and H > 1 and h.dim() == 3
+        if averaged and in_rows is not None:
+            h = h.index_select(0, in_rows)
         if averaged:
             # No projection h W_h is built on this path, so the logits come straight from the input:
             # a_src . (h W_h) = h (W_h a_src), one small product (Fi = hidden here).
             att = torch.cat([self.att_src, self.att_dst], 1)  # (S, 2 heads, C): both in one product
             a_src, a_dst = linear(h, torch.einsum("sihc,shc->sih", W.repeat(1, 1, 2, 1), att)).split(H, -1)
+            a_dst = a_dst[:N]
         else:
             # The projection is built anyway: logits from it (a pass over (N, S, heads, C)), not from
             # the input, whose width (1433 / 3703 features in a first layer) would cost 2 x heads / C
             # of the main product again.
-            xp = linear(h, self.weight).view(N, S, H, C)
-            a_src, a_dst = (xp * self.att_src).sum(-1), (xp * self.att_dst).sum(-1)
+            xp = linear(h, self.weight)
+            xp = (xp if in_rows is None else xp.index_select(0, in_rows)).view(-1, S, H, C)
+            a_src, a_dst = (xp * self.att_src).sum(-1), (xp[:N] * self.att_dst).sum(-1)
         alpha = edge_softmax(a_src, a_dst, graph)  # (E, S, heads)
-        alpha = dropout(alpha, self.attn_dropout, self.training)
+        alpha = dropout(alpha, self.attn_dropout, self.training, rows=graph.edge_rows)
         if averaged:
             # Heads averaged: mean_h sum_j alpha^h_ij (h_j W_h) = [sum_j alpha^h_ij h_j]_h (W_h / H) stacked
             # over h. Aggregating the input per head, then one product, never builds h W per head.
@@ -475,12 +497,17 @@ class PlainGNN(nn.Module):
             layers.append(StackedGATConv(seeds, wide, C, 1, False, attn_dropout))
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x, graph, trace=False):
+    def forward(self, x, graph, trace=False, field=None):
+        """``field`` (:class:`.field.Field` over ``depth`` layers): outputs for its targets only."""
         h = x
         act = "relu" if self.backbone == "gcn" else "elu"
-        for layer in self.layers[:-1]:
-            h = dropout(layer(h, graph), self.dropout, self.training, act)
-        return self.layers[-1](h, graph), None
+        last = len(self.layers) - 1
+        for k, layer in enumerate(self.layers):
+            g = graph if field is None else field.layers[k]
+            h = layer(h, g) if field is None or k > 0 else layer(h, g, in_rows=field.input_rows()[0])
+            if k < last:
+                h = dropout(h, self.dropout, self.training, act, rows=g.node_rows)
+        return h, None
 
 
 class PIGN(nn.Module):
@@ -511,14 +538,21 @@ class PIGN(nn.Module):
             cap_spectral_norm(self.conv, spectral_cap)
         self.fp_log: list = []  # training-time (forward evaluations, backward steps) per step, toolkit runs only
 
-    def problem(self, x, graph):
-        """The fixed-point problem of one forward pass: (T, x0, f), x = T(x) + f from x0."""
+    def problem(self, x, graph, field=None):
+        """The fixed-point problem of one forward pass: (T, x0, f), x = T(x) + f from x0.
+        ``field``: step k of T runs on the field's layer k (its output: fewer rows each step)."""
         # Encoder, dropout once before the loop.
-        h = dropout(self.enc(x), self.dropout, self.training, "relu")
+        if field is None:
+            h = dropout(self.enc(x), self.dropout, self.training, "relu")
+        else:
+            rows = field.input_rows()
+            h = dropout(self.enc(x).index_select(0, rows[0]), self.dropout, self.training, "relu", rows=rows)
+        layers = None if field is None else iter(field.layers)
 
         # Alg. 1 line 4: T(x_k) = Drop(ReLU(Conv(G, x_k))), f = 0 (or the encoder output).
         def T(hk):
-            return dropout(self.conv(hk, graph), self.dropout, self.training, "relu")
+            g = graph if layers is None else next(layers)
+            return dropout(self.conv(hk, g), self.dropout, self.training, "relu", rows=g.node_rows)
 
         if self.fixed_masks and self.training and self.dropout > 0:
             from ..fixedpoint.noise import frozen_noise
@@ -526,8 +560,22 @@ class PIGN(nn.Module):
             T = frozen_noise(T, h)
         return T, h, (h if self.forcing == "input" else None)
 
-    def forward(self, x, graph, trace=False, iters=None, callback=None):
-        """``iters`` overrides K at evaluation (iteration-count curves; spec §6)."""
+    def supports_field(self) -> bool:
+        """Field passes need the plain K-step solve (no tolerance, Anderson, implicit gradients)
+        and fresh masks each step."""
+        return (self.fp is None or self.fp.plain) and not self.fixed_masks
+
+    def forward(self, x, graph, trace=False, iters=None, callback=None, field=None):
+        """``iters`` overrides K at evaluation (iteration-count curves; spec §6). ``field``
+        (:class:`.field.Field` over K layers): logits of its targets only, each step over the
+        rows later steps read (no traces)."""
+        if field is not None:
+            if not self.supports_field() or trace or callback is not None or (iters or self.K) != len(field.layers):
+                raise ValueError("a field pass needs the plain K-step solve, no traces and K field layers")
+            T, h, f = self.problem(x, graph, field)
+            h, stats = picard(T, h, f, a=self.a, max_iter=self.K, batch_dim=1, trace=False, divergence=None,
+                              leading_rows=True)
+            return self.dec(h), stats
         T, h, f = self.problem(x, graph)
         if self.fp is None or self.fp.plain:
             # Alg. 1 line 5: x_{k+1} = a x_k + (1 - a) T(x_k), exactly K steps (no epsilon in the
