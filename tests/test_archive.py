@@ -55,8 +55,16 @@ def test_readme_speed_numbers_come_from_the_archived_benchmark_output():
     g = grid["grid"]
     assert f"loop {g['loop_minutes_100_runs']:.0f} minutes, picard {g['picard_minutes_100_runs']:.0f} minutes: " \
            f"{g['ratio']:.1f}x" in readme
-    full = json.loads((REPO / "archive/bench-pign-clean-200ep.json").read_text())
-    for r in full["cells"]:
-        assert r["epochs"] == 200 and r["protocol_scale"] == 1
-        assert f"{r['loop_runs_per_hour']:.0f} vs {r['picard_runs_per_hour']:.0f}" in readme, r["cell"]
-        assert f"**{r['ratio']:.1f}x**" in readme, r["cell"]
+    torch_grid = json.loads((REPO / "archive/bench-pign-grid-20ep-torch.json").read_text())
+    assert "--set" not in torch_grid["argv"] and len(torch_grid["cells"]) == 16
+    g = torch_grid["grid"]
+    flat = " ".join(readme.split())  # prose: line breaks anywhere
+    assert f"loop {g['loop_minutes_100_runs']:.0f} minutes, picard {g['picard_minutes_100_runs']:.0f} minutes, " \
+           f"{g['ratio']:.1f}x" in flat
+    for name, counter in (("bench-pign-clean-200ep.json", False), ("bench-pign-clean-200ep-counter.json", True)):
+        full = json.loads((REPO / "archive" / name).read_text())
+        assert ("dropout_rng=counter" in full["argv"]) == counter, name
+        for r in full["cells"]:
+            assert r["epochs"] == 200 and r["protocol_scale"] == 1
+            quoted = f"{r['cell']} {r['loop_runs_per_hour']:.0f} vs {r['picard_runs_per_hour']:.0f}, **{r['ratio']:.1f}x**"
+            assert quoted in flat, (name, quoted)
