@@ -177,10 +177,8 @@ class Pign:
         ytr = y[masks["train"]].unsqueeze(1).expand(-1, S)
 
         def accuracy(logits, mask, targets=None):  # (N, S, C) -> (S,); a field pass: rows of `targets` only
-            if targets is not None:
-                sel = mask[targets]
-                return (logits[sel].argmax(-1) == y[targets][sel].unsqueeze(1)).float().mean(0)
-            return (logits[mask].argmax(-1) == y[mask].unsqueeze(1)).float().mean(0)
+            yt, m = (y, mask) if targets is None else (y[targets], mask[targets])
+            return (logits[m].argmax(-1) == yt[m].unsqueeze(1)).float().mean(0)
 
         # Receptive-field passes (models/field.py): training computes the train nodes' logits only,
         # the per-epoch evaluation those of the validation and test nodes; same numbers at those

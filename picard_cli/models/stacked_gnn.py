@@ -504,7 +504,7 @@ class PlainGNN(nn.Module):
         last = len(self.layers) - 1
         for k, layer in enumerate(self.layers):
             g = graph if field is None else field.layers[k]
-            h = layer(h, g) if field is None or k > 0 else layer(h, g, in_rows=field.input_rows()[0])
+            h = layer(h, g, in_rows=field.input_rows()[0] if field is not None and k == 0 else None)
             if k < last:
                 h = dropout(h, self.dropout, self.training, act, rows=g.node_rows)
         return h, None
@@ -542,11 +542,10 @@ class PIGN(nn.Module):
         """The fixed-point problem of one forward pass: (T, x0, f), x = T(x) + f from x0.
         ``field``: step k of T runs on the field's layer k (its output: fewer rows each step)."""
         # Encoder, dropout once before the loop.
-        if field is None:
-            h = dropout(self.enc(x), self.dropout, self.training, "relu")
-        else:
-            rows = field.input_rows()
-            h = dropout(self.enc(x).index_select(0, rows[0]), self.dropout, self.training, "relu", rows=rows)
+        h, rows = self.enc(x), None if field is None else field.input_rows()
+        if rows is not None:
+            h = h.index_select(0, rows[0])
+        h = dropout(h, self.dropout, self.training, "relu", rows=rows)
         layers = None if field is None else iter(field.layers)
 
         # Alg. 1 line 4: T(x_k) = Drop(ReLU(Conv(G, x_k))), f = 0 (or the encoder output).
