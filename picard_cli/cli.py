@@ -75,6 +75,8 @@ def _flag(name_value: str) -> str:
 
 def _sweep_overrides(overrides: dict, seeds, device, executor, scale_out: dict | None = None) -> dict:
     sw = dict(overrides.pop("sweep", {}) or {})
+    if "allow_partial_data" in overrides:  # shorthand for sweep.allow_partial_data (not part of a run's identity)
+        sw["allow_partial_data"] = overrides.pop("allow_partial_data")
     for k, v in (("seeds", seeds), ("device", device), ("executor", executor), *(scale_out or {}).items()):
         if v is not None:
             sw[k] = v
@@ -176,6 +178,10 @@ def report_cmd(experiment: Optional[str] = typer.Argument(None, help="experiment
                                                       help="last (model after the last epoch) or best-val (best "
                                                            "validation epoch); default: the paper's, per experiment"),
                results: Optional[str] = ResultsOpt,
+               select_on: Optional[str] = typer.Option(None, "--select-on",
+                                                       help="grids with several configs per cell (Table 1's lr "
+                                                            "grid): pick by val (validation metric, default) or "
+                                                            "test (as the authors: optimistic)"),
                convergence: bool = typer.Option(False, "--convergence",
                                                 help="instead of the table: fixed-point diagnostics of runs made with "
                                                      "diagnose=true (residual and metric vs k, evaluations to a "
@@ -205,13 +211,44 @@ def report_cmd(experiment: Optional[str] = typer.Argument(None, help="experiment
             for path in report.write_convergence(exp, records, root, name):
                 console.print(f"[dim]wrote {path}[/dim]")
             continue
-        t = report.build(exp, records, protocol or getattr(exp, "default_protocol", "last"))
+        if select_on not in (None, "val", "test"):
+            raise PicardError(f"--select-on must be val or test, got {select_on!r}")
+        t = report.build(exp, records, protocol or getattr(exp, "default_protocol", "last"), select_on)
         report.render_terminal(t, console)
         for path in report.write(t, root, f"{name}_table") + report.write_curves(exp, records, root, name):
             console.print(f"[dim]wrote {path}[/dim]")
         figures = getattr(exp, "figures", None)  # experiment-specific figures (e.g. ddpm: Figs. 2, 6, 7, 8)
         for path in figures(records, root) if figures else []:
             console.print(f"[dim]wrote {path}[/dim]")
+
+
+@app.command("plan", context_settings=EXTRA)
+def plan_cmd(ctx: typer.Context, experiment: str = typer.Argument(..., help="experiment name"),
+             recipe: Optional[str] = RecipeOpt, scale: str = ScaleOpt, seeds: Optional[int] = SeedsOpt,
+             filter: Optional[str] = typer.Option(None, "--filter", help="only cells whose name matches this"),
+             steps: Optional[str] = StepsOpt, device: Optional[str] = DeviceOpt,
+             data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt,
+             measure: Optional[bool] = typer.Option(None, "--measure/--no-measure",
+                                                    help="time real training steps of each cell's model on the "
+                                                         "device (default: on where CUDA is), else estimate"),
+             measure_steps: int = typer.Option(5, "--measure-steps", help="timed steps per probe"),
+             as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the tables")):
+    """GPU preflight of a sweep, training nothing: runs (and how many are done), configs, data check, and
+    device-hours / peak memory per cell (measured on the device or estimated; it says which)."""
+    import json
+
+    from . import preflight
+
+    overrides = split_extra(ctx.args)
+    sw = _sweep_overrides(overrides, seeds, device, None)
+    say = (lambda s: None) if as_json else (lambda s: err_console.print(f"[dim]{s}[/dim]", highlight=False))
+    rep = preflight.build(experiment, recipe, scale, overrides, sw, filter_=filter, steps=steps,
+                          data_root=data_root, results=results, measure_mode=measure, measure_steps=measure_steps,
+                          say=say)
+    if as_json:
+        print(json.dumps(rep, default=str))
+    else:
+        preflight.render(rep, console)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Generate datasets the experiments read.")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import difflib
 import hashlib
 import json
@@ -99,6 +100,9 @@ class Sweep:
                              choices=("slurm", "local", "debug"))
     slurm_partition: str = fld("", "slurm: partition (--partition; '' = the cluster's default)")
     slurm_time_min: int = fld(240, "slurm: time limit per job in minutes (--time)", range=(1, 10**6))
+    allow_partial_data: bool = fld(False, "--scale paper: run even when the data is not the paper's (a subset, "
+                                   "lossy pixels, other generator parameters); records and captions say which "
+                                   "data was used. On the command line: allow_partial_data=true")
 
 
 RECIPE_KEYS = {"experiment", "description", "sweep", "defaults", "scales", "cells"}
@@ -155,6 +159,10 @@ def _coerce(value, tp, path: str):
     if tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, int) and not isinstance(value, bool):  # eval_iters=4 is the string '4'
+            return str(value)
+        if isinstance(value, (datetime.date, datetime.datetime)):  # YAML reads 2022-01-01 as a date
+            return value.isoformat()
         raise RecipeError(f"{path}: expected a string, got {value!r}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):

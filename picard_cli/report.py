@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .datacheck import caption
+
 
 @dataclass
 class Cell:
@@ -26,6 +28,7 @@ class Cell:
     missing: int = 0  # runs that did not measure this value (e.g. FID without Inception weights)
     note: str = ""  # why (the first run's note)
     std_label: str = ""  # set when std is a spread inside a single run (e.g. over test images)
+    chosen: str = ""  # the selected variant when a grid ran several per cell (e.g. "lr=0.001")
 
 
 @dataclass
@@ -40,6 +43,8 @@ class Table:
     show_params: bool = False
     scales: list = field(default_factory=list)  # scale presets of the shown runs (quick numbers are labelled)
     quick_is_protocol: bool = False  # the experiment's quick scale = its paper protocol with fewer runs
+    data: str = ""  # the data used, when it is not the paper's (datacheck.caption)
+    selection: str = ""  # how one variant per cell was chosen from a grid (select_variant)
 
 
 def values(exp, record: dict, metric: str) -> list[dict]:
@@ -52,7 +57,30 @@ def values(exp, record: dict, metric: str) -> list[dict]:
     return [{"row": exp.row(cfg), "col": exp.col(cfg), "value": record["metrics"].get(metric)}]
 
 
-def build(exp, records: list[dict], protocol: str | None = None) -> Table:
+def select_variant(exp, variants: dict, metric: str, select_on: str | None) -> tuple[str, str, str]:
+    """(cell_key, chosen label, rule) of the variant a table cell shows. By default the most-run config.
+    An experiment with ``select_field`` (e.g. pign-lrgb's lr grid, Table 1) picks among configs that differ
+    in that field the one with the best mean over seeds of its validation metric (``select_on='val'``, the
+    default) or of the reported test metric (``'test'``, as the authors selected: optimistic)."""
+    field_ = getattr(exp, "select_field", None)
+    most = max(variants.items(), key=lambda kv: (len(kv[1]), max(x["started"] for x, _ in kv[1])))[0]
+    if not field_ or len({runs[0][0]["config"].get(field_) for runs in variants.values()}) < 2:
+        return most, "", ""
+    on = select_on or "val"
+    key_metric = exp.select_metrics[on] if on == "val" else metric
+
+    def score(runs):
+        vals = [r["metrics"].get(key_metric) for r, _ in runs if r["status"] == "ok"]
+        vals = [v for v in vals if v is not None and math.isfinite(v)]
+        return sum(vals) / len(vals) if vals else -math.inf
+
+    best = max(variants, key=lambda k: score(variants[k]))
+    rule = (f"{field_} chosen per cell from {len(variants)} values by mean "
+            + ("validation F1 over seeds" if on == "val" else "TEST F1 over seeds, as the authors (optimistic)"))
+    return best, f"{field_}={variants[best][0][0]['config'][field_]:g}", rule
+
+
+def build(exp, records: list[dict], protocol: str | None = None, select_on: str | None = None) -> Table:
     protocol = protocol or getattr(exp, "default_protocol", "last")
     if protocol not in exp.metrics:
         from .errors import PicardError
@@ -66,14 +94,16 @@ def build(exp, records: list[dict], protocol: str | None = None) -> Table:
             by_cell.setdefault((v["row"], v["col"]), {}).setdefault(r["cell_key"], []).append((r, v))
     table = Table(exp.table, list(exp.rows), list(exp.cols), paper=dict(exp.paper), protocol=protocol,
                   digits=getattr(exp, "digits", 1), show_params=getattr(exp, "show_params", False),
-                  quick_is_protocol=getattr(exp, "quick_is_protocol", False))
+                  quick_is_protocol=getattr(exp, "quick_is_protocol", False), data=caption(records))
     for rc, variants in by_cell.items():
-        key, runs = max(variants.items(), key=lambda kv: (len(kv[1]), max(x["started"] for x, _ in kv[1])))
+        key, chosen, rule = select_variant(exp, variants, metric, select_on)
+        runs = variants[key]
+        table.selection = rule or table.selection
         ok = [v["value"] * exp.metric_scale for r, v in runs
               if r["status"] == "ok" and v["value"] is not None and math.isfinite(v["value"])]
         missing = [v.get("note") or "not measured" for r, v in runs if r["status"] == "ok" and v["value"] is None]
         c = Cell(n=len(ok), diverged=len(runs) - len(ok) - len(missing), variants=len(variants), cell_key=key,
-                 missing=len(missing), note=missing[0] if missing else "")
+                 missing=len(missing), note=missing[0] if missing else "", chosen=chosen)
         counts = sorted(r["extra"]["n_params"] for r, _ in runs if "n_params" in (r.get("extra") or {}))
         c.params = counts[len(counts) // 2] if counts else None
         if ok:
@@ -92,14 +122,15 @@ def build(exp, records: list[dict], protocol: str | None = None) -> Table:
 
 
 def subtitle(t: Table) -> str:
+    data = (f"; {t.selection}" if t.selection else "") + (f"; {t.data}" if t.data else "")
     if not t.scales:
-        return f"protocol: {t.protocol}"
+        return f"protocol: {t.protocol}{data}"
     scales = ", ".join(t.scales)
     warn = ""
     if "quick" in t.scales:
         warn = (" (quick = the paper's protocol with fewer runs)" if t.quick_is_protocol
                 else " -- QUICK-SCALE numbers: a smoke run, not the paper protocol")
-    return f"protocol: {t.protocol}; scale: {scales}{warn}"
+    return f"protocol: {t.protocol}; scale: {scales}{warn}{data}"
 
 
 def fmt_ours(c: Cell | None, digits: int = 1, params: bool = False) -> str:
@@ -114,7 +145,7 @@ def fmt_ours(c: Cell | None, digits: int = 1, params: bool = False) -> str:
         s += f"; std {c.std_label})" if c.std_label else ")"
     if params and c.params is not None:
         s += f" [{c.params:,} params]"
-    return s
+    return s + (f" [{c.chosen}]" if c.chosen else "")
 
 
 def _num(v: float, digits: int = 1) -> str:
@@ -134,22 +165,23 @@ def _shown_rows(t: Table) -> list[str]:
 
 
 def render_terminal(t: Table, console) -> None:
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     cols = [c for c in t.cols if any((r, c) in t.ours for r in t.rows)]
-    rt = RichTable(title=f"{t.title} ({subtitle(t)})", show_lines=True)
+    rt = RichTable(title=escape(f"{t.title} ({subtitle(t)})"), show_lines=True)
     rt.add_column("model")
     for c in cols:
         rt.add_column(c, justify="center")
     for r in _shown_rows(t):
-        cells = [fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)
+        cells = [escape(fmt_ours(t.ours.get((r, c)), t.digits, t.show_params))
                  + (f"\n[dim]paper {fmt_paper(t.paper.get((r, c)), t.digits)}[/dim]" if t.paper else "") for c in cols]
-        rt.add_row(r, *cells)
+        rt.add_row(escape(r), *cells)
     console.print(rt)
     if not t.paper:
         console.print("[dim]The paper gives no numbers for this table (figures only); no reference values.[/dim]")
     variants = sum(1 for c in t.ours.values() if c.variants > 1)
-    if variants:
+    if variants and not t.selection:
         console.print(f"[dim]{variants} cell(s) have runs of several configs; the most-run config is shown.[/dim]")
 
 
@@ -160,7 +192,7 @@ def to_frame(t: Table):
     for r in _shown_rows(t):
         for c in t.cols:
             o, p = t.ours.get((r, c)), t.paper.get((r, c))
-            rows.append({"model": r, "dataset": c, "protocol": t.protocol, "scales": ",".join(t.scales),
+            rows.append({"model": r, "dataset": c, "protocol": t.protocol, "scales": ",".join(t.scales), "data": t.data,
                          "ours_mean": o.mean if o else math.nan, "ours_std": o.std if o else math.nan,
                          "n": o.n if o else 0, "diverged": o.diverged if o else 0,
                          "paper_mean": p[0] if p else math.nan, "paper_std": p[1] if p else math.nan,
@@ -181,7 +213,7 @@ def to_markdown(t: Table) -> str:
 
 def to_latex(t: Table) -> str:
     esc = lambda s: s.replace("%", r"\%").replace("±", r"$\pm$")
-    lines = [r"\begin{tabular}{l" + "c" * len(t.cols) + "}", r"\toprule",
+    lines = [f"% {t.title} ({subtitle(t)})", r"\begin{tabular}{l" + "c" * len(t.cols) + "}", r"\toprule",
              "Model & " + " & ".join(esc(c) for c in t.cols) + r" \\", r"\midrule"]
     for r in _shown_rows(t):
         ours = [esc(fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)) for c in t.cols]

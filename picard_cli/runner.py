@@ -46,6 +46,7 @@ class Plan:
     recipe_sha256: str | None = None
     runs: list[Run] = field(default_factory=list)
     scale: str = "quick"
+    data: dict[str, dict] = field(default_factory=dict)  # cell_key -> DataFacts.as_record() (check_data)
 
 
 def default_recipe(exp) -> Path:
@@ -243,6 +244,7 @@ def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None, nproc
     executor = EXECUTORS["inprocess" if not exp.batchable or p.sweep.executor == "inprocess" else "batched"](exp)
     batches = [[r for r in b if r.key not in done] for b in executor.batches(p.runs, p.sweep)]
     batches = [b for b in batches if b]
+    check_data(exp, p, [r for b in batches for r in b], ctx.data_root)
     be = None
     if remote and batches:  # started (or joined) before the progress bar: a failure to start is one clean line
         from . import executors
@@ -259,6 +261,26 @@ def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None, nproc
             _run_here(exp, p, batch, store, ctx, progress, executor.name, nproc)
     keys = {r.key for r in p.runs}
     return [r for r in store.records() if r.get("key") in keys]
+
+
+def check_data(exp, p: Plan, runs: list[Run], data_root: Path) -> None:
+    """Before any training: describe each cell's data (``exp.data_facts``; experiments without one,
+    e.g. Planetoid, check their data when they load it) into ``p.data``, and refuse a paper-scale
+    run whose data is not the paper's unless ``sweep.allow_partial_data``."""
+    from .errors import DataError
+
+    facts_of = getattr(exp, "data_facts", None)
+    if facts_of is None:
+        return
+    for run in runs:
+        if run.cell_key in p.data:
+            continue
+        facts = facts_of(run.config, data_root)
+        if p.scale == "paper" and not facts.is_paper and not p.sweep.allow_partial_data:
+            from .datacheck import refusal
+
+            raise DataError(refusal(facts, run.cell))
+        p.data[run.cell_key] = facts.as_record()
 
 
 def _run_here(exp, p: Plan, batch: list[Run], store: ResultStore, ctx: Context, progress, name: str,
@@ -327,6 +349,7 @@ def _record(exp, p: Plan, run: Run, outcome: dict, payload: dict, executor: dict
         "scale": p.scale,
         "recipe_sha256": p.recipe_sha256,
         "status": outcome["status"],
+        "data": p.data.get(run.cell_key),
         "metrics": outcome["metrics"],
         "solver": outcome.get("solver"),
         "extra": outcome.get("extra", {}),

@@ -13,6 +13,11 @@
 
 ``source='auto'`` takes the python batches when present, else the arrays when present, else
 tries torchvision's download.
+
+Either way the images come in one fixed class-balanced order (class 0's first image, class 1's
+first, ..., then every class's second, ...), so any prefix, such as a FID reference set or a
+``test_n`` subset, holds every class equally. :func:`facts` says, without loading pixels, whether
+a run's splits are the paper's data (the 50,000 + 10,000 original images).
 """
 from __future__ import annotations
 
@@ -79,26 +84,79 @@ def _npz(root: Path, split: str) -> Images:
 
 
 def load_cifar10(root: Path, split: str, source: str = "auto", limit: int = 0) -> Images:
-    """The ``split`` ('train' | 'test') of CIFAR-10 from ``source``; ``limit`` > 0 keeps the first
-    ``limit`` images after a fixed class-balanced interleave (the arrays are grouped by class)."""
+    """The ``split`` ('train' | 'test') of CIFAR-10 from ``source``, in a fixed class-balanced order
+    (:func:`interleave`); ``limit`` > 0 keeps the first ``limit`` images of that order."""
     if split not in NPZ:
         raise DataError(f"unknown CIFAR-10 split {split!r} (train | test)")
     if source not in SOURCES:
         raise DataError(f"unknown CIFAR-10 source {source!r} (choose from {', '.join(SOURCES)})")
     root = Path(root)
-    if source == "auto":
-        if (root / "cifar10" / BATCHES).is_dir():
-            source = "torchvision"
-        elif (root / "cifar10" / NPZ[split]).exists():
-            source = "npz"
-        else:
-            source = "torchvision"  # tries the download
+    source = _resolve_source(root, split, source)  # auto: batches, else arrays, else torchvision's download
     data = _torchvision(root, split) if source == "torchvision" else _npz(root, split)
+    # Always class-balanced order: every prefix (a FID reference set, a test_n subset) holds every
+    # class equally, whatever the file order (the offline arrays are grouped by class).
+    keep = interleave(data.labels)
     if limit and limit < len(data.images):
-        keep = interleave(data.labels)[:limit]
-        data = Images(data.images[keep], data.labels[keep], data.meta | {"limit": limit})
+        keep = keep[:limit]
+        data.meta["limit"] = limit
+    data = Images(data.images[keep], data.labels[keep], data.meta | {"order": "class-balanced"})
     data.meta["n"] = len(data.images)
     return data
+
+
+def _resolve_source(root: Path, split: str, source: str) -> str:
+    if source != "auto":
+        return source
+    if (root / "cifar10" / BATCHES).is_dir():
+        return "torchvision"
+    return "npz" if (root / "cifar10" / NPZ[split]).exists() else "torchvision"
+
+
+PAPER_N = {"train": 50_000, "test": 10_000}
+
+
+def _batches_intact(folder: Path, split: str) -> bool:
+    """torchvision's md5 check of the python batches of ``split`` (the original CIFAR-10 files)."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity
+
+    files = CIFAR10.train_list if split == "train" else CIFAR10.test_list
+    return all(check_integrity(str(folder / name), md5) for name, md5 in files)
+
+
+def facts(root: Path, source: str, n: dict[str, int]):
+    """:class:`~picard_cli.datacheck.DataFacts` of the CIFAR-10 splits a run reads, without loading
+    pixels. ``n``: split -> images kept (0 = all). The paper's data: torchvision's original python
+    batches, all 50,000 training and 10,000 test images."""
+    from ..datacheck import DataFacts
+
+    root = Path(root)
+    sources, splits, differs, lossy = set(), {}, [], False
+    for split, keep in n.items():
+        src = _resolve_source(root, split, source)
+        sources.add(src)
+        total = PAPER_N[split]
+        if src == "npz":
+            path = root / "cifar10" / NPZ[split]
+            if not path.exists():
+                raise DataError(f"{path} is missing (the offline CIFAR-10 arrays: {NPZ['train']}, {NPZ['test']})")
+            with np.load(path) as z:
+                total = int(len(z["labels"]))
+            lossy = True
+            differs.append(f"CIFAR-10 {split} split: {total:,} JPEG-decoded images from the offline arrays "
+                           f"(lossy{', a subset' if total < PAPER_N[split] else ''}), not the "
+                           f"{PAPER_N[split]:,} original images")
+        elif (root / "cifar10" / BATCHES).is_dir() and not _batches_intact(root / "cifar10" / BATCHES, split):
+            differs.append(f"CIFAR-10 {split} batches under {root / 'cifar10' / BATCHES} do not match the "
+                           f"published md5 sums")
+        splits[split] = min(keep, total) if keep else total
+        if keep and keep < total:
+            differs.append(f"{split}_n={keep:,} keeps {keep:,} of the {total:,} {split} images (paper: all)")
+    kind = "JPEG-decoded" if lossy else "original"
+    label = "CIFAR-10: " + ", ".join(f"{v:,} {kind} {k} images" for k, v in splits.items())
+    return DataFacts("CIFAR-10", "+".join(sorted(sources)), splits, lossy=lossy, label=label, differs=differs,
+                     remedy=f"put the original python batches (data_batch_1..5, test_batch, batches.meta) under "
+                            f"{root / 'cifar10' / BATCHES} and use source=auto or source=torchvision")
 
 
 def interleave(labels: np.ndarray) -> np.ndarray:

@@ -78,3 +78,26 @@ def load_lrgb(root: Path, name: str = "pascalvoc-sp") -> dict[str, InMemoryDatas
 
 
 load_lrgb.cache_clear = _load.cache_clear  # type: ignore[attr-defined]
+
+
+PAPER_SPLITS = {"train": 8498, "val": 1428, "test": 1429}  # PascalVOC-SP's published split sizes (graphs)
+
+
+def facts(root: Path, name: str = "pascalvoc-sp", max_graphs: int = 0):
+    """:class:`~picard_cli.datacheck.DataFacts` of the LRGB splits a run uses: the real dataset has
+    8,498 / 1,428 / 1,429 graphs; other sizes (generated pickles, a partial copy) or ``max_graphs``
+    are differences."""
+    from ..datacheck import DataFacts
+
+    splits = load_lrgb(root, name)
+    found = {k: len(v) for k, v in splits.items()}
+    differs = [f"{k} split has {n:,} graphs (the real {NAMES[name.lower()]}: {PAPER_SPLITS[k]:,})"
+               for k, n in found.items() if n != PAPER_SPLITS[k]]
+    used = {k: min(n, max_graphs) if max_graphs else n for k, n in found.items()}
+    if max_graphs and any(used[k] < n for k, n in found.items()):
+        differs.append(f"max_graphs={max_graphs:,} keeps the first {max_graphs:,} graphs of each split (paper: all)")
+    label = f"LRGB {NAMES[name.lower()]}: " + " / ".join(f"{used[k]:,}" for k in SPLITS) + " graphs"
+    return DataFacts(f"LRGB {NAMES[name.lower()]}", "pyg-lrgb", used, label=label,
+                     differs=[f"LRGB: {d}" for d in differs],
+                     remedy=f"put the real raw pickles under {Path(root) / 'lrgb' / name / 'raw'} "
+                            f"(PyG downloads them when online)")

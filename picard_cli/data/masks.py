@@ -49,3 +49,39 @@ def pixel_masks(indices, size: int, ratio: float, seed: int, stream: int = -1) -
     else:
         out[:] = True
     return out.reshape(-1, size, size)
+
+
+def _u64(v: int) -> int:
+    """An unsigned 64-bit constant as the int64 with the same bits (torch has no full uint64 arithmetic)."""
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _mix64_t(x):
+    """:func:`mix64` on int64 tensors: products wrap mod 2^64 exactly as uint64; shifts made logical."""
+    for shift, mult in ((30, _u64(int(_M1))), (27, _u64(int(_M2)))):
+        x = (x ^ ((x >> shift) & ((1 << (64 - shift)) - 1))) * mult
+    return x ^ ((x >> 31) & ((1 << 33) - 1))
+
+
+def pixel_masks_torch(indices, size: int, ratio: float, seed: int, stream: int = -1, device="cpu"):
+    """:func:`pixel_masks` computed with torch on ``device`` (a GPU draws its masks without a host
+    round trip): the same hash, the same keys, the same masks bit for bit; a (N, size, size) bool tensor."""
+    import torch
+
+    idx = torch.as_tensor(np.asarray(indices, dtype=np.int64).reshape(-1) if not torch.is_tensor(indices)
+                          else indices.reshape(-1), dtype=torch.int64, device=device)
+    k = n_dropped(ratio, size)
+    out = torch.zeros((len(idx), size * size), dtype=torch.bool, device=device)
+    if k == 0 or len(idx) == 0:
+        return out.reshape(-1, size, size)
+    gold, m2 = _u64(int(_GOLD)), _u64(int(_M2))
+    seed_t = torch.tensor(_u64(seed % 2**64), dtype=torch.int64, device=device)
+    base = _mix64_t(_mix64_t(seed_t ^ gold) ^ _u64(stream % 2**64))
+    per_image = _mix64_t(base + idx * gold)
+    keys = _mix64_t(per_image[:, None] + torch.arange(size * size, device=device, dtype=torch.int64)[None] * m2)
+    if k < size * size:
+        unsigned = keys ^ _u64(1 << 63)  # flipping the sign bit makes signed order the unsigned order
+        out.scatter_(1, torch.topk(unsigned, k, dim=1, largest=False).indices, True)
+    else:
+        out[:] = True
+    return out.reshape(-1, size, size)

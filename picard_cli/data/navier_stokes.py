@@ -112,6 +112,49 @@ def load_ns(path: str | Path, limit: int | None = None) -> NSData:
     raise DataError(f"{path}: neither a picard Navier-Stokes file nor an FNO .mat (no 'w' or 'a'/'u' arrays)")
 
 
+# The paper's data (FNO's NavierStokes_V1e-3_N5000_T50): 5,000 trajectories, 64x64, nu 1e-3, initial fields
+# drawn on 256x256 (alpha 2.5, tau 7), forcing 0.1(sin 2pi(x+y) + cos 2pi(x+y)); dt 1e-3 reproduces dt 1e-4.
+PAPER = {"samples": 5000, "resolution": 64, "nu": 1e-3, "ic_resolution": 256, "variance": "original",
+         "alpha": 2.5, "tau": 7.0}
+
+
+def facts(path: Path, split: dict[str, int]):
+    """:class:`~picard_cli.datacheck.DataFacts` of a Navier-Stokes file (reads its header only);
+    ``split``: samples per split as the run takes them."""
+    import h5py
+
+    from ..datacheck import DataFacts
+
+    path = Path(path)
+    if not path.exists():
+        load_ns(path)  # the one-line DataError naming `picard data navier-stokes`
+    try:
+        with h5py.File(path, "r") as f:
+            if "picard_format" in f.attrs:
+                params, n, size = json.loads(f.attrs["params"]), int(f.attrs["n_done"]), int(f["w"].shape[-1])
+                source, generated = "picard", True
+            elif "a" in f and "u" in f:
+                n, size, generated, source = int(f["a"].shape[-1]), int(f["a"].shape[0]), False, "fno-mat"
+                params = dict(PAPER, samples=n, resolution=size)
+            else:
+                raise DataError(f"{path}: neither a picard Navier-Stokes file nor an FNO .mat")
+    except OSError as e:
+        raise DataError(f"{path} is not an HDF5 file: {e}") from None
+    differs = [] if n >= PAPER["samples"] else [f"{n:,} trajectories (paper: {PAPER['samples']:,})"]
+    differs += [f"{k} {params.get(k)!r} (paper: {v!r})" for k, v in PAPER.items()
+                if k not in ("samples", "resolution") and params.get(k) != v]
+    if size != PAPER["resolution"]:
+        differs.append(f"resolution {size}x{size} (paper: 64x64)")
+    if float(params.get("dt", 1e-3)) > 1e-3:
+        differs.append(f"dt {params['dt']!r} (paper: 1e-4; 1e-3 reproduces it)")
+    origin = "picard-generated" if generated else "published FNO file"
+    label = f"Navier-Stokes: {origin}, {n:,} trajectories at {size}x{size}"
+    return DataFacts("Navier-Stokes", source, dict(split), generated=generated, label=label,
+                     differs=[f"Navier-Stokes file {path.name}: {d}" for d in differs], file=str(path),
+                     remedy="generate the paper's data with `picard data navier-stokes` (its defaults) or use "
+                            "the published NavierStokes_V1e-3_N5000_T50.mat")
+
+
 # ----------------------------------------------------------------------------- generation
 TIME_PRESETS = {"anie": list(ANIE_TIMES), "all": list(range(51))}
 

@@ -81,6 +81,13 @@ class AlphafoldRecycleConfig:
                           range=(0.0, 100.0))
     dtype: str = fld("float32", "scoring precision of the superposition search (RMSD is always float64)",
                      choices=("float32", "float64"))
+    templates: bool = fld(False, "colabfold: use structural templates (the paper: full databases with templates, "
+                          "max template date 2022-01-01); only from custom_template_path, because ColabFold's server "
+                          "templates have no date cutoff and would include the CASP15 structures", added=True)
+    custom_template_path: str = fld("", "colabfold: folder of template mmCIF files (--custom-template-path), all "
+                                    "released before max_template_date", added=True)
+    max_template_date: str = fld("", "colabfold: the release-date cutoff (YYYY-MM-DD) the custom templates respect "
+                                 "(recorded; ColabFold cannot enforce one)", added=True)
     seed: int = fld(0, "run seed: ColabFold --random-seed (seeds seed..seed+num_seeds-1); synthetic noise")
 
 
@@ -392,6 +399,33 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 # ------------------------------------------------------------------------------------------- colabfold
+TEMPLATE_CAVEAT = ("MSAs from MMseqs2 (ColabFold), no templates; the paper used AlphaFold's full databases with "
+                   "templates (max template date 2022-01-01)")
+
+
+def check_templates(c: dict) -> None:
+    """Templates only with a date cutoff: a custom folder and its cutoff date (ColabFold's own template search
+    has no date cutoff, so the CASP15 natives themselves could serve as templates)."""
+    import datetime
+
+    from ..errors import RecipeError
+
+    asked = c.get("templates") or any(a == "--templates" for a in c.get("colabfold_args") or [])
+    if not asked:
+        return
+    if not c.get("templates") or not c.get("custom_template_path"):
+        raise RecipeError("templates need custom_template_path=DIR (templates released before a cutoff) and "
+                          "max_template_date=YYYY-MM-DD: ColabFold's server templates have no date cutoff and would "
+                          "include the CASP15 structures")
+    try:
+        datetime.date.fromisoformat(c.get("max_template_date") or "")
+    except ValueError:
+        raise RecipeError(f"max_template_date={c.get('max_template_date')!r}: give the cutoff the custom "
+                          f"templates respect as YYYY-MM-DD (the paper: 2022-01-01)") from None
+    if not Path(c["custom_template_path"]).expanduser().is_dir():
+        raise RecipeError(f"custom_template_path: no folder {c['custom_template_path']}")
+
+
 def run_colabfold(c: dict, targets: list[str], work: Path, data_root: Path):
     """Check the install (binary, weights, inputs), run colabfold_batch once for all targets (it skips
     jobs it has finished: a re-run resumes), return (output folder, argv, info)."""
@@ -414,6 +448,10 @@ def run_colabfold(c: dict, targets: list[str], work: Path, data_root: Path):
         info["jobs"] = cf.write_fasta_inputs(targets, cf.read_fasta(fasta), inp)
         if c["msa_mode"] != "single_sequence":
             info["caveats"].append(f"MSAs from the ColabFold server ({c['msa_mode']}): needs internet access")
+    check_templates(c)
+    info["caveats"].append(TEMPLATE_CAVEAT if not c.get("templates") else
+                           f"templates from {c['custom_template_path']} (released before {c['max_template_date']}, "
+                           f"as the user states; ColabFold cannot check a date)")
     argv = cf.command(c, inp, out, exe)
     log = work / "colabfold.log"
     with log.open("w") as fh:

@@ -18,6 +18,7 @@ N_iter = evaluations of the integral operator (see the model's docstring).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,8 @@ class AnieConfig(NSSplit):
                         "the authors: 1000)", range=(0, 100000))
     eval_iters: str = fld("", "after training, test the last model with N_iter = k for each k ('1:8', '1,2,4'); "
                           "no retraining")
+    amp: str = fld("off", "off: fp32 everywhere (the authors); auto: bf16 autocast on CUDA (as vit-pde), fp32 on CPU",
+                   choices=("auto", "off"), added=True)
     seed: int = fld(7, "run seed: torch / numpy, initial weights, data order (the authors: 7)")
 
 
@@ -114,6 +117,18 @@ def load_splits(c: dict, root):
     return w[:tr], w[tr:va], w[N - c["n_test"]:], meta
 
 
+PAPER_SPLIT = {"n_train": 3200, "n_val": 800, "n_test": 1000}  # the authors' 3200 / 800 / Data_u[-1000:]
+
+
+def data_facts(c: dict, root):
+    """The Navier-Stokes file's facts (anie and vit-pde), with a split other than the paper's as a difference."""
+    from ..data.navier_stokes import facts
+
+    out = facts(data_path(c, root), {k[2:]: c[k] for k in PAPER_SPLIT})
+    out.differs += [f"{k}={c[k]:,} (paper: {v:,})" for k, v in PAPER_SPLIT.items() if c[k] != v]
+    return out
+
+
 def build_model(c: dict, size: int):
     from ..fixedpoint.fields import fixed_masks, spec_from_config
     from ..models.anie import ANIE
@@ -143,7 +158,9 @@ class Anie:
 
     @staticmethod
     def row(cfg):
-        return f"{cfg['heads']}H {cfg['blocks']}B"
+        """'4H 4B'; runs with the authors' code quirks on (recipes/anie/table4-authors.yaml) get their own row."""
+        quirks = cfg.get("kv_dropout_always") or cfg.get("coord_scramble") or cfg.get("eval_adds_f")
+        return f"{cfg['heads']}H {cfg['blocks']}B" + (" (authors' code)" if quirks else "")
 
     @staticmethod
     def col(cfg):
@@ -157,6 +174,8 @@ class Anie:
 
     def run_group(self, configs, ctx):
         return [self.run_one(c, ctx) for c in configs]
+
+    data_facts = staticmethod(data_facts)
 
     def run_one(self, c: dict, ctx) -> dict:
         import numpy as np
@@ -173,14 +192,17 @@ class Anie:
         Xtr, Xva, Xte = to(train), to(val), to(test)
         torch.manual_seed(c["seed"]), np.random.seed(c["seed"] % 2**32)
         model = build_model(c, S).to(dev)
-        run = fit(model, Xtr, Xva, c, ctx)
+        bf16 = c["amp"] == "auto" and dev.type == "cuda"
+        amp = lambda: (torch.autocast("cuda", dtype=torch.bfloat16) if bf16  # noqa: E731
+                       else contextlib.nullcontext())
+        run = fit(model, Xtr, Xva, c, ctx, amp)
 
         def test_mse(n_iter=None):  # 9 frames t > 0 (spec §2.3)
-            per = per_sample_mse(model, Xte, slice(1, None), c["batch_size"], n_iter)
+            per = per_sample_mse(model, Xte, slice(1, None), c["batch_size"], n_iter, amp)
             return per.mean().item(), per.std(unbiased=False).item()
 
         n_params = model.n_params()
-        extra = {"n_params": n_params,
+        extra = {"n_params": n_params, "amp": "bf16" if bf16 else "fp32",
                  "n_params_authors": n_params + unused_fc_params(c["emb"], c["heads"], c["blocks"]),
                  **run.extra(), "samples": {"train": len(Xtr), "val": len(Xva), "test": len(Xte)}, "size": S,
                  "data": {k: meta[k] for k in ("source", "n_total", "n_done", "file") if k in meta}}

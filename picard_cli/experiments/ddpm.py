@@ -148,6 +148,12 @@ class Ddpm:
             raise RecipeError(f"--nproc {nproc}: batch_size={cfg['batch_size']} is not divisible by {nproc} "
                               f"(each process takes batch_size / nproc images of every step)")
 
+    @staticmethod
+    def data_facts(cfg: dict, data_root: Path):
+        from ..data.cifar10 import facts
+
+        return facts(data_root, cfg["source"], {"train": cfg["train_n"], "test": cfg["test_n"]})
+
     def figures(self, records: list[dict], root: Path) -> list[Path]:
         from . import ddpm_figures
 
@@ -207,8 +213,9 @@ def run_one(c: dict, ctx) -> dict:
     path = ctx.run_dir / "checkpoint.pt" if getattr(ctx, "run_dir", None) else None
     ck = D.load_checkpoint(path) if path else None
     if ck is not None:
-        if ck["config"] != c:
-            raise PicardError(f"{path} belongs to another config; move it away to start afresh")
+        from ..checkpoint import check_config
+
+        check_config(ck, c, path)
         unet.load_state_dict(ck["model"]), opt.load_state_dict(ck["optimizer"])
         lr_sched.load_state_dict(ck["lr_scheduler"])
         if ema is not None:
@@ -384,13 +391,15 @@ def smooth(values: list[float], alpha: float = SMOOTH_ALPHA) -> list[float]:
 
 def run_fid(samples, real, meta: dict, weights, ctx, resolution: int) -> dict:
     """FID of the samples vs the first len(samples) training images (Ho et al. compare with the training
-    set), at the model's resolution; ``value`` None with a note when no Inception weights are available."""
+    set), at the model's resolution; ``value`` None with a note when no Inception weights are available.
+    The training images come in class-balanced order (``load_cifar10``), so the reference set holds
+    every class equally."""
     from ..env import cache_dir
     from ..metrics import fid as fidlib
 
     n = max(len(samples), 2)
     key = {"dataset": "cifar10", "split": "train", "source": meta.get("source"), "lossy": bool(meta.get("lossy")),
-           "n": min(n, len(real)), "resolution": resolution}
+           "n": min(n, len(real)), "resolution": resolution, "order": meta.get("order")}
     out = fidlib.compute_fid(samples, real[:n], weights=weights, device=ctx.device, real_key=key,
                              cache_dir=cache_dir() / "fid-stats")
     out["reference"] = key

@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+from ..datacheck import caption
 from .ddpm import HO_FID, smooth
 
 HO_LABEL = f"Ho et al. 2020: FID {HO_FID} (T=1000, 35.7M UNet, 50k samples vs train) - reference only"
@@ -39,7 +40,8 @@ def _scale_note(runs: list[dict]) -> str:
     note = f"scale: {', '.join(scales)}"
     if "quick" in scales:
         note += " -- QUICK smoke run (tiny UNet, few steps): not the paper's protocol"
-    return note
+    data = caption(runs)  # e.g. "data: CIFAR-10: 10,000 JPEG-decoded train images, ... (not the paper's data)"
+    return f"{note}; {data}" if data else note
 
 
 def _fid_label(runs: list[dict]) -> str:

@@ -7,6 +7,9 @@ validation = MSE on the 10 frames; optional early stopping (patience).
 
 A model here is any module whose ``forward(w0, n_iter=None, trace=False)`` maps
 the t=0 frames (B, S, S) to a prediction (B, T, S, S) and solver stats.
+
+Checkpoints (``picard_cli/checkpoint.py``): ``fit`` saves at epoch ends into the run's folder and a
+re-run of the same run continues at the next epoch, bit for bit as if never interrupted (CPU).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import contextlib
 import copy
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -27,15 +30,25 @@ class Fit:
     best_epoch: int = -1
     best_state: dict | None = None
     diverged: bool = False
+    resumed_from: list = field(default_factory=list)  # epochs done whenever the run resumed from a checkpoint
 
     def extra(self) -> dict:
         """The curves for a record's ``extra``."""
         g = lambda v: float(f"{v:.6g}")  # noqa: E731
         out = {"epoch_s_mean": round(sum(self.epoch_s) / max(1, len(self.epoch_s)), 3),
-               "train_loss": [g(v) for v in self.losses], "val_mse": [g(v) for v in self.val_mse]}
+               "train_loss": [g(v) for v in self.losses], "val_mse": [g(v) for v in self.val_mse],
+               "resumed_from_epoch": list(self.resumed_from)}
         if self.lrs:  # (vit-mask's loop does not log its learning rate)
             out["lr"] = [g(v) for v in self.lrs[:: max(1, len(self.lrs) // 100)]]
         return out
+
+    def state(self) -> dict:
+        """Every field, for a checkpoint (lists, numbers and the best weights' tensors)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Fit":
+        return cls(**state)
 
 
 def per_sample_mse(model, X, frames, batch_size: int, n_iter=None, amp=contextlib.nullcontext):
@@ -54,42 +67,37 @@ def per_sample_mse(model, X, frames, batch_size: int, n_iter=None, amp=contextli
 
 def fit(model, Xtr, Xva, c: dict, ctx, amp=contextlib.nullcontext) -> Fit:
     """Train ``model`` with config ``c`` (lr, weight_decay, scheduler, batch_size, epochs,
-    patience, seed); a non-finite loss stops training and marks the fit diverged."""
+    patience, seed); an epoch whose loss turned non-finite stops training and marks the fit
+    diverged (NaN last in its curve).
+
+    Checkpoint (``ctx.run_dir/checkpoint.pt``, when due: picard_cli/checkpoint.py) after an epoch:
+    the model, Adam, the LR scheduler, every RNG (torch CPU/CUDA: dropout; numpy; python; the
+    data-order generator), the whole Fit (curves, epoch times, lrs, best_val / best_epoch /
+    best_state), the model's training solver log (``fp_log``), the epoch and the config. A run
+    that finds one (same config) continues at the next epoch with the same numbers as an
+    uninterrupted run; ``Fit.resumed_from`` lists the epochs done at each resume."""
     import torch
-    import torch.nn.functional as F
+
+    from ..checkpoint import Checkpointer
 
     opt = torch.optim.Adam(model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=101, eta_min=1e-9)
              if c["scheduler"] == "authors" else None)
     g = torch.Generator().manual_seed(c["seed"])
-    bs, out = c["batch_size"], Fit()
-    for epoch in range(c["epochs"]):
+    bs, ck = c["batch_size"], Checkpointer(ctx, c)
+    out, start = resume_fit(ck, model, opt, sched, g)
+    stop = lambda epoch: bool(c["patience"]) and epoch - out.best_epoch >= c["patience"]  # noqa: E731
+    if start and stop(start - 1):  # the checkpoint is of the epoch that stopped early
+        start = c["epochs"]
+    for epoch in range(start, c["epochs"]):
         t0 = time.perf_counter()
-        model.train()
-        total = 0.0
         out.lrs.append(opt.param_groups[0]["lr"])
-        perm = torch.randperm(len(Xtr), generator=g).to(Xtr.device)
-        for i in range(0, len(Xtr), bs):
-            batch = Xtr[perm[i:i + bs]]
-            opt.zero_grad(set_to_none=True)
-            with amp():
-                pred, _ = model(batch[:, 0])  # gradients through every solver iteration
-            loss = F.mse_loss(pred.float(), batch)  # all 10 frames, t=0 included (spec §2.2)
-            if not torch.isfinite(loss):
-                out.diverged = True
-                break
-            aux = getattr(model, "aux_loss", None)  # e.g. ANIE's Jacobian penalty (jac_reg > 0)
-            if aux is not None:
-                model.aux_loss = None
-                (loss + aux).backward()
-            else:
-                loss.backward()
-            opt.step()
-            total += loss.item() * len(batch)
-        if out.diverged:
+        mean = _train_epoch(model, opt, Xtr, g, bs, amp)
+        if not math.isfinite(mean):
+            out.diverged = True
             out.losses.append(float("nan"))
             return out
-        out.losses.append(total / len(Xtr))
+        out.losses.append(mean)
         out.val_mse.append(per_sample_mse(model, Xva, slice(None), bs, amp=amp).mean().item())
         if out.val_mse[-1] < out.best_val:  # SaveBestModel
             out.best_val, out.best_epoch = out.val_mse[-1], epoch
@@ -97,7 +105,78 @@ def fit(model, Xtr, Xva, c: dict, ctx, amp=contextlib.nullcontext) -> Fit:
         if sched is not None and epoch > 15:
             sched.step()
         out.epoch_s.append(time.perf_counter() - t0)
+        ck.epoch_end(epoch == c["epochs"] - 1 or stop(epoch), lambda: fit_state(epoch, model, opt, sched, out, g))
         ctx.on_epoch(epoch + 1, c["epochs"], f"{out.epoch_s[-1]:.1f} s/epoch")
-        if c["patience"] and epoch - out.best_epoch >= c["patience"]:
+        if stop(epoch):
             break
     return out
+
+
+def _train_epoch(model, opt, Xtr, g, bs: int, amp) -> float:
+    """One epoch over a fresh permutation drawn from ``g``: the mean train loss, non-finite once a
+    batch loss was. The loss sum stays on the device (float64, the same doubles as summing
+    ``loss.item() * n``): no host sync per step."""
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    perm = torch.randperm(len(Xtr), generator=g).to(Xtr.device)
+    acc = torch.zeros((), dtype=torch.float64, device=Xtr.device)
+    for i in range(0, len(Xtr), bs):
+        batch = Xtr[perm[i:i + bs]]
+        opt.zero_grad(set_to_none=True)
+        with amp():
+            pred, _ = model(batch[:, 0])  # gradients through every solver iteration
+        loss = F.mse_loss(pred.float(), batch)  # all 10 frames, t=0 included (spec §2.2)
+        aux = getattr(model, "aux_loss", None)  # e.g. ANIE's Jacobian penalty (jac_reg > 0)
+        if aux is not None:
+            model.aux_loss = None
+            (loss + aux).backward()
+        else:
+            loss.backward()
+        opt.step()
+        acc += loss.detach().double() * len(batch)
+    return acc.item() / len(Xtr)
+
+
+def fit_state(epoch: int, model, opt, sched, out: Fit, *generators) -> dict:
+    """What a checkpoint after ``epoch`` holds (shared with vit-mask's loop): the model, optimizer and
+    scheduler states, every RNG (``generators``: the data order), the Fit and the model's solver log."""
+    from ..checkpoint import rng_state
+
+    return {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "lr_scheduler": sched.state_dict() if sched is not None else None, "rng": rng_state(*generators),
+            "fit": out.state(), "solver_log": _solver_log(model)}
+
+
+def resume_fit(ck, model, opt, sched, *generators) -> tuple[Fit, int]:
+    """(the Fit so far, the first epoch to run) from the run's checkpoint (:func:`fit_state`, read
+    by ``ck``: a picard_cli.checkpoint.Checkpointer), restoring everything it holds; (Fit(), 0)
+    when there is none."""
+    from ..checkpoint import set_rng_state
+
+    state = ck.resume()
+    if state is None:
+        return Fit(), 0
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    if sched is not None:
+        sched.load_state_dict(state["lr_scheduler"])
+    set_rng_state(state["rng"], *generators)
+    if state["solver_log"] is not None:
+        from types import SimpleNamespace
+
+        model.fp_log[:] = [SimpleNamespace(**e) for e in state["solver_log"]]
+    out = Fit.from_state(state["fit"])
+    out.resumed_from.append(state["epoch"] + 1)
+    return out, state["epoch"] + 1
+
+
+def _solver_log(model) -> list | None:
+    """The model's per-step training solver stats (``fp_log``: ANIE's toolkit path) reduced to what
+    the training summary reads, as plain data; None when the model keeps no log."""
+    log = getattr(model, "fp_log", None)
+    if log is None:
+        return None
+    return [{"n_evals": st.n_evals, "backward": st.backward, "jac_value": getattr(st, "jac_value", None)}
+            for st in log]

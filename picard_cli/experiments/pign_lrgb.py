@@ -129,6 +129,8 @@ class PignLrgb:
     cols = tuple(COLS.values())
     paper = PAPER_TABLE1
     metrics = {"last": "test_f1_last", "best-val": "test_f1_best_val"}
+    select_field = "lr"  # recipes/pign/table1-lrgrid.yaml: the report picks one lr per cell (report.select_variant)
+    select_metrics = {"val": "best_val_f1"}
     metric_scale = 1.0
     digits = 4
     show_params = True
@@ -151,17 +153,21 @@ class PignLrgb:
     def run_group(self, configs, ctx):
         return [self.run_one(c, ctx) for c in configs]
 
+    @staticmethod
+    def data_facts(cfg: dict, data_root):
+        from ..data.lrgb import facts
+
+        return facts(Path(data_root), cfg["dataset"], cfg["max_graphs"])
+
     def run_one(self, c: dict, ctx) -> dict:
         import random
 
         import numpy as np
         import torch
-        import torch.nn.functional as F
         from torch_geometric.loader import DataLoader
 
         from ..data.lrgb import load_lrgb
-        from ..metrics.classification import class_weights, macro_f1
-        from ..models.lrgb_gnn import N_CLASSES
+        from ..metrics.classification import macro_f1
 
         dev = torch.device(ctx.device)
         splits = load_lrgb(Path(ctx.data_root), c["dataset"])
@@ -173,8 +179,11 @@ class PignLrgb:
         model = build_model(c, hidden).to(dev)
         n_params = model.n_params()
         g = torch.Generator().manual_seed(c["seed"])
-        train = DataLoader(splits["train"], batch_size=c["batch_size"], shuffle=True, generator=g)
-        loaders = {k: DataLoader(splits[k], batch_size=c["batch_size"]) for k in ("val", "test")}
+        # CUDA: worker processes collate and pin batches (the shuffle order still comes from g in this process)
+        cuda = dev.type == "cuda"
+        io = {"num_workers": 4, "pin_memory": True, "persistent_workers": True} if cuda else {}
+        train = DataLoader(splits["train"], batch_size=c["batch_size"], shuffle=True, generator=g, **io)
+        loaders = {k: DataLoader(splits[k], batch_size=c["batch_size"], **io) for k in ("val", "test")}
         opt = torch.optim.Adam(model.parameters(), lr=c["lr"], eps=c["adam_eps"], weight_decay=c["weight_decay"])
         sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c["lr"], epochs=c["epochs"],
                                                      steps_per_epoch=len(train), pct_start=0.2)
@@ -190,44 +199,14 @@ class PignLrgb:
                     preds.append(logits.argmax(-1).cpu()), ys.append(b.y.cpu())
             return macro_f1(torch.cat(ys), torch.cat(preds))
 
-        losses, val_f1, iters_used, epoch_s = [], [], [], []
-        best_val, best_epoch, best_state, diverged = -1.0, 0, None, False
-        for epoch in range(c["epochs"]):
-            t0 = time.perf_counter()
-            model.train()
-            total, count = 0.0, 0
-            for b in train:
-                b = b.to(dev)
-                opt.zero_grad(set_to_none=True)
-                logits, stats = model(b.x, b.edge_index, b.batch)
-                # Per-batch class-weighted cross-entropy (spec §5).
-                loss = F.cross_entropy(logits, b.y, weight=class_weights(b.y, N_CLASSES).to(dev))
-                value = loss.item()
-                if not math.isfinite(value) or value > c["diverge_loss"]:
-                    diverged = True
-                    break
-                loss.backward()
-                opt.step()
-                if sched is not None:
-                    sched.step()
-                total, count = total + value, count + 1
-                if c["framework"] == "itergnn":
-                    iters_used.append(stats.iters[0])
-            if diverged:
-                losses.append(float("nan"))
-                break
-            losses.append(total / max(1, count))
-            val_f1.append(evaluate(loaders["val"]))
-            if val_f1[-1] > best_val:
-                best_val, best_epoch = val_f1[-1], epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            epoch_s.append(time.perf_counter() - t0)
-            ctx.on_epoch(epoch + 1, c["epochs"], f"{epoch_s[-1]:.2f} s/epoch")
+        st = train_loop(model, train, lambda: evaluate(loaders["val"]), opt, sched, g, c, ctx)
+        losses, val_f1, iters_used, epoch_s = st["losses"], st["val_f1"], st["iters_used"], st["epoch_s"]
+        best_val, best_epoch, best_state, diverged = st["best_val"], st["best_epoch"], st["best_state"], st["diverged"]
 
         extra = {"n_params": n_params, "hidden": hidden, "budget": c["budget"],
                  "epoch_s_mean": round(sum(epoch_s) / max(1, len(epoch_s)), 4),
                  "train_loss": [round(v, 5) for v in losses], "val_f1": [round(v, 5) for v in val_f1],
-                 "graphs": {k: len(v) for k, v in splits.items()}}
+                 "graphs": {k: len(v) for k, v in splits.items()}, "resumed_from_epoch": st["resumed_from"]}
         if diverged:
             return {"status": "diverged", "extra": extra,
                     "metrics": {"test_f1_last": float("nan"), "test_f1_best_val": float("nan"),
@@ -250,6 +229,72 @@ class PignLrgb:
         model.load_state_dict(best_state)
         metrics["test_f1_best_val"] = evaluate(loaders["test"])
         return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
+
+
+def train_loop(model, loader, validate, opt, sched, g, c: dict, ctx) -> dict:
+    """The fork's loop: per epoch the shuffled mini-batches of ``loader`` (order drawn from ``g``),
+    per-batch class-weighted cross-entropy, Adam and the per-batch schedule, then ``validate()``
+    (macro-F1) keeping the best weights; a batch loss non-finite or above ``diverge_loss`` stops
+    the run as diverged. Returns the fit: losses, val_f1, iters_used (itergnn), epoch_s, best_val,
+    best_epoch, best_state, diverged, resumed_from.
+
+    Checkpoint (``ctx.run_dir/checkpoint.pt`` when due, picard_cli/checkpoint.py) after an epoch:
+    the model, Adam, the schedule, every RNG (torch, numpy, python, ``g``: the DataLoader's order),
+    the fit so far, the epoch and the config; a re-run continues at the next epoch with the
+    numbers of an uninterrupted run (``resumed_from``: the epochs done at each resume)."""
+    import torch.nn.functional as F
+
+    from ..checkpoint import Checkpointer, rng_state, set_rng_state
+    from ..metrics.classification import class_weights
+    from ..models.lrgb_gnn import N_CLASSES
+
+    dev = next(model.parameters()).device
+    st = {"losses": [], "val_f1": [], "iters_used": [], "epoch_s": [], "best_val": -1.0, "best_epoch": 0,
+          "best_state": None, "diverged": False, "resumed_from": []}
+    ck, start = Checkpointer(ctx, c), 0
+    saved = ck.resume()
+    if saved is not None:
+        model.load_state_dict(saved["model"]), opt.load_state_dict(saved["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(saved["lr_scheduler"])
+        set_rng_state(saved["rng"], g)
+        st, start = saved["fit"], saved["epoch"] + 1
+        st["resumed_from"].append(start)
+    for epoch in range(start, c["epochs"]):
+        t0 = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for b in loader:
+            b = b.to(dev)
+            opt.zero_grad(set_to_none=True)
+            logits, stats = model(b.x, b.edge_index, b.batch)
+            # Per-batch class-weighted cross-entropy (spec §5).
+            loss = F.cross_entropy(logits, b.y, weight=class_weights(b.y, N_CLASSES).to(dev))
+            value = loss.item()
+            if not math.isfinite(value) or value > c["diverge_loss"]:
+                st["diverged"] = True
+                break
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            total, count = total + value, count + 1
+            if c["framework"] == "itergnn":
+                st["iters_used"].append(stats.iters[0])
+        if st["diverged"]:
+            st["losses"].append(float("nan"))
+            break
+        st["losses"].append(total / max(1, count))
+        st["val_f1"].append(validate())
+        if st["val_f1"][-1] > st["best_val"]:
+            st["best_val"], st["best_epoch"] = st["val_f1"][-1], epoch
+            st["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        st["epoch_s"].append(time.perf_counter() - t0)
+        ck.epoch_end(epoch == c["epochs"] - 1, lambda: {
+            "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(g),
+            "lr_scheduler": sched.state_dict() if sched is not None else None, "fit": st})
+        ctx.on_epoch(epoch + 1, c["epochs"], f"{st['epoch_s'][-1]:.2f} s/epoch")
+    return st
 
 
 register(PignLrgb())

@@ -133,6 +133,13 @@ class VitMask:
         return [self.run_one(c, ctx) for c in configs]
 
     @staticmethod
+    def data_facts(cfg: dict, data_root):
+        from ..data.cifar10 import facts
+
+        train = cfg["train_n"] + cfg["val_n"] if cfg["train_n"] else 0
+        return facts(data_root, cfg["source"], {"train": train, "test": cfg["test_n"]})
+
+    @staticmethod
     def check_nproc(cfg: dict, nproc: int) -> None:
         if cfg["batch_size"] < nproc:
             from ..errors import RecipeError
@@ -229,10 +236,14 @@ class VitMask:
 
 
 def masks_for(indices, ratio, seed, stream, dev):
+    """The per-image masks (data/masks.py): drawn on the GPU there (same masks, no host round trip), with
+    numpy on the CPU (faster there)."""
     import torch
 
-    from ..data.masks import pixel_masks
+    from ..data.masks import pixel_masks, pixel_masks_torch
 
+    if torch.device(dev).type == "cuda":
+        return pixel_masks_torch(indices, 32, ratio, seed, stream, device=dev)
     return torch.from_numpy(pixel_masks(indices, 32, ratio, seed, stream)).to(dev)
 
 
@@ -262,7 +273,7 @@ def run_fid(recon, real, meta: dict, weights, ctx) -> dict:
     from ..metrics import fid as fidlib
 
     key = {"dataset": "cifar10", "split": "test", "source": meta.get("source"), "lossy": bool(meta.get("lossy")),
-           "n": len(real)}
+           "n": len(real), "order": meta.get("order")}  # class-balanced order: every class equally often
     out = fidlib.compute_fid(recon, real, weights=weights, device=ctx.device, real_key=key,
                              cache_dir=cache_dir() / "fid-stats")
     out["reference"] = key
@@ -271,18 +282,22 @@ def run_fid(recon, real, meta: dict, weights, ctx) -> dict:
 
 def train_model(model, Ytr, Yva, tr_ids, c: dict, ctx, amp):
     """AdamW + warmup/cosine per step; fresh masks each epoch (stream = epoch, keyed by the image's
-    index in the training split); validation MSE with fixed masks keeps the best weights."""
-    import numpy as np
+    index in the training split); validation MSE with fixed masks keeps the best weights.
+
+    Checkpoint (``ctx.run_dir/checkpoint.pt`` when due, picard_cli/checkpoint.py; rank 0 writes)
+    after an epoch: the bare model, AdamW, the LR schedule, every RNG (torch: dropout; numpy;
+    python; the data-order generator), the Fit (curves, epoch times, best weights), the epoch and
+    the config. Every rank resumes from it at the next epoch, with the numbers of an uninterrupted
+    run; nothing in it depends on the number of processes (the loss is the whole batch's on every
+    rank; with dropout > 0 every rank takes rank 0's torch RNG state)."""
     import torch
-    import torch.nn.functional as F
 
     from .. import distributed as dist
-    from .ns_train import Fit  # the same curves record as the Navier-Stokes trainers
+    from ..checkpoint import Checkpointer
+    from .ns_train import fit_state, resume_fit  # the same curves record as the Navier-Stokes trainers
 
-    ddp, W = dist.wrap(model), dist.world()  # DistributedDataParallel with --nproc > 1
     opt = torch.optim.AdamW(model.parameters(), lr=c["lr"], betas=(0.9, 0.95), weight_decay=c["weight_decay"])
-    bs = c["batch_size"]
-    steps_per_epoch = math.ceil(len(Ytr) / bs)
+    steps_per_epoch = math.ceil(len(Ytr) / c["batch_size"])
     total, warm = c["epochs"] * steps_per_epoch, c["warmup_epochs"] * steps_per_epoch
 
     def lr_at(step):  # linear warmup, then cosine to 0 (per step)
@@ -292,49 +307,66 @@ def train_model(model, Ytr, Yva, tr_ids, c: dict, ctx, amp):
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     g = torch.Generator().manual_seed(c["seed"])
-    dev = Ytr.device
-    val_masks = lambda idx: masks_for(idx, c["mask_ratio"], c["mask_seed"], -2, dev)  # noqa: E731
-    out = Fit()
-    for epoch in range(c["epochs"]):
+    val_masks = lambda idx: masks_for(idx, c["mask_ratio"], c["mask_seed"], -2, Ytr.device)  # noqa: E731
+    ck = Checkpointer(ctx, c, main=dist.is_main())
+    out, start = resume_fit(ck, model, opt, sched, g)  # every rank, before DDP's first broadcast
+    ddp = dist.wrap(model)  # DistributedDataParallel with --nproc > 1
+    for epoch in range(start, c["epochs"]):
         t0 = time.perf_counter()
-        model.train()
-        total_loss = 0.0
-        perm = torch.randperm(len(Ytr), generator=g)
-        for i in range(0, len(Ytr), bs):
-            n = min(bs, len(Ytr) - i)  # images in this (global) batch
-            idx = perm[i:i + bs][dist.split(n)]  # this process's part (all of it in a single process)
-            y = Ytr[idx.to(dev)].float() / 255
-            m = masks_for(np.asarray(tr_ids)[idx.numpy()], c["mask_ratio"], c["seed"], epoch, dev)
-            x0 = y.masked_fill(m.unsqueeze(1), 0.0)  # pixel dropout: blacked out
-            with amp():
-                x, _ = ddp(x0)  # gradients through every application of T
-            if W == 1:
-                objective = loss = F.mse_loss(x.float(), y)  # MSE((1-lam) T(x_{N-1}) + lam x_{N-1}, y)
-            else:  # the part's share of the batch mean, x W: DDP's gradient average = the batch mean's gradient
-                share = F.mse_loss(x.float(), y, reduction="sum") / (n * Ytr[0].numel())
-                objective, loss = share * W, dist.total(share)  # loss: the whole batch's MSE, on every process
-            if not torch.isfinite(loss):
-                out.diverged = True
-                out.losses.append(float("nan"))
-                return out
-            opt.zero_grad(set_to_none=True)
-            objective.backward()
-            if c["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), c["grad_clip"])
-            opt.step()
-            sched.step()
-            total_loss += loss.item() * n
-        out.losses.append(total_loss / len(Ytr))
+        mean = _train_epoch(ddp, model, opt, sched, Ytr, tr_ids, g, epoch, c, amp)
+        if not math.isfinite(mean):
+            out.diverged = True
+            out.losses.append(float("nan"))
+            return out
+        out.losses.append(mean)
         if len(Yva):
-            v = per_image_mse(model, Yva, val_masks, bs, amp)[0].mean().item()
+            v = per_image_mse(model, Yva, val_masks, c["batch_size"], amp)[0].mean().item()
             out.val_mse.append(v)
             if v < out.best_val:
                 out.best_val, out.best_epoch = v, epoch
                 out.best_state = copy.deepcopy(model.state_dict())
         out.epoch_s.append(time.perf_counter() - t0)
+        ck.epoch_end(epoch == c["epochs"] - 1, lambda: fit_state(epoch, model, opt, sched, out, g))
         info = f"{out.epoch_s[-1]:.1f} s/epoch, loss {out.losses[-1]:.4f}"
         ctx.on_epoch(epoch + 1, c["epochs"], info + (f", val {out.val_mse[-1]:.4f}" if out.val_mse else ""))
     return out
+
+
+def _train_epoch(ddp, model, opt, sched, Ytr, tr_ids, g, epoch: int, c: dict, amp) -> float:
+    """One epoch: the mean over images of the whole batches' losses, non-finite once one was. The
+    loss sum stays on the device (float64: the same doubles as summing ``loss.item() * n``), so no
+    step waits for the host."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from .. import distributed as dist
+
+    W, bs, dev = dist.world(), c["batch_size"], Ytr.device
+    model.train()
+    acc = torch.zeros((), dtype=torch.float64, device=dev)
+    perm = torch.randperm(len(Ytr), generator=g)
+    for i in range(0, len(Ytr), bs):
+        n = min(bs, len(Ytr) - i)  # images in this (global) batch
+        idx = perm[i:i + bs][dist.split(n)]  # this process's part (all of it in a single process)
+        y = Ytr[idx.to(dev)].float() / 255
+        m = masks_for(np.asarray(tr_ids)[idx.numpy()], c["mask_ratio"], c["seed"], epoch, dev)
+        x0 = y.masked_fill(m.unsqueeze(1), 0.0)  # pixel dropout: blacked out
+        with amp():
+            x, _ = ddp(x0)  # gradients through every application of T
+        if W == 1:
+            objective = loss = F.mse_loss(x.float(), y)  # MSE((1-lam) T(x_{N-1}) + lam x_{N-1}, y)
+        else:  # the part's share of the batch mean, x W: DDP's gradient average = the batch mean's gradient
+            share = F.mse_loss(x.float(), y, reduction="sum") / (n * Ytr[0].numel())
+            objective, loss = share * W, dist.total(share)  # loss: the whole batch's MSE, on every process
+        opt.zero_grad(set_to_none=True)
+        objective.backward()
+        if c["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), c["grad_clip"])
+        opt.step()
+        sched.step()
+        acc += loss.detach().double() * n
+    return acc.item() / len(Ytr)
 
 
 register(VitMask())

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from ..errors import DataError
 from ..recipes import fld, parse_int_list
 from ..registry import register
-from .anie import NSSplit, load_splits
+from .anie import NSSplit, data_facts, load_splits
 
 MODELS = ("vit", "vit-small", "vit-parallel", "vit-3d")
 ROWS = {"vit": "ViT", "vit-small": "ViTsmall", "vit-parallel": "ViTparallel", "vit-3d": "ViT3D"}
@@ -114,6 +114,8 @@ class VitPde:
 
     def run_group(self, configs, ctx):
         return [self.run_one(c, ctx) for c in configs]
+
+    data_facts = staticmethod(data_facts)
 
     def run_one(self, c: dict, ctx) -> dict:
         import numpy as np

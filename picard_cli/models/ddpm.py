@@ -8,7 +8,6 @@ eps_theta(x_t, t) predicts eps, the loss is ||eps - eps_theta(x_t, t)||^2 with t
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
 import numpy as np
@@ -159,52 +158,34 @@ def binned(u: torch.Tensor, losses: torch.Tensor, bins: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------ checkpoints
+# Thin wrappers over picard_cli/checkpoint.py (atomic, weights_only=True); the rng layout keeps the
+# DDPM's "train_generator" key, so checkpoints written before the shared module still resume.
 def rng_state(gen: torch.Generator) -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-             "train_generator": gen.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    from ..checkpoint import rng_state as _rng_state
+
+    return _rng_state() | {"train_generator": gen.get_state()}
 
 
 def set_rng_state(state: dict, gen: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    from ..checkpoint import set_rng_state as _set_rng_state
+
+    _set_rng_state(state)
     gen.set_state(state["train_generator"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, fsynced, then
-    os.replace, so a kill at any moment leaves the previous checkpoint or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+    """Write ``state`` to ``path`` atomically (``picard_cli.checkpoint.save``)."""
+    from ..checkpoint import save
+
+    save(path, state)
 
 
 def load_checkpoint(path: Path) -> dict | None:
-    """The checkpoint at ``path`` (None when absent); stale temporary files of killed writers are removed."""
-    path = Path(path)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    if not path.is_file():
-        return None
-    return torch.load(path, map_location="cpu", weights_only=False)  # our own file: RNG states are pickled
+    """The checkpoint at ``path`` (None when absent; ``picard_cli.checkpoint.load``: weights_only=True,
+    stale temporary files removed, one-line PicardError when unreadable)."""
+    from ..checkpoint import load
+
+    return load(path)
 
 
 def save_uint8(path: Path, images: np.ndarray) -> None:

@@ -70,7 +70,7 @@ def iterate(conv: Callable[[torch.Tensor], torch.Tensor], confidence: Callable[[
     n_problems = 1 if problem_dim is None else h0.shape[problem_dim]
     x = torch.zeros_like(h0)
     c_left = None  # starts at 1 everywhere; shaped by the first confidence
-    iters = torch.zeros(n_problems, dtype=torch.long)
+    iters = torch.zeros(n_problems, dtype=torch.long, device=h0.device)  # counted on the device: no copy per conv
     inp = h0
     for t in range(t_max):
         if c_left is not None:
@@ -89,7 +89,7 @@ def iterate(conv: Callable[[torch.Tensor], torch.Tensor], confidence: Callable[[
         on = _expand(active.to(h0.device), c, problem_dim).to(c.dtype)
         x = x + on * left * c * out
         c_left = left * (1 - on * c)
-        iters += active.cpu().long()
+        iters += active.long()
         inp = out
     weight = 1 - c_left if c_left is not None else torch.zeros(1)
     return x, IterStats(iters=iters.tolist(), weight_sum=_per_problem_weight(weight, problem_dim))

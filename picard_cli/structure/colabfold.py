@@ -136,6 +136,8 @@ def command(cfg: dict, input_dir: str | Path, out_dir: str | Path, exe: str = "c
             "--save-recycles"]
     if cfg.get("weights_dir"):
         argv += ["--data", str(Path(cfg["weights_dir"]).expanduser())]
+    if cfg.get("templates"):  # only with a custom folder (experiments/alphafold_recycle.check_templates)
+        argv += ["--templates", "--custom-template-path", str(Path(cfg["custom_template_path"]).expanduser())]
     return argv + [str(a) for a in cfg.get("colabfold_args") or []]
 
 

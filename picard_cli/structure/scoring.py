@@ -408,11 +408,12 @@ def _search(X, mask, Y, s: Search, device, dtype, budget):
     E2 = torch.tensor([e * e for e in ext], dtype=dtype, device=dev)
     C2 = [c * c for c in CUTOFFS]
     T = len(ext)
-    # subset hashes: two integer-valued random weightings, exact in ``dtype`` (sums < 2^24 in float32)
+    # subset hashes: two integer-valued random weightings (sums < 2^24) and the subset size, as float64
+    # products: exact whatever the float32 matmul precision (TF32 on CUDA, also when forced by environment)
     gen = torch.Generator(device="cpu").manual_seed(12345)
     hmax = max(2, (2**24 - 1) // N)
-    HR = torch.ones(N, 3, dtype=dtype)
-    HR[:, :2] = torch.randint(0, hmax, (N, 2), generator=gen).to(dtype)
+    HR = torch.ones(N, 3, dtype=torch.float64)
+    HR[:, :2] = torch.randint(0, hmax, (N, 2), generator=gen).to(torch.float64)
     HR = HR.to(dev)
 
     def keys(hv, own, thr=None):
@@ -445,7 +446,7 @@ def _search(X, mask, Y, s: Search, device, dtype, budget):
     owner, st, ln = owner[order], st[order], ln[order]
     r = rank[owner]
     Wu = (M[owner] & (r >= st[:, None]) & (r < (st + ln)[:, None])).to(dtype)
-    hv = Wu @ HR
+    hv = Wu.to(torch.float64) @ HR
     ok = hv[:, 2] >= min(s.min_subset, 3)
     Wu, owner, hv = Wu[ok], owner[ok], hv[ok]
     first, _, _ = _first(keys(hv, owner))
@@ -516,7 +517,7 @@ def _search(X, mask, Y, s: Search, device, dtype, budget):
             kid.sign_().clamp_(min=0)
         if not extend:
             break
-        hv = kids @ HR
+        hv = kids.to(torch.float64) @ HR
         sel = torch.nonzero(hv[:, 2] >= s.min_subset).squeeze(1)
         key = keys(hv[sel], pair_owner[sel], pt[sel])
         first, _, _ = _first(key)
