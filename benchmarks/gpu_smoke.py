@@ -157,6 +157,31 @@ def ddpm_versus_reference(probe, cfg: dict, args, device: str) -> dict:
             "picard": "bf16 autocast + channels_last + fused AdamW on CUDA (the config's amp / channels_last)"}
 
 
+def run_all(names: list[str], args, device: str, t_start: float) -> tuple[dict, list[str]]:
+    """Each model's entry (its error instead of numbers when it failed), and the names that failed."""
+    models, failed = {}, []
+    for name in names:
+        if time.perf_counter() - t_start > args.budget_s:
+            models[name] = {"skipped": f"time budget of {args.budget_s:g} s spent"}
+            failed.append(name)
+            continue
+        t0 = time.perf_counter()
+        try:
+            r = smoke_one(name, MODELS[name], args, device)
+            probe = r.pop("_probe", None)
+            if name == "ddpm-unet" and probe is not None:
+                _, cfg = cell_config("ddpm", MODELS[name][1], r["scale"], dict(r["overrides"]))
+                r["vs_reference"] = ddpm_versus_reference(probe, cfg, args, device)
+        except Exception as e:  # noqa: BLE001 - a smoke test reports every model
+            r = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=6)}
+        r["wall_s"] = round(time.perf_counter() - t0, 2)
+        if "error" in r:
+            failed.append(name)
+        models[name] = r
+        print(_line(name, r), flush=True)
+    return models, failed
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tiny", action="store_true", help="shrunken models and batches (CPU, CI)")
@@ -191,26 +216,7 @@ def main(argv=None) -> int:
     unknown = sorted(set(names) - set(MODELS))
     if unknown:
         ap.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
-    models, failed = {}, []
-    for name in names:
-        if time.perf_counter() - t_start > args.budget_s:
-            models[name] = {"skipped": f"time budget of {args.budget_s:g} s spent"}
-            failed.append(name)
-            continue
-        t0 = time.perf_counter()
-        try:
-            r = smoke_one(name, MODELS[name], args, device)
-            probe = r.pop("_probe", None)
-            if name == "ddpm-unet" and probe is not None:
-                _, cfg = cell_config("ddpm", MODELS[name][1], r["scale"], dict(r["overrides"]))
-                r["vs_reference"] = ddpm_versus_reference(probe, cfg, args, device)
-        except Exception as e:  # noqa: BLE001 - a smoke test reports every model
-            r = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=6)}
-        r["wall_s"] = round(time.perf_counter() - t0, 2)
-        if "error" in r:
-            failed.append(name)
-        models[name] = r
-        print(_line(name, r), flush=True)
+    models, failed = run_all(names, args, device, t_start)
     out = {"device": env.device_name(device), "device_type": device, "torch": torch.__version__,
            "commit": env.git_sha(), "versions": env.versions(), "tiny": args.tiny, "steps": args.steps,
            "warmup": args.warmup, "threads": torch.get_num_threads(), "wall_s": round(time.perf_counter() - t_start, 1), "failed": failed,

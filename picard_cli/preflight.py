@@ -857,8 +857,54 @@ def _cost(probe: Probe, kind, device, target, measure_steps, costs: dict, say, c
             say(f"measuring {cell} on {device} ...")
             costs[key] = measure(probe, device, measure_steps)
         else:
-            costs[key] = estimate_step(probe.counts(), probe.bf16, target)
+            costs[key] = estimate_step(cached_counts(probe), probe.bf16, target)
     return costs[key]
+
+
+def cached_counts(probe: Probe) -> Counts:
+    """``probe.counts()``, kept in ``<cache>/preflight/counts-<code hash>.json``: counting on the meta
+    device takes about a second per model; the hash covers the model code and library versions, so
+    any change to them counts afresh."""
+    from .env import cache_dir
+
+    path = cache_dir() / "preflight" / f"counts-{_code_hash()}.json"
+    key = json.dumps(probe.key, default=str)
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError):
+        table = {}
+    if key in table:
+        return Counts(**table[key])
+    counts = probe.counts()
+    table[key] = counts.__dict__
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(table))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache: count again next time
+    return counts
+
+
+def _code_hash() -> str:
+    import hashlib
+    from importlib import metadata
+
+    if not hasattr(_code_hash, "value"):
+        here = Path(__file__).resolve().parent
+        files = sorted([*(here / "models").glob("*.py"), *(here / "fixedpoint").glob("*.py"), here / "solver.py",
+                        here / "preflight.py", *(here / "experiments").glob("*.py")])
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.name.encode() + f.read_bytes())
+        for lib in ("torch", "timm", "diffusers", "torch_geometric"):
+            try:
+                h.update(f"{lib}={metadata.version(lib)}".encode())
+            except metadata.PackageNotFoundError:
+                pass
+        _code_hash.value = h.hexdigest()[:16]
+    return _code_hash.value
 
 
 # ============================================================================ rendering

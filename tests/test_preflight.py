@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from conftest import REPO, picard
 from picard_cli import registry, runner
 from picard_cli.cli import app
+from picard_cli.errors import PicardError
 
 
 def plan_json(*args):
@@ -69,7 +70,7 @@ def test_plan_every_experiment(name, scale, tmp_path):
 
 
 def test_plan_counts_recorded_runs_and_steps_from_the_config(tmp_path):
-    p = runner.plan(registry.get("vit-pde"), None, "quick", {}, {}, cells="all")
+    p = runner.plan(registry.get("vit-pde"), None, "quick", {"epochs": 4}, {}, cells="all", filter_="^ViT/")
     (tmp_path / "vit-pde.jsonl").write_text(json.dumps({"key": p.runs[0].key, "status": "ok"}) + "\n")
     rep = plan_json("vit-pde", "--no-measure", "--results", tmp_path, "--filter", "^ViT/", "epochs=4")
     assert rep["runs"] == {"cells": 3, "total": 3, "done": 1, "todo": 2}
@@ -86,18 +87,24 @@ def test_plan_measures_a_quick_cell_on_the_cpu(tmp_path):
     est = rep["cells"][0]["estimate"]
     assert est["kind"] == "measured" and est["s_per_step"] > 0 and est["steps"] == 2 and est["params"] > 0
     assert est["items_per_s"] > 0 and math.isfinite(est["hours_cell"])
-    table = CliRunner().invoke(app, ["plan", "ddpm", "--no-measure", "--results", str(tmp_path), "--steps", "400"])
-    assert table.exit_code == 0 and "estimate, not measured" in table.stdout and "T=400" in table.stdout
+    table = CliRunner().invoke(app, ["plan", "pign", "--no-measure", "--results", str(tmp_path), "--filter", "GCN/Cora$"])
+    assert table.exit_code == 0 and "estimate, not measured" in table.stdout and "PIGN-GCN/Cora" in table.stdout
 
 
 @pytest.mark.parametrize("args, says", [
-    (["nosuch"], "unknown experiment"),
     (["vit-pde", "--scale", "huge"], "no scale 'huge'"),
-    (["vit-pde", "bogus_field=1"], "bogus_field"),
     (["pign", "--steps", "100:1000"], "no steps axis"),
     (["ddpm", "--measure-steps", "0"], "--measure-steps"),
+    (["pign-lrgb", "hidden=4000"], "over the budget"),
 ])
-def test_plan_bad_input_is_one_line_and_exit_2(args, says):
+def test_plan_bad_input_raises_one_line_errors(args, says):
+    res = CliRunner().invoke(app, ["plan", *args, "--no-measure", "--json"])
+    assert isinstance(res.exception, PicardError), res.output
+    assert says in str(res.exception) and "\n" not in str(res.exception)
+
+
+@pytest.mark.parametrize("args, says", [(["nosuch"], "unknown experiment"), (["vit-pde", "bogus_field=1"], "bogus_field")])
+def test_plan_bad_input_is_one_line_on_stderr_and_exit_2(args, says):
     out = picard("plan", *args, "--no-measure")
     assert out.returncode == 2, (out.stdout, out.stderr)
     lines = [ln for ln in out.stderr.splitlines() if ln.strip() and "warn" not in ln.lower()]
@@ -120,3 +127,19 @@ def test_gpu_smoke_tiny_writes_every_model(tmp_path):
         assert m["items_per_s"] > 0 and m["params"] > 0, name
     ref = rep["models"]["ddpm-unet"]["vs_reference"]
     assert ref["reference_images_per_s"] > 0 and ref["ratio_picard_over_reference"] > 0
+
+
+def test_meta_counts_extrapolate_iterations_exactly():
+    from picard_cli import preflight
+    from picard_cli.recipes import to_dict
+
+    exp = registry.get("vit-pde")
+    cfg = to_dict(exp.config_cls()) | {"dim": 32, "depth": 1, "heads": 2, "mlp": 64, "batch_size": 2, "n_iter": 3}
+    probe = preflight.probe_for("vit-pde", cfg, None, None, shape={"size": 16})
+    direct = preflight.meta_counts(lambda: __import__("picard_cli.experiments.vit_pde", fromlist=["x"])
+                                   .build_model(cfg, 16, 10), lambda m: __import__("torch").nn.functional.mse_loss(
+                                       m(__import__("torch").zeros(2, 16, 16, device="meta"))[0].float(),
+                                       __import__("torch").zeros(2, 10, 16, 16, device="meta")))
+    extrapolated = probe.counts()
+    assert extrapolated.params == direct.params > 0
+    assert extrapolated.flops == pytest.approx(direct.flops, rel=1e-6) and extrapolated.ops == direct.ops

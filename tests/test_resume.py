@@ -143,7 +143,44 @@ def test_unreadable_checkpoint_is_one_line_exit_2(resumed, data, tmp_path):
         assert not _records(bad.parents[2], exp)
 
 
-# ---------------------------------------------------------------- the module itself
+# ---------------------------------------------------------------- in process: the pign loop, the module itself
+def test_pign_loop_with_persistent_workers_resumes_exactly(data, tmp_path, monkeypatch):
+    """The CUDA path's DataLoader (worker processes kept across epochs) draws its workers' base seed
+    from the order generator once, at epoch 0: a resumed loop must still see the same batch orders."""
+    from torch_geometric.loader import DataLoader
+
+    from picard_cli import registry, runner
+    from picard_cli.data.lrgb import load_lrgb
+    from picard_cli.experiments import pign_lrgb as P
+
+    monkeypatch.setenv(C.ENV_INTERVAL, "0")
+    over = {"epochs": 4, "framework": "pign", "backbone": "gcn", "hidden": 8, "batch_size": 4, "gnn_dropout": 0.1}
+    c = runner.plan(registry.get("pign-lrgb"), "recipes/pign/table1.yaml", "quick", over, {}, cells="match").runs[0].config
+    train = load_lrgb(data[0], c["dataset"])["train"]
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_2(done, total, info=""):
+        if done == 2:
+            raise Stop
+
+    def loop(run_dir, on_epoch=None):
+        torch.manual_seed(0)
+        model, g = P.build_model(c, 8), torch.Generator().manual_seed(c["seed"])
+        loader = DataLoader(train, batch_size=4, shuffle=True, generator=g, num_workers=1, persistent_workers=True)
+        ctx = runner.Context(device="cpu", data_root=data[0], run_dir=run_dir)
+        if on_epoch:
+            ctx.on_epoch = on_epoch
+        return P.train_loop(model, loader, lambda: 0.5, torch.optim.Adam(model.parameters()), None, g, c, ctx)
+
+    full = loop(tmp_path / "a")
+    with pytest.raises(Stop):
+        loop(tmp_path / "b", stop_after_2)
+    resumed = loop(tmp_path / "b")
+    assert resumed["resumed_from"] == [2] and resumed["losses"] == full["losses"]
+
+
 def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
     import random
 

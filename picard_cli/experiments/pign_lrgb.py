@@ -257,6 +257,10 @@ def train_loop(model, loader, validate, opt, sched, g, c: dict, ctx) -> dict:
         model.load_state_dict(saved["model"]), opt.load_state_dict(saved["optimizer"])
         if sched is not None:
             sched.load_state_dict(saved["lr_scheduler"])
+        if loader.persistent_workers and loader.num_workers > 0:
+            # its iterator draws the workers' base seed from g once, when made (epoch 0 of an uninterrupted
+            # run): make it now, from the fresh g as that run did, so that later epochs draw the same orders
+            iter(loader)
         set_rng_state(saved["rng"], g)
         st, start = saved["fit"], saved["epoch"] + 1
         st["resumed_from"].append(start)
