@@ -130,16 +130,20 @@ def test_gpu_smoke_tiny_writes_every_model(tmp_path):
 
 
 def test_meta_counts_extrapolate_iterations_exactly():
+    import torch.nn.functional as F
+
     from picard_cli import preflight
+    from picard_cli.experiments.vit_pde import build_model
     from picard_cli.recipes import to_dict
 
-    exp = registry.get("vit-pde")
-    cfg = to_dict(exp.config_cls()) | {"dim": 32, "depth": 1, "heads": 2, "mlp": 64, "batch_size": 2, "n_iter": 3}
-    probe = preflight.probe_for("vit-pde", cfg, None, None, shape={"size": 16})
-    direct = preflight.meta_counts(lambda: __import__("picard_cli.experiments.vit_pde", fromlist=["x"])
-                                   .build_model(cfg, 16, 10), lambda m: __import__("torch").nn.functional.mse_loss(
-                                       m(__import__("torch").zeros(2, 16, 16, device="meta"))[0].float(),
-                                       __import__("torch").zeros(2, 10, 16, 16, device="meta")))
-    extrapolated = probe.counts()
-    assert extrapolated.params == direct.params > 0
+    cfg = to_dict(registry.get("vit-pde").config_cls()) | {"dim": 32, "depth": 1, "heads": 2, "mlp": 64,
+                                                            "batch_size": 2, "n_iter": 3}
+
+    def loss(model):
+        X = torch.zeros(2, 10, 16, 16, device="meta")
+        return F.mse_loss(model(X[:, 0])[0].float(), X)
+
+    direct = preflight.meta_counts(lambda: build_model(cfg, 16, 10), loss)
+    extrapolated = preflight.probe_for("vit-pde", cfg, None, None, shape={"size": 16}).counts()  # from N_iter 1, 2
+    assert extrapolated.params == direct.params > 0 and "extrapolated" in extrapolated.how
     assert extrapolated.flops == pytest.approx(direct.flops, rel=1e-6) and extrapolated.ops == direct.ops
