@@ -105,13 +105,7 @@ def _execute(experiment, recipe, scale, seeds, device, executor, data_root, resu
     overrides = split_extra(extra)
     sw = _sweep_overrides(overrides, seeds, device, executor, {"ray_address": address, "slurm_partition": partition,
                                                                "slurm_time_min": time_min, "task_gpus": gpus})
-    axis = None
-    if steps is not None:
-        field = getattr(exp, "steps_field", None)
-        if field is None:
-            raise RecipeError(f"--steps: experiment {exp.name!r} has no steps axis")
-        axis = (field, runner.parse_range(steps, "--steps"))
-    p = runner.plan(exp, recipe, scale, overrides, sw, cells=cells, filter_=filter_, axis=axis)
+    p = runner.plan(exp, recipe, scale, overrides, sw, cells=cells, filter_=filter_, axis=runner.steps_axis(exp, steps))
     _check_scale_out(p.sweep, address, partition, time_min, gpus, nproc)
     remote = p.sweep.executor in ("ray", "slurm")
     dev = p.sweep.device if remote else env.pick_device(p.sweep.device)  # ray / slurm: picked on each worker

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import DataError, PicardError, RecipeError
+from .training import optimizer_step
 
 # Assumed sustained rates of the estimate (not measured); printed with every estimate.
 ASSUMED = {
@@ -320,13 +321,7 @@ def _vit_mask_probe(name, c, facts, data_root, seeds, shape) -> Probe:
             x0 = Y.masked_fill(m.unsqueeze(1), 0.0)
             with amp():
                 x, _ = model(x0)
-            loss = F.mse_loss(x.float(), Y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if c["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), c["grad_clip"])
-            opt.step()
-            sched.step()
+            optimizer_step(F.mse_loss(x.float(), Y), model.parameters(), opt, sched, c["grad_clip"])
 
         return step, model.n_params()
 
@@ -381,12 +376,7 @@ def _ddpm_probe(name, c, facts, data_root, seeds, shape) -> Probe:
             with amp():
                 pred = fwd(xt, t).sample
             loss = torch.nn.functional.mse_loss(pred.float(), noise.float())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if c["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(unet.parameters(), c["grad_clip"])
-            opt.step()
-            lr_sched.step()
+            optimizer_step(loss, unet.parameters(), opt, lr_sched, c["grad_clip"])
 
         return step, sum(p.numel() for p in unet.parameters())
 
@@ -747,13 +737,8 @@ def build(experiment: str, recipe: str | None, scale: str, overrides: dict, swee
     if measure_steps < 1:
         raise PicardError(f"--measure-steps must be >= 1, got {measure_steps}")
     exp = registry.get(registry.for_recipe(experiment, recipe))
-    axis = None
-    if steps is not None:
-        fld_ = getattr(exp, "steps_field", None)
-        if fld_ is None:
-            raise RecipeError(f"--steps: experiment {exp.name!r} has no steps axis")
-        axis = (fld_, runner.parse_range(steps, "--steps"))
-    p = runner.plan(exp, recipe, scale, overrides, sweep_overrides, cells="all", filter_=filter_, axis=axis)
+    p = runner.plan(exp, recipe, scale, overrides, sweep_overrides, cells="all", filter_=filter_,
+                    axis=runner.steps_axis(exp, steps))
     store = ResultStore(Path(results) if results else default_root(), exp.name)
     done, root = store.done_keys(), env.data_root(data_root)
     device = _measure_device(p.sweep.device, measure_mode)

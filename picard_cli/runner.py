@@ -142,6 +142,16 @@ def _multiply(exp, chosen: dict, axis: tuple[str, list], overrides: dict) -> dic
     return out
 
 
+def steps_axis(exp, steps: str | None) -> tuple[str, list[int]] | None:
+    """``--steps`` as the ``axis`` of :func:`plan`: (the experiment's ``steps_field``, the values), or None."""
+    if steps is None:
+        return None
+    field_ = getattr(exp, "steps_field", None)
+    if field_ is None:
+        raise RecipeError(f"--steps: experiment {exp.name!r} has no steps axis")
+    return field_, parse_range(steps, "--steps")
+
+
 def parse_range(spec: str, flag: str = "--steps", default_step: int = 100) -> list[int]:
     """``'100:1000'`` -> 100, 200, ..., 1000 (start:stop[:step], stop included, step default
     ``default_step``); ``'400'`` -> [400]. Bad ranges raise one-line RecipeErrors."""

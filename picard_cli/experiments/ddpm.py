@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..recipes import fld
 from ..registry import register
+from ..training import optimizer_step
 
 FIG_STEPS = [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
 HO_FID = 3.17  # Ho et al. 2020, T = 1000, 35.7 M UNet, 50k samples vs the training set: REFERENCE ONLY
@@ -296,12 +297,7 @@ def run_one(c: dict, ctx) -> dict:
         with amp():
             pred = fwd(xt, t).sample
         loss = torch.nn.functional.mse_loss(pred.float(), noise.float())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if c["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), c["grad_clip"])
-        opt.step()
-        lr_sched.step()
+        optimizer_step(loss, unet.parameters(), opt, lr_sched, c["grad_clip"])
         if ema is not None:
             ema.step(unet.parameters())
         acc += loss.detach()

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from ..recipes import fld, parse_int_list
 from ..registry import register
+from ..training import optimizer_step
 
 
 @dataclass
@@ -359,12 +360,7 @@ def _train_epoch(ddp, model, opt, sched, Ytr, tr_ids, g, epoch: int, c: dict, am
         else:  # the part's share of the batch mean, x W: DDP's gradient average = the batch mean's gradient
             share = F.mse_loss(x.float(), y, reduction="sum") / (n * Ytr[0].numel())
             objective, loss = share * W, dist.total(share)  # loss: the whole batch's MSE, on every process
-        opt.zero_grad(set_to_none=True)
-        objective.backward()
-        if c["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), c["grad_clip"])
-        opt.step()
-        sched.step()
+        optimizer_step(objective, model.parameters(), opt, sched, c["grad_clip"])
         acc += loss.detach().double() * n
     return acc.item() / len(Ytr)
 
