@@ -13,7 +13,7 @@ Recipe file layout (``recipes/<experiment>/<name>.yaml``)::
     description: one line
     sweep: {seeds: 100}           # Sweep fields (how many runs, executor, device)
     defaults: {epochs: 200}       # experiment-config fields shared by all cells
-    scales:                       # named presets: {sweep: {...}, config: {...}}
+    scales:                       # named presets: {sweep: {...}, config: {...}, cells: regex}
       quick: {sweep: {seeds: 5}}
     cells:                        # one entry per table cell: config fields
       GCN/Cora: {model: plain, lr: 0.01}
@@ -266,8 +266,11 @@ def read_recipe(path: str | Path, experiment: str) -> dict:
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise RecipeError(f"{p}: {key!r} must be a mapping")
     for name, preset in (data.get("scales") or {}).items():
-        if not isinstance(preset, dict) or set(preset) - {"sweep", "config"}:
-            raise RecipeError(f"{p}: scales.{name}: a preset holds only 'sweep' and 'config' mappings")
+        if not isinstance(preset, dict) or set(preset) - {"sweep", "config", "cells"}:
+            raise RecipeError(f"{p}: scales.{name}: a preset holds only 'sweep' and 'config' mappings "
+                              f"and 'cells' (a regular expression of the cells it runs)")
+        if "cells" in preset and not isinstance(preset["cells"], str):
+            raise RecipeError(f"{p}: scales.{name}.cells must be a regular expression (a string)")
     data["_path"] = str(p)
     return data
 

@@ -53,6 +53,14 @@ def default_recipe(exp) -> Path:
     return REPO / "recipes" / getattr(exp, "recipe_dir", exp.name) / exp.default_recipe
 
 
+def _preset_cells(preset: dict, scale: str, where: str) -> "re.Pattern":
+    """The cells a scale preset runs: its ``cells`` regular expression (default: all of them)."""
+    try:
+        return re.compile(preset.get("cells") or "", re.IGNORECASE)
+    except re.error as e:
+        raise RecipeError(f"{where}scales.{scale}.cells is not a valid regular expression ({e})") from None
+
+
 def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overrides: dict,
          cells: str = "all", filter_: str | None = None, axis: tuple[str, list] | None = None) -> Plan:
     """Resolve a recipe into runs.
@@ -104,7 +112,12 @@ def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overri
             pattern = re.compile(filter_ or "", re.IGNORECASE)
         except re.error as e:
             raise RecipeError(f"--filter {filter_!r} is not a valid regular expression ({e})") from None
-        chosen = {n: apply(c, overrides, "command line: ") for n, c in resolved.items() if pattern.search(n)}
+        only = _preset_cells(preset, scale, where)  # a preset may run a subset of the table (laptop scale)
+        chosen = {n: apply(c, overrides, "command line: ") for n, c in resolved.items()
+                  if pattern.search(n) and only.search(n)}
+        if not chosen and only.pattern:
+            raise RecipeError(f"{where}no cell of scale {scale!r} (cells matching {only.pattern!r}) matches "
+                              f"--filter {filter_!r}")
         if not chosen:
             raise RecipeError(f"{where}no cell matches --filter {filter_!r} (cells: {', '.join(cell_defs)})")
 

@@ -27,6 +27,7 @@ from ..errors import DataError
 from ..fixedpoint.fields import fixedpoint_fields
 from ..recipes import fld, parse_int_list
 from ..registry import register
+from .ns_train import BASELINE_ROWS
 
 DEFAULT_DATA = "navier-stokes/ns_V1e-3_S64.h5"  # = data.navier_stokes.default_file(1e-3, 64)
 
@@ -155,6 +156,7 @@ class Anie:
     digits = 4
     show_params = False
     curve_metric = "test_mse"
+    baselines = BASELINE_ROWS  # rows of predictors that learn nothing (ns_train.trivial_baselines)
 
     @staticmethod
     def row(cfg):
@@ -182,7 +184,7 @@ class Anie:
         import torch
 
         from ..models.anie import unused_fc_params
-        from .ns_train import fit, per_sample_mse
+        from .ns_train import fit, per_sample_mse, trivial_baselines
 
         ks = parse_int_list(c["eval_iters"], "eval_iters")  # validate before the long part
         dev = torch.device(ctx.device)
@@ -211,7 +213,7 @@ class Anie:
             return {"status": "diverged", "extra": extra,
                     "metrics": {"test_mse_last": nan, "test_mse_best_val": nan, "epochs_run": len(run.losses)}}
         last, last_std = test_mse()
-        metrics = {"test_mse_last": last, "test_mse_std": last_std, "val_mse_last": run.val_mse[-1],
+        metrics = {**trivial_baselines(train, test), "test_mse_last": last, "test_mse_std": last_std, "val_mse_last": run.val_mse[-1],
                    "train_loss_last": run.losses[-1], "val_mse_best": run.best_val, "best_epoch": run.best_epoch,
                    "epochs_run": len(run.losses)}
         model.eval()  # solver traces of the last model on the first test batch

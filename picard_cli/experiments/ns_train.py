@@ -180,3 +180,22 @@ def _solver_log(model) -> list | None:
         return None
     return [{"n_evals": st.n_evals, "backward": st.backward, "jac_value": getattr(st, "jac_value", None)}
             for st in log]
+
+
+def trivial_baselines(train, test) -> dict:
+    """Test MSE on the 9 stamps t > 0 (the reported metric, mean over test samples) of three
+    predictors that learn nothing: zero vorticity, the input frame w(t=0) held constant, and the
+    per-stamp mean field of the training targets (the best constant prediction). ``train`` and
+    ``test`` are (N, 10, S, S) numpy arrays; the same numbers for every seed and N_iter."""
+    import numpy as np
+
+    target = test[:, 1:].astype(np.float64)
+    per = lambda pred: float(((target - pred) ** 2).reshape(len(test), -1).mean(1).mean())  # noqa: E731
+    return {"baseline_zero": per(0.0), "baseline_input": per(test[:, :1].astype(np.float64)),
+            "baseline_mean_field": per(train[:, 1:].astype(np.float64).mean(0, keepdims=True))}
+
+
+# Row labels of the baselines above in the report (report.baseline_rows).
+BASELINE_ROWS = {"baseline_zero": "baseline: predict zero",
+                 "baseline_input": "baseline: predict w(t=0)",
+                 "baseline_mean_field": "baseline: training mean field"}

@@ -39,6 +39,10 @@ from ..recipes import fld, parse_int_list
 from ..registry import register
 from ..training import optimizer_step
 
+# Row labels of image_baselines' metrics in the report (MSE rows only).
+BASELINE_ROWS = {"baseline_masked_input": "baseline: masked input",
+                 "baseline_local_mean": "baseline: local-mean inpainting"}
+
 
 @dataclass
 class VitMaskConfig:
@@ -99,6 +103,7 @@ class VitMask:
     digits = 4
     show_params = True
     curve_metric = "test_mse"
+    baselines = BASELINE_ROWS  # rows of predictors that train nothing (image_baselines)
 
     @staticmethod
     def row(cfg):
@@ -212,6 +217,7 @@ class VitMask:
                 metrics[f"fid_{tag}"] = extra[f"fid_{tag}"].get("value")
             return {k: metrics[k] for k in (f"test_mse_{tag}", f"test_mse_std_{tag}")}
 
+        metrics |= image_baselines(Yte, test_masks, c["batch_size"])
         last_state = copy.deepcopy(model.state_dict())
         evaluate("last")
         if fit.best_state is not None and fit.best_epoch != len(fit.losses) - 1:
@@ -366,3 +372,44 @@ def _train_epoch(ddp, model, opt, sched, Ytr, tr_ids, g, epoch: int, c: dict, am
 
 
 register(VitMask())
+
+
+def local_mean_inpaint(x0, known, max_radius: int = 16):
+    """A classical inpainting for scale: every blacked-out pixel becomes the mean of the visible
+    pixels in the smallest (2r+1) x (2r+1) window (r = 1, 2, ...) that holds at least one; visible
+    pixels are kept. ``x0`` (B, C, H, W) with masked pixels zeroed, ``known`` (B, 1, H, W) float
+    (1 = visible). Normalised box filtering: sum of visible values / count of visible pixels."""
+    import torch
+    import torch.nn.functional as F
+
+    out, todo = x0.clone(), known < 0.5
+    for r in range(1, max_radius + 1):
+        if not todo.any():
+            break
+        box = lambda t: F.avg_pool2d(t, 2 * r + 1, stride=1, padding=r, count_include_pad=False)  # noqa: E731
+        count = box(known)
+        fill = box(x0 * known) / count.clamp_min(1e-12)
+        ready = todo & (count > 0)
+        out = torch.where(ready, fill, out)
+        todo = todo & ~ready
+    return out
+
+
+def image_baselines(Y, masks, batch_size: int) -> dict:
+    """Test MSE (all pixels and channels, mean over test images, the reported metric) of two
+    predictors that train nothing, on the same fixed test masks as the models: the masked input
+    itself (blacked-out pixels left at 0) and :func:`local_mean_inpaint`."""
+    import numpy as np
+    import torch
+
+    sums = {"baseline_masked_input": 0.0, "baseline_local_mean": 0.0}
+    with torch.no_grad():
+        for i in range(0, len(Y), batch_size):
+            y = Y[i:i + batch_size].float() / 255
+            hidden = masks(np.arange(i, i + len(y))).unsqueeze(1)
+            x0 = y.masked_fill(hidden, 0.0)
+            for k, pred in (("baseline_masked_input", x0),
+                            ("baseline_local_mean", local_mean_inpaint(x0, (~hidden).float()))):
+                sums[k] += (pred - y).pow(2).flatten(1).mean(1).sum().item()
+    return {k: v / len(Y) for k, v in sums.items()}
+

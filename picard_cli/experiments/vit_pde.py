@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..errors import DataError
 from ..recipes import fld, parse_int_list
 from ..registry import register
+from .ns_train import BASELINE_ROWS
 from .anie import NSSplit, data_facts, load_splits
 
 MODELS = ("vit", "vit-small", "vit-parallel", "vit-3d")
@@ -99,6 +100,7 @@ class VitPde:
     digits = 4
     show_params = True
     curve_metric = "test_mse"
+    baselines = BASELINE_ROWS  # rows of predictors that learn nothing (ns_train.trivial_baselines)
 
     @staticmethod
     def row(cfg):
@@ -122,7 +124,7 @@ class VitPde:
         import torch
 
         from ..models.vit_pde import sizes
-        from .ns_train import fit, per_sample_mse
+        from .ns_train import fit, per_sample_mse, trivial_baselines
 
         ks = parse_int_list(c["eval_iters"], "eval_iters") or list(range(1, c["n_iter"] + 1))
         dev = torch.device(ctx.device)
@@ -158,7 +160,7 @@ class VitPde:
                     "metrics": {"test_mse_last": nan, "test_mse_best_val": nan, "test_mse10_last": nan,
                                 "test_mse10_best_val": nan, "epochs_run": len(run.losses)}}
         last, last_std, last10 = test_mse()
-        metrics = {"test_mse_last": last, "test_mse_std": last_std, "test_mse10_last": last10,
+        metrics = {**trivial_baselines(train, test), "test_mse_last": last, "test_mse_std": last_std, "test_mse10_last": last10,
                    "val_mse_last": run.val_mse[-1], "train_loss_last": run.losses[-1], "val_mse_best": run.best_val,
                    "best_epoch": run.best_epoch, "epochs_run": len(run.losses)}
         model.load_state_dict(run.best_state)  # the reported (best-val) model from here on
