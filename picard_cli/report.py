@@ -29,6 +29,7 @@ class Cell:
     note: str = ""  # why (the first run's note)
     std_label: str = ""  # set when std is a spread inside a single run (e.g. over test images)
     chosen: str = ""  # the selected variant when a grid ran several per cell (e.g. "lr=0.001")
+    by_seed: dict = field(default_factory=dict)  # seed -> value of the shown config's finite runs (pairing)
 
 
 @dataclass
@@ -45,6 +46,9 @@ class Table:
     quick_is_protocol: bool = False  # the experiment's quick scale = its paper protocol with fewer runs
     data: str = ""  # the data used, when it is not the paper's (datacheck.caption)
     selection: str = ""  # how one variant per cell was chosen from a grid (select_variant)
+    baseline_rows: list = field(default_factory=list)  # rows of predictors that learn nothing (exp.baselines)
+    higher_is_better: bool = False  # direction of the metric, for the paired verdicts
+    paired: list = field(default_factory=list)  # paired differences vs the first column (paired_differences)
 
 
 def values(exp, record: dict, metric: str) -> list[dict]:
@@ -88,13 +92,15 @@ def build(exp, records: list[dict], protocol: str | None = None, select_on: str 
         raise PicardError(f"unknown protocol {protocol!r} (choose from {', '.join(exp.metrics)})")
     metric = exp.metrics[protocol]
     entries = getattr(exp, "table_values", None)
+    baselines = getattr(exp, "baselines", None) or {}
     by_cell: dict = {}
     for r in records:
-        for v in (entries(r, protocol) if entries else values(exp, r, metric)):
+        for v in (entries(r, protocol) if entries else values(exp, r, metric)) + baseline_values(exp, r, baselines):
             by_cell.setdefault((v["row"], v["col"]), {}).setdefault(r["cell_key"], []).append((r, v))
     table = Table(exp.table, list(exp.rows), list(exp.cols), paper=dict(exp.paper), protocol=protocol,
                   digits=getattr(exp, "digits", 1), show_params=getattr(exp, "show_params", False),
-                  quick_is_protocol=getattr(exp, "quick_is_protocol", False), data=caption(records))
+                  quick_is_protocol=getattr(exp, "quick_is_protocol", False), data=caption(records),
+                  higher_is_better=getattr(exp, "higher_is_better", False))
     for rc, variants in by_cell.items():
         key, chosen, rule = select_variant(exp, variants, metric, select_on)
         runs = variants[key]
@@ -106,6 +112,8 @@ def build(exp, records: list[dict], protocol: str | None = None, select_on: str 
                  missing=len(missing), note=missing[0] if missing else "", chosen=chosen)
         counts = sorted(r["extra"]["n_params"] for r, _ in runs if "n_params" in (r.get("extra") or {}))
         c.params = counts[len(counts) // 2] if counts else None
+        c.by_seed = {r["config"].get("seed"): v["value"] * exp.metric_scale for r, v in runs
+                     if r["status"] == "ok" and v["value"] is not None and math.isfinite(v["value"])}
         if ok:
             c.mean = sum(ok) / len(ok)
             c.std = math.sqrt(sum((v - c.mean) ** 2 for v in ok) / len(ok))
@@ -118,7 +126,61 @@ def build(exp, records: list[dict], protocol: str | None = None, select_on: str 
             table.rows.append(extra)
         if rc[1] not in table.cols:
             table.cols.append(rc[1])
+    table.baseline_rows = [lab for lab in baselines.values() if lab in table.rows]
+    table.rows = [r for r in table.rows if r not in table.baseline_rows] + table.baseline_rows  # baselines last
+    if getattr(exp, "paired_columns", False):
+        table.paired = paired_differences(table)
     return table
+
+
+def baseline_values(exp, record: dict, baselines: dict) -> list[dict]:
+    """Entries of the predictors that learn nothing (``exp.baselines``: metric -> row label), in
+    the column of the record that measured them on its own test set: the same number in every
+    column when the test set is shared. Std over runs; a baseline computed without a seed is 0."""
+    cfg, m = record["config"], record.get("metrics") or {}
+    return [{"row": label, "col": exp.col(cfg), "value": m[key]} for key, label in baselines.items() if key in m]
+
+
+# Two-sided 95% Student t quantiles t_{0.975, df} (df = pairs - 1), from the t distribution's tables.
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
+
+
+def t975(df: int) -> float:
+    """t_{0.975, df}: the tabulated value, or the next smaller tabulated df's (conservative) between."""
+    return _T975[max(d for d in _T975 if d <= df)] if df < 1000 else 1.960
+
+
+def paired_differences(t: Table) -> list[dict]:
+    """Per table row and each column after the first of that row (N_iter or T increasing): the
+    difference column - first column over the seeds both ran (same seed = same initialisation,
+    data order and masks), its mean, a 95% t-interval (mean ± t_{0.975,n-1} s/sqrt(n), s the
+    sample std, ddof 1) and a verdict: better / worse when the interval excludes 0 (in the
+    metric's direction), else no detectable difference; fewer than 2 pairs: no verdict."""
+    out = []
+    for row in _shown_rows(t):
+        if row in t.baseline_rows:
+            continue
+        cols = [c for c in t.cols if t.ours.get((row, c)) and t.ours[(row, c)].by_seed]
+        for col in cols[1:]:
+            ref, cur = t.ours[(row, cols[0])].by_seed, t.ours[(row, col)].by_seed
+            d = [cur[s] - ref[s] for s in sorted(set(ref) & set(cur), key=str)]
+            out.append({"row": row, "col": col, "vs": cols[0], **interval(d, t.higher_is_better)})
+    return out
+
+
+def interval(d: list[float], higher_is_better: bool = False) -> dict:
+    """Mean, 95% t-interval and verdict of paired differences ``d`` (see paired_differences)."""
+    n = len(d)
+    if n < 2:
+        return {"n": n, "mean": d[0] if d else math.nan, "lo": math.nan, "hi": math.nan,
+                "verdict": "no verdict (fewer than 2 paired seeds)"}
+    m = sum(d) / n
+    half = t975(n - 1) * math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1) / n)
+    lo, hi = m - half, m + half
+    good, bad = (lo > 0, hi < 0) if higher_is_better else (hi < 0, lo > 0)
+    verdict = "better" if good else "worse" if bad else "no detectable difference"
+    return {"n": n, "mean": m, "lo": lo, "hi": hi, "verdict": verdict}
 
 
 def subtitle(t: Table) -> str:
@@ -174,10 +236,13 @@ def render_terminal(t: Table, console) -> None:
     for c in cols:
         rt.add_column(c, justify="center")
     for r in _shown_rows(t):
-        cells = [escape(fmt_ours(t.ours.get((r, c)), t.digits, t.show_params))
-                 + (f"\n[dim]paper {fmt_paper(t.paper.get((r, c)), t.digits)}[/dim]" if t.paper else "") for c in cols]
+        ref = t.paper and r not in t.baseline_rows
+        cells = [escape(fmt_ours(t.ours.get((r, c)), t.digits, t.show_params and r not in t.baseline_rows))
+                 + (f"\n[dim]paper {fmt_paper(t.paper.get((r, c)), t.digits)}[/dim]" if ref else "") for c in cols]
         rt.add_row(escape(r), *cells)
     console.print(rt)
+    if t.paired:
+        render_paired(t, console)
     if not t.paper:
         console.print("[dim]The paper gives no numbers for this table (figures only); no reference values.[/dim]")
     variants = sum(1 for c in t.ours.values() if c.variants > 1)
@@ -205,9 +270,41 @@ def to_markdown(t: Table) -> str:
     lines = [f"**{t.title}** ({subtitle(t)}; ours: mean ± std over n runs; {ref})", "",
              "| model | " + " | ".join(t.cols) + " |", "|---" * (len(t.cols) + 1) + "|"]
     for r in _shown_rows(t):
-        cells = [fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)
-                 + (f"<br>paper {fmt_paper(t.paper.get((r, c)), t.digits)}" if t.paper else "") for c in t.cols]
+        ref = t.paper and r not in t.baseline_rows
+        cells = [fmt_ours(t.ours.get((r, c)), t.digits, t.show_params and r not in t.baseline_rows)
+                 + (f"<br>paper {fmt_paper(t.paper.get((r, c)), t.digits)}" if ref else "") for c in t.cols]
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" + (paired_markdown(t) if t.paired else "")
+
+
+PAIRED_NOTE = ("paired over seeds (same seed: same initialisation, data order and masks); 95% t-interval "
+               "mean ± t(0.975, n-1) s/sqrt(n); verdict at this scale: better / worse when the interval "
+               "excludes 0, else no detectable difference")
+
+
+def fmt_diff(p: dict, digits: int) -> str:
+    if not math.isfinite(p["lo"]):
+        return f"{p['mean']:+.{digits}f} (n={p['n']})" if p["n"] else "-"
+    return f"{p['mean']:+.{digits}f} [{p['lo']:+.{digits}f}, {p['hi']:+.{digits}f}] (n={p['n']})"
+
+
+def render_paired(t: Table, console) -> None:
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    rt = RichTable(title=escape(f"Difference to the first column ({PAIRED_NOTE})"), show_lines=False)
+    for name in ("model", "column", "minus", "mean [95% CI] (pairs)", "verdict"):
+        rt.add_column(name)
+    for p in t.paired:
+        rt.add_row(escape(p["row"]), escape(p["col"]), escape(p["vs"]), fmt_diff(p, t.digits + 1), p["verdict"])
+    console.print(rt)
+
+
+def paired_markdown(t: Table) -> str:
+    lines = ["", f"Difference to the first column ({PAIRED_NOTE}):", "",
+             "| model | column | minus | mean [95% CI] (pairs) | verdict |", "|---|---|---|---|---|"]
+    lines += [f"| {p['row']} | {p['col']} | {p['vs']} | {fmt_diff(p, t.digits + 1)} | {p['verdict']} |"
+              for p in t.paired]
     return "\n".join(lines) + "\n"
 
 
@@ -216,10 +313,10 @@ def to_latex(t: Table) -> str:
     lines = [f"% {t.title} ({subtitle(t)})", r"\begin{tabular}{l" + "c" * len(t.cols) + "}", r"\toprule",
              "Model & " + " & ".join(esc(c) for c in t.cols) + r" \\", r"\midrule"]
     for r in _shown_rows(t):
-        ours = [esc(fmt_ours(t.ours.get((r, c)), t.digits, t.show_params)) for c in t.cols]
+        ours = [esc(fmt_ours(t.ours.get((r, c)), t.digits, t.show_params and r not in t.baseline_rows)) for c in t.cols]
         paper = [esc("paper " + fmt_paper(t.paper.get((r, c)), t.digits)) for c in t.cols]
         lines.append(f"{esc(r)} & " + " & ".join(ours) + r" \\")
-        if t.paper:
+        if t.paper and r not in t.baseline_rows:
             lines.append(" & " + " & ".join(paper) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -232,57 +329,75 @@ def write(t: Table, root: Path, stem: str) -> list[Path]:
     paths[0].write_text(to_markdown(t))
     to_frame(t).to_csv(paths[1], index=False)
     paths[2].write_text(to_latex(t))
+    if t.paired:
+        import pandas as pd
+
+        paths.append(base.with_name(base.name + "_paired.csv"))
+        pd.DataFrame(t.paired).to_csv(paths[-1], index=False)
     return paths
 
 
 def write_curves(exp, records: list[dict], root: Path, stem: str) -> list[Path]:
     """Metric vs iteration count k of trained models evaluated without retraining
     (records holding ``extra.iter_curve``): one line per table cell, mean ± std over
-    runs; a CSV of the points and a PNG. Returns the paths written (none if no curves)."""
+    runs (population std, as the tables), one panel per table row; a CSV of the points and a
+    PNG. Returns the paths written (none if no curves)."""
+    frame = curve_frame(exp, records)
+    if frame is None:
+        return []
+    root.mkdir(parents=True, exist_ok=True)
+    csv, png = root / f"{stem}_iters.csv", root / f"{stem}_iters.png"
+    frame.to_csv(csv, index=False)
+    _plot_curves(exp, frame, png)
+    return [csv, png]
+
+
+def curve_frame(exp, records: list[dict]):
+    """The points of :func:`write_curves` as a DataFrame (row, cell, k, mean, std, n), or None."""
     metric = getattr(exp, "curve_metric", None)
-    scale = exp.metric_scale
     by_cell: dict = {}
     for r in records:
         cur = (r.get("extra") or {}).get("iter_curve")
         if r.get("status") == "ok" and cur and metric in cur:
-            label = f"{exp.row(r['config'])} / {exp.col(r['config'])}"
-            by_cell.setdefault(label, {}).setdefault(tuple(cur["k"]), []).append(cur[metric])
+            key = (exp.row(r["config"]), exp.col(r["config"]))
+            by_cell.setdefault(key, {}).setdefault(tuple(cur["k"]), []).append(cur[metric])
     if not metric or not by_cell:
-        return []
+        return None
     import pandas as pd
 
     rows = []
-    for label, variants in by_cell.items():
+    for (row, col), variants in by_cell.items():
         ks, curves = max(variants.items(), key=lambda kv: len(kv[1]))
         for j, k in enumerate(ks):
-            vals = [c[j] * scale for c in curves]
+            vals = [c[j] * exp.metric_scale for c in curves]
             m = sum(vals) / len(vals)
-            rows.append({"cell": label, "k": k, "mean": m, "n": len(vals),
+            rows.append({"row": row, "cell": f"{row} / {col}", "k": k, "mean": m, "n": len(vals),
                          "std": math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))})
-    frame = pd.DataFrame(rows)
-    root.mkdir(parents=True, exist_ok=True)
-    csv, png = root / f"{stem}_iters.csv", root / f"{stem}_iters.png"
-    frame.to_csv(csv, index=False)
+    return pd.DataFrame(rows)
+
+
+def _plot_curves(exp, frame, png: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, part in frame.groupby("cell"):
-        ax.plot(part["k"], part["mean"], marker="o", ms=3, label=f"{label} (n={part['n'].iloc[0]})")
-        ax.fill_between(part["k"], part["mean"] - part["std"], part["mean"] + part["std"], alpha=0.2)
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("iterations k at evaluation (trained with K)")
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(f"{exp.name}: metric vs iteration count")
-    ax.legend(fontsize=7)
+    panels = list(dict.fromkeys(frame["row"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, row in zip(axes[0], panels):
+        for label, part in frame[frame["row"] == row].groupby("cell", sort=False):
+            ax.plot(part["k"], part["mean"], marker="o", ms=3, label=f"{label.split(' / ')[-1]} (n={part['n'].iloc[0]})")
+            ax.fill_between(part["k"], part["mean"] - part["std"], part["mean"] + part["std"], alpha=0.2)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("iterations k at evaluation (trained with N_iter)")
+        ax.set_title(row, fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(exp.curve_metric.replace("_", " ") + " (mean ± std over seeds)")
+    fig.suptitle(f"{exp.name}: metric vs iteration count", fontsize=10)
     fig.tight_layout()
-    fig.savefig(png, dpi=120)
+    fig.savefig(png, dpi=110)
     plt.close(fig)
-    return [csv, png]
 
 
 # ----------------------------------------------------------------------------- convergence (issue 9)

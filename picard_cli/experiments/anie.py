@@ -157,6 +157,7 @@ class Anie:
     show_params = False
     curve_metric = "test_mse"
     baselines = BASELINE_ROWS  # rows of predictors that learn nothing (ns_train.trivial_baselines)
+    paired_columns = True  # report: each N_iter minus N_iter = 1, paired over seeds
 
     @staticmethod
     def row(cfg):

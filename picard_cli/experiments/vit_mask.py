@@ -104,6 +104,7 @@ class VitMask:
     show_params = True
     curve_metric = "test_mse"
     baselines = BASELINE_ROWS  # rows of predictors that train nothing (image_baselines)
+    paired_columns = True  # report: each N_iter minus N_iter = 1, paired over seeds
 
     @staticmethod
     def row(cfg):

@@ -101,6 +101,7 @@ class VitPde:
     show_params = True
     curve_metric = "test_mse"
     baselines = BASELINE_ROWS  # rows of predictors that learn nothing (ns_train.trivial_baselines)
+    paired_columns = True  # report: each N_iter minus N_iter = 1, paired over seeds
 
     @staticmethod
     def row(cfg):
