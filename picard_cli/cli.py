@@ -23,6 +23,7 @@ EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 RecipeOpt = typer.Option(None, "--recipe", help="recipe YAML (default: recipes/<experiment>/<its default>.yaml)")
 ScaleOpt = typer.Option("quick", "--scale", help="scale preset of the recipe: quick (CPU, minutes) or paper")
 SeedsOpt = typer.Option(None, "--seeds", help="runs per cell (overrides the scale preset)")
+ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads (0 = one per core; laptop presets: 1)")
 DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda")
 ExecOpt = typer.Option(None, "--executor", help="inprocess | batched (many seeds of a cell as one stacked model) | "
                        "ray (Ray tasks; local instance or --address) | slurm (Slurm jobs through submitit)")
@@ -96,7 +97,7 @@ def _check_scale_out(sweep, address, partition, time_min, gpus, nproc) -> None:
 
 def _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, extra, cells, filter_=None,
              fid_weights=None, allow_unverified=False, steps=None, address=None, partition=None, time_min=None,
-             gpus=None, nproc=None):
+             gpus=None, nproc=None, threads=None):
     from . import env, registry, report, runner
     from .progress import SweepProgress
     from .results import ResultStore, default_root
@@ -104,7 +105,8 @@ def _execute(experiment, recipe, scale, seeds, device, executor, data_root, resu
     exp = registry.get(registry.for_recipe(experiment, recipe))
     overrides = split_extra(extra)
     sw = _sweep_overrides(overrides, seeds, device, executor, {"ray_address": address, "slurm_partition": partition,
-                                                               "slurm_time_min": time_min, "task_gpus": gpus})
+                                                               "slurm_time_min": time_min, "task_gpus": gpus,
+                                                               "threads": threads})
     p = runner.plan(exp, recipe, scale, overrides, sw, cells=cells, filter_=filter_, axis=runner.steps_axis(exp, steps))
     _check_scale_out(p.sweep, address, partition, time_min, gpus, nproc)
     remote = p.sweep.executor in ("ray", "slurm")
@@ -143,11 +145,12 @@ def run(ctx: typer.Context, experiment: str = typer.Argument(..., help="experime
         data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt,
         fid_weights: Optional[str] = FidOpt, allow_unverified_weights: bool = UnverifiedOpt,
         steps: Optional[str] = StepsOpt, address: Optional[str] = AddressOpt, partition: Optional[str] = PartitionOpt,
-        time: Optional[int] = TimeOpt, gpus_per_task: Optional[float] = GpusOpt, nproc: Optional[int] = NprocOpt):
+        time: Optional[int] = TimeOpt, gpus_per_task: Optional[float] = GpusOpt, nproc: Optional[int] = NprocOpt,
+        threads: Optional[int] = ThreadsOpt):
     """Run one cell: the recipe cell closest to the flags (e.g. --backbone gat --dataset citeseer --noise 0.5)."""
     _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "match",
              fid_weights=fid_weights, allow_unverified=allow_unverified_weights, steps=steps, address=address,
-             partition=partition, time_min=time, gpus=gpus_per_task, nproc=nproc)
+             partition=partition, time_min=time, gpus=gpus_per_task, nproc=nproc, threads=threads)
 
 
 @app.command(context_settings=EXTRA)
@@ -159,11 +162,12 @@ def sweep(ctx: typer.Context, experiment: str = typer.Argument(..., help="experi
           fid_weights: Optional[str] = FidOpt, allow_unverified_weights: bool = UnverifiedOpt,
           steps: Optional[str] = StepsOpt, address: Optional[str] = AddressOpt,
           partition: Optional[str] = PartitionOpt, time: Optional[int] = TimeOpt,
-          gpus_per_task: Optional[float] = GpusOpt, nproc: Optional[int] = NprocOpt):
+          gpus_per_task: Optional[float] = GpusOpt, nproc: Optional[int] = NprocOpt,
+          threads: Optional[int] = ThreadsOpt):
     """Run every cell of a recipe x seeds; resumes: runs already in the results file are skipped."""
     _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "all", filter,
              fid_weights=fid_weights, allow_unverified=allow_unverified_weights, steps=steps, address=address,
-             partition=partition, time_min=time, gpus=gpus_per_task, nproc=nproc)
+             partition=partition, time_min=time, gpus=gpus_per_task, nproc=nproc, threads=threads)
 
 
 @app.command("report")

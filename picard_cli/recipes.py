@@ -100,6 +100,9 @@ class Sweep:
                              choices=("slurm", "local", "debug"))
     slurm_partition: str = fld("", "slurm: partition (--partition; '' = the cluster's default)")
     slurm_time_min: int = fld(240, "slurm: time limit per job in minutes (--time)", range=(1, 10**6))
+    threads: int = fld(0, "torch CPU threads of this process (--threads; 0 = torch's default, one per core). The "
+                       "laptop presets use 1: on 2 cores, two processes training at once with 2 threads each ran "
+                       "2.7x slower in total than with 1 each (benchmarks/laptop_threads.py)", range=(0, 4096))
     allow_partial_data: bool = fld(False, "--scale paper: run even when the data is not the paper's (a subset, "
                                    "lossy pixels, other generator parameters); records and captions say which "
                                    "data was used. On the command line: allow_partial_data=true")

@@ -262,6 +262,10 @@ def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None, nproc
     done = store.done_keys()
     env.tune_allocator()
     remote = p.sweep.executor in ("ray", "slurm")
+    if p.sweep.threads and not remote:  # ray / slurm: task_cpus sets each worker's threads
+        import torch
+
+        torch.set_num_threads(p.sweep.threads)
     # Grouping: batched (seeds of a cell stacked) unless the experiment cannot or inprocess is asked for;
     # ray / slurm ship the batched groups, so their records equal the in-process batched ones.
     executor = EXECUTORS["inprocess" if not exp.batchable or p.sweep.executor == "inprocess" else "batched"](exp)

@@ -131,11 +131,11 @@ def test_laptop_sweep_and_report_from_the_cli(tmp_path, exp, cell):
     root, res = tmp_path / "data", tmp_path / "res"
     _write(root / "navier-stokes" / "ns_V1e-3_S32.h5", n=16, size=32)
     small = ["n_train=8", "n_val=4", "n_test=4", "epochs=1", "batch_size=4"]
-    out = picard("sweep", exp, "--scale", "laptop", "--filter", cell, "--data-root", root, "--results", res, *small,
-                 env={"OMP_NUM_THREADS": "1"})
+    out = picard("sweep", exp, "--scale", "laptop", "--filter", cell, "--data-root", root, "--results", res, *small)
     assert out.returncode == 0, out.stderr
     recs = [json.loads(line) for line in (res / f"{exp}.jsonl").read_text().splitlines()]
     assert len(recs) == 6 and {r["scale"] for r in recs} == {"laptop"}
+    assert {r["executor"]["threads"] for r in recs} == {1}  # the preset's thread policy (sweep.threads: 1)
     assert all(r["metrics"]["baseline_zero"] > 0 and "baseline_mean_field" in r["metrics"] for r in recs)
     assert {tuple(r["extra"]["iter_curve"]["k"]) for r in recs} == {tuple(range(1, 4 if exp == "vit-pde" else 9))}
     rep = picard("report", exp, "--results", res)
