@@ -133,6 +133,8 @@ def test_laptop_sweep_and_report_from_the_cli(tmp_path, exp, cell):
     small = ["n_train=8", "n_val=4", "n_test=4", "epochs=1", "batch_size=4"]
     out = picard("sweep", exp, "--scale", "laptop", "--filter", cell, "--data-root", root, "--results", res, *small)
     assert out.returncode == 0, out.stderr
+    # not a terminal (a log file): plain progress lines as the runs finish, with an ETA
+    assert "6 run(s) to do" in out.stdout and "run 6/6:" in out.stdout and "ETA" in out.stdout
     recs = [json.loads(line) for line in (res / f"{exp}.jsonl").read_text().splitlines()]
     assert len(recs) == 6 and {r["scale"] for r in recs} == {"laptop"}
     assert {r["executor"]["threads"] for r in recs} == {1}  # the preset's thread policy (sweep.threads: 1)
