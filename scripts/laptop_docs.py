@@ -59,11 +59,32 @@ def block(name: str, records: list[dict], s: dict) -> str:
     state = ("complete" if s["complete"] else
              f"PARTIAL: {s['archived_runs']} of {s['planned_runs']} runs archived; the sweep resumes from them")
     hours = s["wall_s_total"] / 3600
-    return (report.to_markdown(t) + "\n"
+    return (report.to_markdown(t) + "\n" + training_line(exp, records) + "\n"
             f"Runs: {s['archived_runs']} of {s['planned_runs']} ({s['cells']} cells x {s['seeds']} seeds; {state}). "
             f"Measured training + evaluation time, summed over runs: {hours:.2f} h "
             f"({s['wall_s_per_run_mean']:.0f} s per run on average; torch threads per run: "
             f"{', '.join(map(str, s['threads'])) or '-'}).\n")
+
+
+def training_line(exp, records: list[dict]) -> str:
+    """How far training got, per table cell: the mean training loss of the last epoch over the
+    archived runs, and in how many runs the best validation epoch was the last one (still improving)."""
+    cells: dict = {}
+    for r in records:
+        cells.setdefault((exp.row(r["config"]), exp.col(r["config"])), []).append(r)
+    cols = [c for c in exp.cols if any(c == k[1] for k in cells)]
+    lines = ["Training at the last epoch: mean training loss over the cell's runs (runs whose best validation "
+             "epoch was the last one, i.e. still improving / runs):", "",
+             "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for row in dict.fromkeys(k[0] for k in cells):
+        out = []
+        for col in cols:
+            rs = cells.get((row, col), [])
+            last = sum(r["metrics"].get("best_epoch", -1) == r["metrics"]["epochs_run"] - 1 for r in rs)
+            loss = sum(r["metrics"]["train_loss_last"] for r in rs) / len(rs) if rs else None
+            out.append("-" if loss is None else f"{loss:.4f} ({last}/{len(rs)})")
+        lines.append(f"| {row} | " + " | ".join(out) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def render() -> tuple[str, dict]:
