@@ -13,7 +13,6 @@ step + Inception; table = the sum over T = 100, 200, ..., 1000, times the seeds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -100,10 +99,9 @@ def main() -> None:
            "inception_s_for_fid_n": None if inc is None else round(inc, 1), "candidates": rows,
            "threads": 1, "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2),
            "torch": torch.__version__}
-    print(json.dumps(out, indent=1))
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+    from _out import emit  # benchmarks/_out.py (this script's folder is on sys.path)
+
+    emit(out, a.out)
 
 
 if __name__ == "__main__":

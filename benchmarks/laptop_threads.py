@@ -13,7 +13,6 @@ the preset's shapes (batch size included).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -118,10 +117,9 @@ def main() -> None:
            "two_processes_ratio_2_over_1_best": round(max(pair[2]) / max(pair[1]), 3),
            "load_avg_1min_at_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
            "machine": platform.machine(), "torch": torch.__version__}
-    print(json.dumps(out, indent=1))
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+    from _out import emit  # benchmarks/_out.py (this script's folder is on sys.path)
+
+    emit(out, a.out)
 
 
 if __name__ == "__main__":
