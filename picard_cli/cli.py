@@ -75,7 +75,11 @@ def _flag(name_value: str) -> str:
 
 
 def _sweep_overrides(overrides: dict, seeds, device, executor, scale_out: dict | None = None) -> dict:
-    sw = dict(overrides.pop("sweep", {}) or {})
+    sw = overrides.pop("sweep", None) or {}
+    if not isinstance(sw, dict):
+        raise RecipeError(f"command line: sweep={sw!r}: the sweep section must be a mapping; set its fields one by "
+                          f"one, e.g. sweep.seeds=3 (or --seeds 3)")
+    sw = dict(sw)
     if "allow_partial_data" in overrides:  # shorthand for sweep.allow_partial_data (not part of a run's identity)
         sw["allow_partial_data"] = overrides.pop("allow_partial_data")
     for k, v in (("seeds", seeds), ("device", device), ("executor", executor), *(scale_out or {}).items()):
@@ -99,7 +103,7 @@ def _execute(experiment, recipe, scale, seeds, device, executor, data_root, resu
              fid_weights=None, allow_unverified=False, steps=None, address=None, partition=None, time_min=None,
              gpus=None, nproc=None, threads=None):
     from . import env, registry, report, runner
-    from .progress import SweepProgress
+    from .progress import SweepProgress, headline_metric
     from .results import ResultStore, default_root
 
     exp = registry.get(registry.for_recipe(experiment, recipe))
@@ -126,7 +130,7 @@ def _execute(experiment, recipe, scale, seeds, device, executor, data_root, resu
         where += f", {nproc} processes per run (torchrun)"
     console.print(f"[bold]{exp.name}[/bold]: {ncells} cell(s) x {p.sweep.seeds} seed(s) = {len(p.runs)} runs "
                   f"on {where}; recipe {p.recipe}; results {store.path}")
-    with SweepProgress(console) as prog:
+    with SweepProgress(console, headline_metric(exp)) as prog:
         records = runner.execute(exp, p, store, ctx, prog, nproc=nproc or 1)
     failed = store.failed({r.key for r in p.runs})
     if failed:
@@ -276,21 +280,16 @@ def data_navier_stokes(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from . import env
-    from .data.navier_stokes import default_file, generate, parse_times
+    from .data.navier_stokes import check_out, check_params, default_file, generate, parse_times
 
-    solve = solve_resolution or resolution
-    checks = [(samples >= 1, "--samples must be >= 1"), (resolution >= 8 and resolution % 2 == 0, "--resolution must be even and >= 8"),
-              (dt > 0, "--dt must be > 0"), (nu > 0, "--nu must be > 0"), (batch >= 1, "--batch must be >= 1"),
-              (variance in ("original", "ported"), "--variance must be original or ported"),
-              (precision in ("float32", "float64"), "--precision must be float32 or float64")]
-    for ok, msg in checks:
-        if not ok:
-            raise PicardError(msg)
-    dev = env.pick_device(device)
+    solve = resolution if solve_resolution is None else solve_resolution
     params = {"samples": samples, "resolution": resolution, "solve_resolution": solve, "ic_resolution": ic_resolution,
               "dt": dt, "nu": nu, "times": parse_times(times), "variance": variance, "seed": seed,
               "precision": precision, "forcing": "0.1(sin 2pi(x+y) + cos 2pi(x+y))", "alpha": 2.5, "tau": 7.0}
+    check_params(params, batch)
+    dev = env.pick_device(_device_choice(device))
     path = Path(out) if out else env.data_root(data_root) / default_file(nu, resolution)
+    check_out(path)
     t0 = time.perf_counter()
     cols = (TextColumn("samples"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total}"),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
@@ -306,6 +305,25 @@ def data_navier_stokes(
         made, had = generate(path, params, dev, batch, overwrite, tick)
     console.print(f"{path}: {had + made} samples ({made} new, {had} resumed) of {resolution}x{resolution}, "
                   f"{len(params['times'])} times, in {time.perf_counter() - t0:.1f} s on {env.device_name(dev)}")
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    """Before the work: ``path`` can be written (a file in an existing, writable folder)."""
+    import os
+
+    folder = path.parent
+    if path.is_dir():
+        raise PicardError(f"{flag} {path}: is a directory; give a file name")
+    if not folder.is_dir():
+        raise PicardError(f"{flag} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PicardError(f"{flag} {path}: not writable")
+
+
+def _device_choice(device: str) -> str:
+    if device not in ("auto", "cpu", "cuda"):
+        raise PicardError(f"--device must be auto, cpu or cuda; got {device!r}")
+    return device
 
 
 @app.command("score")
@@ -326,7 +344,9 @@ def score_cmd(pred: str = typer.Argument(..., help="predicted structure (PDB / m
 
     if pair_by not in ("number", "order", "auto"):
         raise PicardError(f"--pair-by must be number, order or auto; got {pair_by!r}")
-    rows = score_paths(pred, target, pair_by=pair_by, chain=chain, device=env.pick_device(device))
+    if csv_out:
+        _check_writable(Path(csv_out), "--csv")
+    rows = score_paths(pred, target, pair_by=pair_by, chain=chain, device=env.pick_device(_device_choice(device)))
     if csv_out:
         import csv
 
@@ -385,11 +405,19 @@ def list_cmd(experiment: Optional[str] = typer.Argument(None, help="show this ex
 def main() -> None:
     warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
     warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
+    from .progress import SweepInterrupted
+
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        if rc == 130:  # typer turns Ctrl-C outside a sweep into exit code 130
+            err_console.print("interrupted: finished runs are saved; re-run the same command to resume")
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
+    except SweepInterrupted as e:  # Ctrl-C in a sweep: how many runs are recorded, and that it resumes
+        err_console.print(str(e), highlight=False, markup=False, soft_wrap=True)
+        sys.exit(130)
     except PicardError as e:
-        err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(e))
     except KeyboardInterrupt:
         err_console.print("interrupted: finished runs are saved; re-run the same command to resume")
         sys.exit(130)
@@ -397,10 +425,29 @@ def main() -> None:
         sys.exit(e.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as e:  # click usage errors
+    except Exception as e:  # typer's (vendored click) and click's usage errors
+        if not _is_usage_error(e):
+            raise
+        if type(e).__name__ == "NoArgsIsHelpError":  # `picard` / `picard data` alone: the help
+            e.show()
+            sys.exit(0)
+        _fail(e.format_message())
+
+
+def _fail(message: str) -> None:
+    """A user error: ``error: <message>`` as one line on stderr, exit code 2."""
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def _is_usage_error(e: Exception) -> bool:
+    kinds: tuple = (typer.TyperException,)
+    try:
         import click
 
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+        kinds += (click.ClickException,)
+    except ImportError:  # typer bundles its own click
+        pass
+    return isinstance(e, kinds)

@@ -88,3 +88,36 @@ def tune_allocator() -> None:
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: do not return freed heap to the OS eagerly
     except (OSError, AttributeError):
         pass
+
+
+def resolve_threads(asked: int | None) -> int:
+    """CPU threads for torch (and numba) in this process: ``asked`` (``--threads`` / ``sweep.threads``)
+    when > 0, else ``$PICARD_THREADS``, else half the cores (at least 1). Half, by measurement
+    (benchmarks/laptop_threads.py, 2 cores): two processes with 2 threads each ran 2.7x slower in
+    total than with 1 each, while one process alone gained only 1.10x from its second thread, so
+    the default leaves room for a second sweep instead of over-subscribing."""
+    if asked:
+        return int(asked)
+    raw = os.environ.get("PICARD_THREADS", "").strip()
+    if raw:
+        from .errors import PicardError
+
+        if not raw.isdigit() or int(raw) < 1:
+            raise PicardError(f"PICARD_THREADS must be a whole number >= 1, got {raw!r}")
+        return int(raw)
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def set_threads(n: int) -> None:
+    """Set torch's intra-op threads, and numba's where it is loaded (capped at its pool size)."""
+    import sys
+
+    import torch
+
+    torch.set_num_threads(n)
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        try:
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        except (ValueError, AttributeError):
+            pass

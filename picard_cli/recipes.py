@@ -26,6 +26,7 @@ import datetime
 import difflib
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -55,18 +56,43 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
     r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
 
 
+def _no_duplicate_keys(loader, node, deep=False):
+    """A mapping that names a key twice is refused (YAML would keep the last silently)."""
+    seen = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, typing.Hashable) and key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        if isinstance(key, typing.Hashable):
+            seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_Loader.construct_mapping = _no_duplicate_keys
+
+
 def load_yaml(text: str):
     return yaml.load(text, Loader=_Loader)
 
 
-def fld(default, help: str, *, choices=None, range=None, added: bool = False):
+SEED_RANGE = (0, 2**32 - 1)  # seeds numpy and torch both take
+
+
+def fld(default, help: str, *, choices=None, range=None, added: bool = False, per_run: bool = False,
+        check=None):
     """A config field with its documentation and constraints.
 
     ``added=True`` marks a field introduced after results already existed: it
     enters a run's identity (:func:`identity`) only when set away from its
     default, so records written before the field existed keep their keys.
+    ``per_run=True``: the sweep sets it for each run (the run seed); recipes and
+    overrides may not, and ``picard list`` does not show it. ``check(value, path)``
+    validates a value further (raising :class:`RecipeError`). Floats must be finite;
+    integers without a ``range`` must fit in 64 bits.
     """
-    meta = {"help": help, "choices": choices, "range": range, "added": added}
+    meta = {"help": help, "choices": choices, "range": range, "added": added, "per_run": per_run, "check": check}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -100,7 +126,7 @@ class Sweep:
                              choices=("slurm", "local", "debug"))
     slurm_partition: str = fld("", "slurm: partition (--partition; '' = the cluster's default)")
     slurm_time_min: int = fld(240, "slurm: time limit per job in minutes (--time)", range=(1, 10**6))
-    threads: int = fld(0, "torch CPU threads of this process (--threads; 0 = torch's default, one per core). The "
+    threads: int = fld(0, "torch (and numba) CPU threads of this process (--threads; 0 = $PICARD_THREADS, else half the cores). The "
                        "laptop presets use 1: on 2 cores, two processes training at once with 2 threads each ran "
                        "2.7x slower in total than with 1 each (benchmarks/laptop_threads.py)", range=(0, 4096))
     allow_partial_data: bool = fld(False, "--scale paper: run even when the data is not the paper's (a subset, "
@@ -174,8 +200,22 @@ def _coerce(value, tp, path: str):
     raise RecipeError(f"{path}: unsupported field type {tp!r}")
 
 
+INT_BOUNDS = (-(2**63), 2**63 - 1)  # integers without a declared range: what torch / numpy can hold
+
+
+def _check_numbers(value, rng, path: str):
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise RecipeError(f"{path}: must be a finite number; got {v!r}")
+        if rng is None and isinstance(v, int) and not isinstance(v, bool) and not INT_BOUNDS[0] <= v <= INT_BOUNDS[1]:
+            raise RecipeError(f"{path}: must lie in [-2**63, 2**63 - 1]; got {v!r}")
+
+
 def _check(value, f: dataclasses.Field, path: str):
     choices, rng = f.metadata.get("choices"), f.metadata.get("range")
+    _check_numbers(value, rng, path)
+    if f.metadata.get("check") is not None and value is not None:
+        f.metadata["check"](value, path)
     if choices is not None and value not in choices:
         hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -192,7 +232,7 @@ def apply(cfg, delta: dict | None, where: str = "", *, prefix: str = ""):
     if delta is None:
         return cfg
     if not isinstance(delta, dict):
-        raise RecipeError(f"{where}{prefix or 'recipe'}: expected a mapping, got {delta!r}")
+        raise RecipeError(f"{where}{prefix.rstrip('.') or 'recipe'}: expected a mapping, got {delta!r}")
     hints = typing.get_type_hints(type(cfg))
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     changes = {}
@@ -202,6 +242,8 @@ def apply(cfg, delta: dict | None, where: str = "", *, prefix: str = ""):
             hint = difflib.get_close_matches(str(key), list(fields), n=1)
             extra = f" (did you mean '{prefix}{hint[0]}'?)" if hint else f" (valid: {', '.join(fields)})"
             raise RecipeError(f"{where}unknown key {path!r}{extra}")
+        if fields[key].metadata.get("per_run"):
+            raise RecipeError(f"{where}{_per_run_message(path, value)}")
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
             changes[key] = apply(getattr(cfg, key), value, where, prefix=f"{path}.")
@@ -216,6 +258,12 @@ def apply(cfg, delta: dict | None, where: str = "", *, prefix: str = ""):
             raise RecipeError(f"{where}{e}") from None
         changes[key] = v
     return dataclasses.replace(cfg, **changes)
+
+
+def _per_run_message(path: str, value) -> str:
+    first = value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 7
+    return (f"{path} is set per run by the sweep: use --seeds N (runs per cell) and sweep.seed_base={first} "
+            f"(first seed)")
 
 
 # ----------------------------------------------------------------------------- overrides
@@ -247,17 +295,9 @@ def parse_overrides(pairs: list[str]) -> dict:
 def read_recipe(path: str | Path, experiment: str) -> dict:
     """Load a recipe file and check its top-level layout (not the cell contents)."""
     p = Path(path)
-    if not p.is_file():
-        raise RecipeError(f"recipe not found: {p}")
-    try:
-        data = load_yaml(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise RecipeError(f"{p}:{where} malformed YAML: {problem}") from None
+    data = _parse_recipe(p, _recipe_text(p))
     if not isinstance(data, dict):
-        raise RecipeError(f"{p}: a recipe must be a mapping at top level")
+        raise RecipeError(f"{p}: a recipe must be a mapping at top level, got {type(data).__name__}")
     for key in data:
         if key not in RECIPE_KEYS:
             hint = difflib.get_close_matches(str(key), sorted(RECIPE_KEYS), n=1)
@@ -268,14 +308,55 @@ def read_recipe(path: str | Path, experiment: str) -> dict:
     for key in ("sweep", "defaults", "scales", "cells"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise RecipeError(f"{p}: {key!r} must be a mapping")
+    _check_sections(p, data)
+    data["_path"] = str(p)
+    return data
+
+
+def _recipe_text(p: Path) -> str:
+    """The file's text: UTF-8 (a UTF-8 byte-order mark is allowed); anything else is one line."""
+    if p.is_dir():
+        raise RecipeError(f"recipe is a directory, not a YAML file: {p}")
+    if not p.is_file():
+        raise RecipeError(f"recipe not found: {p}")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise RecipeError(f"{p}: cannot read the recipe ({e.strerror or e})") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise RecipeError(f"{p}: the recipe is UTF-16 (or UTF-32) text; save it as UTF-8")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"{p}: not a UTF-8 text file (byte {raw[e.start]:#04x} at offset {e.start}); a recipe "
+                          f"is UTF-8 YAML") from None
+
+
+def _parse_recipe(p: Path, text: str):
+    try:
+        return load_yaml(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise RecipeError(f"{p}:{where} malformed YAML: {problem}") from None
+
+
+def _check_sections(p: Path, data: dict) -> None:
+    """Cells and scale presets: named by strings, at least one cell, presets of the right shape."""
+    if not data.get("cells"):
+        raise RecipeError(f"{p}: the recipe has no cells (add a 'cells:' mapping, one entry per table cell, "
+                          f"e.g. cells: {{GCN/Cora: {{model: plain}}}})")
+    for section in ("cells", "scales"):
+        for name in data.get(section) or {}:
+            if not isinstance(name, str):
+                raise RecipeError(f"{p}: {section}: names must be strings, got {name!r}")
     for name, preset in (data.get("scales") or {}).items():
         if not isinstance(preset, dict) or set(preset) - {"sweep", "config", "cells"}:
             raise RecipeError(f"{p}: scales.{name}: a preset holds only 'sweep' and 'config' mappings "
                               f"and 'cells' (a regular expression of the cells it runs)")
         if "cells" in preset and not isinstance(preset["cells"], str):
             raise RecipeError(f"{p}: scales.{name}.cells must be a regular expression (a string)")
-    data["_path"] = str(p)
-    return data
 
 
 def to_dict(cfg) -> dict:
@@ -290,7 +371,7 @@ def parse_int_list(spec: str, name: str = "value") -> list[int]:
     try:
         if ":" in spec:
             lo, hi = (int(v) for v in spec.split(":"))
-            ks = list(range(lo, hi + 1))
+            ks = list(range(lo, hi + 1)) if 1 <= lo <= hi <= 1000 else []  # (never a list of 10**20)
         else:
             ks = [int(v) for v in spec.split(",")]
     except ValueError:
@@ -298,6 +379,11 @@ def parse_int_list(spec: str, name: str = "value") -> list[int]:
     if not ks or min(ks) < 1 or max(ks) > 1000:
         raise RecipeError(f"{name}={spec!r}: iteration counts must lie in 1..1000")
     return ks
+
+
+def int_list_field(value: str, path: str) -> None:
+    """``check`` of an iteration-list field (``eval_iters``): parses as :func:`parse_int_list`."""
+    parse_int_list(value, path)
 
 
 def identity(cfg) -> dict:
@@ -324,6 +410,8 @@ def describe(cls) -> list[tuple[str, str, str, str]]:
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.metadata.get("per_run"):
+            continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         rows.append((f.name, _type_name(hints[f.name]), repr(default), f.metadata.get("help", "")))
     return rows

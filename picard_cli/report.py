@@ -84,6 +84,12 @@ def select_variant(exp, variants: dict, metric: str, select_on: str | None) -> t
     return best, f"{field_}={variants[best][0][0]['config'][field_]:g}", rule
 
 
+def first_per_key(records: list[dict]) -> list[dict]:
+    """One record per run key (the first): a table never counts a run twice, whoever wrote it twice."""
+    seen: set = set()
+    return [r for r in records if not (r.get("key") in seen or seen.add(r.get("key")))]
+
+
 def build(exp, records: list[dict], protocol: str | None = None, select_on: str | None = None) -> Table:
     protocol = protocol or getattr(exp, "default_protocol", "last")
     if protocol not in exp.metrics:
@@ -91,6 +97,7 @@ def build(exp, records: list[dict], protocol: str | None = None, select_on: str 
 
         raise PicardError(f"unknown protocol {protocol!r} (choose from {', '.join(exp.metrics)})")
     metric = exp.metrics[protocol]
+    records = first_per_key(records)
     entries = getattr(exp, "table_values", None)
     baselines = getattr(exp, "baselines", None) or {}
     by_cell: dict = {}

@@ -7,6 +7,10 @@ A torn last line is reported with a warning and cut off before the next append,
 so it is re-run rather than duplicated. A sweep resumes by skipping the run keys
 already present.
 
+One run, one record: drivers claim run keys before training (``picard_cli/leases.py``), so two
+sweeps on one file split the work instead of doubling it; and the reader keeps the first complete
+record of each key and says how many copies it ignored, so no table counts a run twice.
+
 Runs whose task failed on a ray / slurm executor (after its retries) are recorded
 with ``status: failed`` and the error. They stay in the file (append-only) but are
 not results: :meth:`ResultStore.records` leaves them out unless asked, and a
@@ -20,6 +24,8 @@ import os
 import warnings
 from pathlib import Path
 
+from .errors import PicardError
+
 
 def default_root() -> Path:
     return Path(os.environ.get("PICARD_RESULTS", "results"))
@@ -31,23 +37,53 @@ class ResultStore:
 
     # -- reading --------------------------------------------------------------
     def records(self, include_failed: bool = False) -> list[dict]:
-        """All complete records (without ``status: failed`` ones unless ``include_failed``);
-        a torn (partial) last line is skipped with a warning."""
+        """All complete records, one per run key: the first complete one (later copies, written by
+        two drivers before leases existed, are ignored with a count); ``status: failed`` ones only
+        with ``include_failed``. A torn last line, a line that is not JSON or not a picard record
+        (no ``key`` / ``config``) is skipped with a warning."""
+        out, seen, dups = [], set(), 0
+        for rec in self._parsed():
+            if rec.get("status") == "failed":
+                if include_failed:
+                    out.append(rec)
+                continue
+            if rec["key"] in seen:
+                dups += 1
+                continue
+            seen.add(rec["key"])
+            out.append(rec)
+        if dups:
+            warnings.warn(f"{self.path}: ignored {dups} duplicate record(s) of runs already recorded "
+                          f"(the first record of each run counts)")
+        return out
+
+    def _parsed(self) -> list[dict]:
+        if self.path.is_dir():
+            raise PicardError(f"{self.path} is a directory, not a results file; use --results to choose another "
+                              f"folder")
         if not self.path.exists():
             return []
+        try:
+            lines = self.path.read_bytes().split(b"\n")
+        except OSError as e:
+            raise PicardError(f"{self.path}: cannot read the results file ({e.strerror})") from None
         out = []
-        lines = self.path.read_bytes().split(b"\n")
         for i, line in enumerate(lines):
             if not line.strip():
                 continue
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
+                rec = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 if i == len(lines) - 1:  # no trailing newline: a write cut short by a crash
                     warnings.warn(f"{self.path}: ignoring a torn last line (an interrupted write); it will be re-run")
                 else:
                     warnings.warn(f"{self.path}: line {i + 1} is not valid JSON; skipped")
-        return out if include_failed else [r for r in out if r.get("status") != "failed"]
+                continue
+            if not (isinstance(rec, dict) and isinstance(rec.get("key"), str) and "config" in rec):
+                warnings.warn(f"{self.path}: line {i + 1} is not a picard record (no key / config); skipped")
+                continue
+            out.append(rec)
+        return out
 
     def failed(self, keys: set[str] | None = None) -> list[dict]:
         """The last failure of each run (of ``keys``) that has no result: failed and not re-run since."""
@@ -58,7 +94,7 @@ class ResultStore:
         return list(last.values())
 
     def done_keys(self) -> set[str]:
-        return {r["key"] for r in self.records() if "key" in r}
+        return {r["key"] for r in self.records()}
 
     def dataframe(self):
         import pandas as pd
@@ -66,6 +102,30 @@ class ResultStore:
         return pd.json_normalize(self.records(), max_level=1)
 
     # -- writing --------------------------------------------------------------
+    def probe(self) -> None:
+        """Before any work: the results file can be appended to (its folder created, a probe file
+        created, written, fsynced and removed beside it). One line naming the path otherwise, so a
+        read-only, full or mistyped location fails in seconds, not after training."""
+        where = self.path.parent
+        try:
+            if where.exists() and not where.is_dir():
+                raise PicardError(f"results location {where} is a file, not a folder; use --results to choose one")
+            if self.path.is_dir():
+                raise PicardError(f"{self.path} is a directory, not a results file; use --results to choose another "
+                                  f"folder")
+            where.mkdir(parents=True, exist_ok=True)
+            probe = where / f".{self.path.name}.probe.{os.getpid()}"
+            with open(probe, "wb") as fh:
+                fh.write(b"picard write probe\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            probe.unlink()
+            if self.path.exists() and not os.access(self.path, os.W_OK):
+                raise PicardError(f"{self.path} is not writable; use --results to choose another folder")
+        except OSError as e:
+            raise PicardError(f"results location {where} is not writable ({e.strerror}); use --results to choose "
+                              f"another folder") from None
+
     def append(self, records: list[dict]) -> None:
         if not records:
             return

@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 from . import env
 from .errors import RecipeError
 from .recipes import Sweep, apply, config_hash, identity, read_recipe, to_dict
+from .leases import Leases
 from .results import ResultStore, default_root
 
 REPO = Path(__file__).resolve().parent.parent
@@ -162,7 +163,15 @@ def steps_axis(exp, steps: str | None) -> tuple[str, list[int]] | None:
     field_ = getattr(exp, "steps_field", None)
     if field_ is None:
         raise RecipeError(f"--steps: experiment {exp.name!r} has no steps axis")
-    return field_, parse_range(steps, "--steps")
+    values = parse_range(steps, "--steps")
+    rng = next((f.metadata.get("range") for f in dataclasses.fields(exp.config_cls) if f.name == field_), None)
+    if rng is not None and not rng[0] <= values[0] <= values[-1] <= rng[1]:
+        raise RecipeError(f"--steps {steps!r}: {field_} must lie in [{rng[0]}, {rng[1]}]; got {values[0]} .. "
+                          f"{values[-1]}")
+    return field_, values
+
+
+MAX_AXIS_VALUES = 1000  # --steps values per sweep: each is a model trained per cell and seed
 
 
 def parse_range(spec: str, flag: str = "--steps", default_step: int = 100) -> list[int]:
@@ -184,6 +193,10 @@ def parse_range(spec: str, flag: str = "--steps", default_step: int = 100) -> li
         raise RecipeError(f"{flag} {spec!r}: stop {stop} is below start {start}; {usage}")
     if step < 1:
         raise RecipeError(f"{flag} {spec!r}: step must be >= 1, got {step}; {usage}")
+    count = (stop - start) // step + 1
+    if count > MAX_AXIS_VALUES:
+        raise RecipeError(f"{flag} {spec!r}: {count} values, at most {MAX_AXIS_VALUES} (each trains a model per "
+                          f"cell and seed); use a larger step")
     return list(range(start, stop + 1, step))
 
 
@@ -209,6 +222,7 @@ class Context:
     results_root: Path | None = None  # where results/<experiment>.jsonl lives (run folders go beside it)
     run_dir: Path | None = None  # per-run folder for checkpoints and artifacts; set by execute() per run
     on_epoch: Callable[..., None] = lambda done, total, info="": None  # (done, total, info)
+    on_phase: Callable[[str], None] = lambda phase: None  # "training", "evaluation", "sampling", "FID ..."
 
 
 def chunks(cell_runs: list[Run], size: int) -> Iterable[list[Run]]:
@@ -254,40 +268,146 @@ EXECUTORS = {"inprocess": InProcessExecutor, "batched": BatchedExecutor}
 def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None, nproc: int = 1) -> list[dict]:
     """Run what is not yet in ``store``; return the records of every planned run.
 
+    Before any training: the results location takes a write (``store.probe``), the data is
+    described and checked (``check_data``), and checkpoints that runs will resume from load
+    (``check_checkpoints``). Each group is claimed (``picard_cli/leases.py``) before it trains, so a
+    second driver of the same sweep trains other groups, then waits for the ones held elsewhere.
     ``sweep.executor`` ray / slurm ship the same groups to other processes or machines
     (``picard_cli/executors``); ``nproc`` > 1 trains each run data-parallel over that many
     processes with torchrun (``picard_cli/distributed.py``). Either way this process alone
     appends to the results file.
     """
-    done = store.done_keys()
+    store.probe()
+    recorded = store.records()
+    done = {r["key"] for r in recorded}
     env.tune_allocator()
     remote = p.sweep.executor in ("ray", "slurm")
-    if p.sweep.threads and not remote:  # ray / slurm: task_cpus sets each worker's threads
-        import torch
-
-        torch.set_num_threads(p.sweep.threads)
+    if not remote:  # ray / slurm: task_cpus sets each worker's threads
+        env.set_threads(env.resolve_threads(p.sweep.threads))
     # Grouping: batched (seeds of a cell stacked) unless the experiment cannot or inprocess is asked for;
     # ray / slurm ship the batched groups, so their records equal the in-process batched ones.
     executor = EXECUTORS["inprocess" if not exp.batchable or p.sweep.executor == "inprocess" else "batched"](exp)
-    batches = [[r for r in b if r.key not in done] for b in executor.batches(p.runs, p.sweep)]
-    batches = [b for b in batches if b]
-    check_data(exp, p, [r for b in batches for r in b], ctx.data_root)
-    be = None
-    if remote and batches:  # started (or joined) before the progress bar: a failure to start is one clean line
-        from . import executors
-
-        ctx.results_root = Path(ctx.results_root or default_root()).resolve()  # workers may have another cwd
-        be = executors.backend(exp, p.sweep, ctx.results_root)
+    batches = form_batches(executor, p, recorded)
+    todo = [r for b in batches for r in b if r.key not in done]
+    check_data(exp, p, todo, ctx.data_root)
+    check_checkpoints(exp, batches, ctx)
     if progress:
-        todo = sum(len(b) for b in batches)
-        progress.start(total_runs=todo, skipped=len(p.runs) - todo)
-    if be is not None:
-        executors.drive(be, exp, p, batches, store, ctx, progress)
-    else:
-        for batch in batches:
-            _run_here(exp, p, batch, store, ctx, progress, executor.name, nproc)
+        progress.start(total_runs=len(todo), skipped=len(p.runs) - len(todo))
+    drv = Driver(exp, p, store, ctx, progress, executor.name, nproc, Leases(store.path.parent / f"{exp.name}-leases"),
+                 frozenset(done))
+    try:
+        if remote and batches:
+            drv.remote(batches)
+        else:
+            drv.wait_for([b for b in batches if not drv.claim_and_run(b)])
+    finally:
+        drv.leases.release_all()
     keys = {r.key for r in p.runs}
     return [r for r in store.records() if r.get("key") in keys]
+
+
+def form_batches(executor, p: Plan, recorded: list[dict]) -> list[list[Run]]:
+    """The groups that still have runs to record. A run whose seeds were trained together (the
+    records' ``executor.group_seeds``) re-runs with its whole original group, so a sweep resumed
+    after a kill or a torn write equals an uninterrupted one; only the missing records are written."""
+    done = {r["key"] for r in recorded}
+    stored: dict[tuple, tuple] = {}
+    for rec in recorded:
+        seeds = (rec.get("executor") or {}).get("group_seeds") or []
+        for s in seeds if len(seeds) > 1 else []:
+            stored[(rec.get("cell_key"), s)] = tuple(seeds)
+    planned = {(r.cell_key, r.seed): r for r in p.runs}
+    out, taken = [], set()
+    for r in sorted((r for r in p.runs if r.key not in done), key=lambda r: (r.cell, r.seed)):
+        group = stored.get((r.cell_key, r.seed))
+        if (r.cell_key, r.seed) in taken or not group or not all((r.cell_key, s) in planned for s in group):
+            continue
+        out.append([planned[(r.cell_key, s)] for s in group])
+        taken |= {(r.cell_key, s) for s in group}
+    rest = [r for r in p.runs if r.key not in done and (r.cell_key, r.seed) not in taken]
+    return out + [b for b in executor.batches(rest, p.sweep) if b]
+
+
+def check_checkpoints(exp, batches: list[list[Run]], ctx: Context) -> None:
+    """Before any training: every checkpoint a run will resume from loads and belongs to its config
+    (else one line naming the file and how to start over)."""
+    from . import checkpoint
+
+    for batch in batches:
+        rd = run_dir(ctx, exp, batch[0]) if len(batch) == 1 else None
+        path = rd / checkpoint.FILENAME if rd is not None else None
+        if path is not None and path.exists():
+            ck = checkpoint.load(path)
+            if ck is not None:
+                checkpoint.check_config(ck, batch[0].config, path)
+
+
+@dataclass
+class Driver:
+    """Trains a sweep's groups in this process, claiming each first (``picard_cli/leases.py``)."""
+
+    exp: object
+    p: Plan
+    store: ResultStore
+    ctx: Context
+    progress: object
+    name: str
+    nproc: int
+    leases: Leases
+    initial: frozenset = frozenset()  # keys recorded when the sweep started
+
+    def claim_and_run(self, batch: list[Run]) -> bool:
+        """Claim ``batch`` and train it unless recorded meanwhile; False when another driver holds it."""
+        keys = [r.key for r in batch]
+        if self.leases.claim(keys) is not None:
+            return False
+        try:
+            done = self.store.done_keys()  # another driver may have recorded them since this one started
+            if all(k in done for k in keys):
+                self._recorded_elsewhere(batch)
+            else:
+                _run_here(self.exp, self.p, batch, self.store, self.ctx, self.progress, self.name, self.nproc, done)
+        finally:
+            self.leases.release(keys)
+        return True
+
+    def _recorded_elsewhere(self, batch: list[Run]) -> None:
+        if self.progress:
+            self.progress.recorded_elsewhere(sum(1 for r in batch if r.key not in self.initial))
+
+    def wait_for(self, held: list[list[Run]]) -> None:
+        """Wait for the groups another driver trains: done when recorded; trained here if that driver
+        lets go without recording them (it died or was stopped)."""
+        from .leases import lease_s
+
+        if held and self.progress:
+            who = self.leases.holder(held[0][0].key) or {}
+            self.progress.note(f"waiting for {sum(len(b) for b in held)} run(s) another driver is training (pid "
+                               f"{who.get('pid', '?')} on {who.get('host', '?')}); Ctrl-C stops waiting")
+        while held:
+            done = self.store.done_keys()
+            for b in [b for b in held if all(r.key in done for r in b)]:
+                held.remove(b)
+                self._recorded_elsewhere(b)
+            held = [b for b in held if not self.claim_and_run(b)]
+            if held:
+                time.sleep(min(5.0, lease_s() / 4))
+
+    def remote(self, batches: list[list[Run]]) -> None:
+        """ray / slurm: claim every group up front and ship the claimed ones; the held ones stay with
+        the driver that holds them."""
+        from . import executors
+
+        ctx = self.ctx
+        ctx.results_root = Path(ctx.results_root or default_root()).resolve()  # workers may have another cwd
+        mine = [b for b in batches if self.leases.claim([r.key for r in b]) is None]
+        if len(mine) < len(batches) and self.progress:
+            self.progress.note(f"{sum(map(len, batches)) - sum(map(len, mine))} run(s) are being trained by another "
+                               f"driver; not shipped from here")
+        if mine:
+            be = executors.backend(self.exp, self.p.sweep, ctx.results_root)
+            executors.drive(be, self.exp, self.p, mine, self.store, ctx, self.progress,
+                            skip=self.store.done_keys())
 
 
 def check_data(exp, p: Plan, runs: list[Run], data_root: Path) -> None:
@@ -311,11 +431,12 @@ def check_data(exp, p: Plan, runs: list[Run], data_root: Path) -> None:
 
 
 def _run_here(exp, p: Plan, batch: list[Run], store: ResultStore, ctx: Context, progress, name: str,
-              nproc: int) -> None:
-    """Run one group in this process (or under torchrun with ``nproc`` > 1) and append its records."""
+              nproc: int, done: set[str]) -> None:
+    """Run one group in this process (or under torchrun with ``nproc`` > 1) and append the records of
+    its runs not in ``done`` (a re-formed group re-trains seeds already recorded; they stay as they are)."""
     if progress:
-        progress.begin_group(batch[0].cell, len(batch))
-        ctx.on_epoch = progress.epoch
+        progress.begin_group(batch[0].cell, len(batch), sum(1 for r in batch if r.key not in done))
+        ctx.on_epoch, ctx.on_phase = progress.epoch, progress.phase
     ctx.run_dir = run_dir(ctx, exp, batch[0]) if len(batch) == 1 else None
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -329,9 +450,10 @@ def _run_here(exp, p: Plan, batch: list[Run], store: ResultStore, ctx: Context, 
         info = {"name": name, "threads": _torch_threads()}  # float results depend on the thread count
     payload = {"outcomes": outcomes, "started": started, "wall": time.perf_counter() - t0,
                "device": ctx.device, "device_name": env.device_name(ctx.device)}
-    store.append(make_records(exp, p, batch, payload=payload, executor=info))
+    new = [rec for rec in make_records(exp, p, batch, payload=payload, executor=info) if rec["key"] not in done]
+    store.append(new)
     if progress:
-        progress.end_group(len(batch))
+        progress.end_group(new)
 
 
 def _torch_threads() -> int:

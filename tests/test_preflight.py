@@ -71,7 +71,7 @@ def test_plan_every_experiment(name, scale, tmp_path):
 
 def test_plan_counts_recorded_runs_and_steps_from_the_config(tmp_path):
     p = runner.plan(registry.get("vit-pde"), None, "quick", {"epochs": 4}, {}, cells="all", filter_="^ViT/")
-    (tmp_path / "vit-pde.jsonl").write_text(json.dumps({"key": p.runs[0].key, "status": "ok"}) + "\n")
+    (tmp_path / "vit-pde.jsonl").write_text(json.dumps({"key": p.runs[0].key, "config": p.runs[0].config, "status": "ok"}) + "\n")
     rep = plan_json("vit-pde", "--no-measure", "--results", tmp_path, "--filter", "^ViT/", "epochs=4")
     assert rep["runs"] == {"cells": 3, "total": 3, "done": 1, "todo": 2}
     first = rep["cells"][0]

@@ -7,8 +7,8 @@ from picard_cli.results import ResultStore
 
 def test_append_and_read_back(tmp_path):
     store = ResultStore(tmp_path, "exp")
-    store.append([{"key": "a", "v": 1}, {"key": "b", "v": float("nan")}])
-    store.append([{"key": "c", "v": 3}])
+    store.append([{"key": "a", "config": {}, "v": 1}, {"key": "b", "config": {}, "v": float("nan")}])
+    store.append([{"key": "c", "config": {}, "v": 3}])
     recs = store.records()
     assert [r["key"] for r in recs] == ["a", "b", "c"]
     assert store.done_keys() == {"a", "b", "c"}
@@ -17,13 +17,13 @@ def test_append_and_read_back(tmp_path):
 
 def test_torn_last_line_is_tolerated_then_cut_before_next_append(tmp_path):
     store = ResultStore(tmp_path, "exp")
-    store.append([{"key": "a"}])
+    store.append([{"key": "a", "config": {}}])
     with open(store.path, "ab") as fh:  # a crash in the middle of a write
         fh.write(b'{"key": "b", "metr')
     with pytest.warns(UserWarning, match="torn last line"):
         assert store.done_keys() == {"a"}
     with pytest.warns(UserWarning, match="removed a torn last line"):
-        store.append([{"key": "b"}])
+        store.append([{"key": "b", "config": {}}])
     lines = store.path.read_text().splitlines()
     assert [json.loads(line)["key"] for line in lines] == ["a", "b"]
 

@@ -14,6 +14,7 @@ Two sources feed the same experiments through :func:`load_ns`:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,9 +168,57 @@ def parse_times(spec: str) -> list[float]:
         times = sorted({float(v) for v in spec.split(",")})
     except ValueError:
         raise DataError(f"--times {spec!r}: use 'anie', 'all' or a comma list of times") from None
+    if not all(math.isfinite(t) for t in times):
+        raise DataError(f"--times {spec!r}: times must be finite numbers")
     if times[0] < 0:
         raise DataError(f"--times {spec!r}: times must be >= 0")
     return times
+
+
+MAX_RESOLUTION = 4096  # a 4096^2 grid per trajectory is already ~64 MiB of float32
+MAX_SOLVER_STEPS = 10**8  # steps to the last record time (max(times) / dt)
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise DataError(message)
+
+
+def check_params(p: dict, batch: int) -> None:
+    """Every generation parameter (as :func:`generate` takes them), before anything is solved or
+    written: a one-line DataError for the first that is out of range."""
+    res, solve, ic, top = p["resolution"], p["solve_resolution"], p["ic_resolution"], MAX_RESOLUTION
+    _need(1 <= p["samples"] <= 10**7, f"--samples must lie in 1..10000000, got {p['samples']}")
+    _need(8 <= res <= top and res % 2 == 0, f"--resolution must be even and in 8..{top}, got {res}")
+    _need(res <= solve <= top and solve % res == 0, f"--solve-resolution must be a multiple of --resolution {res} "
+                                                    f"(at most {top}), got {solve}")
+    _need(solve <= ic <= top and ic % solve == 0, f"--ic-resolution must be a multiple of the solve resolution "
+                                                  f"{solve} (at most {top}), got {ic}")
+    for flag in ("dt", "nu"):
+        _need(math.isfinite(p[flag]) and p[flag] > 0, f"--{flag} must be a finite number > 0, got {p[flag]}")
+    _need(1 <= batch <= 10**6, f"--batch must lie in 1..1000000, got {batch}")
+    _need(p["variance"] in ("original", "ported"), f"--variance must be original or ported, got {p['variance']!r}")
+    _need(p["precision"] in ("float32", "float64"), f"--precision must be float32 or float64, got {p['precision']!r}")
+    _need(0 <= p["seed"] <= 2**32 - 1, f"--seed must lie in 0..4294967295, got {p['seed']}")
+    _check_time_grid(p["times"], p["dt"])
+
+
+def _check_time_grid(times: list[float], dt: float) -> None:
+    """Every record time a multiple of dt (as the solver needs), and a bounded number of steps."""
+    _need(max(times) / dt <= MAX_SOLVER_STEPS, f"--dt {dt:g}: {max(times) / dt:.3g} solver steps to t = "
+                                                f"{max(times):g} (at most {MAX_SOLVER_STEPS:.0e}); use a larger --dt")
+    for t in times:
+        n = round(t / dt)
+        _need(abs(n * dt - t) <= 1e-9 * max(1.0, t), f"--times: record time {t:g} is not a multiple of --dt {dt:g}")
+
+
+def check_out(path: Path) -> None:
+    """The output file can be created: not a directory, under a folder (or a path that can become one)."""
+    _need(not path.is_dir(), f"--out {path}: is a directory; give a file name, e.g. {path / 'ns.h5'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    _need(parent.is_dir(), f"--out {path}: {parent} is not a directory")
 
 
 def generate(out: Path, params: dict, device: str, batch: int, overwrite: bool = False,

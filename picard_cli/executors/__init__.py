@@ -28,8 +28,9 @@ def backend(exp, sweep, results_root):
     return SlurmBackend(sweep, results_root / f"{exp.name}-submitit", exp.name)
 
 
-def drive(be, exp, p, batches: list, store, ctx, progress=None) -> None:
-    """Run ``batches`` (lists of runs) on backend ``be``; append their records to ``store``."""
+def drive(be, exp, p, batches: list, store, ctx, progress=None, skip: frozenset | set = frozenset()) -> None:
+    """Run ``batches`` (lists of runs) on backend ``be``; append their records to ``store``, except
+    those of runs in ``skip`` (recorded already: a group re-formed around a missing seed)."""
     from ..runner import make_records, run_dir
 
     fields = {"data_root": str(ctx.data_root), "fid_weights": ctx.fid_weights,
@@ -55,14 +56,16 @@ def drive(be, exp, p, batches: list, store, ctx, progress=None) -> None:
                     if attempt <= p.sweep.retries:
                         pending.append((batch, attempt + 1))
                         continue
-                    store.append(make_records(exp, p, batch, failure=e, executor=info))
+                    recs = make_records(exp, p, batch, failure=e, executor=info)
+                    store.append([r for r in recs if r["key"] not in skip])
                 else:
                     if "user_error" in payload:  # bad input: the same on every re-try; stop like in-process
                         raise PicardError(payload["user_error"])
                     info |= {k: payload[k] for k in ("host", "pid", "threads") if k in payload}
-                    store.append(make_records(exp, p, batch, payload=payload, executor=info))
+                    recs = make_records(exp, p, batch, payload=payload, executor=info)
+                    store.append([r for r in recs if r["key"] not in skip])
                 if progress:
-                    progress.end_group(len(batch))
+                    progress.end_group([r for r in recs if r["key"] not in skip])
     finally:
         if running:  # interrupted or stopped: do not leave work behind on the cluster
             be.cancel(list(running))

@@ -88,7 +88,8 @@ class AlphafoldRecycleConfig:
                                     "released before max_template_date", added=True)
     max_template_date: str = fld("", "colabfold: the release-date cutoff (YYYY-MM-DD) the custom templates respect "
                                  "(recorded; ColabFold cannot enforce one)", added=True)
-    seed: int = fld(0, "run seed: ColabFold --random-seed (seeds seed..seed+num_seeds-1); synthetic noise")
+    seed: int = fld(0, "run seed: ColabFold --random-seed (seeds seed..seed+num_seeds-1); synthetic noise",
+                    per_run=True)
 
 
 def recycle_cols(last: int) -> list[int]:

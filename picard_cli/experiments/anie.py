@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..fixedpoint.fields import fixedpoint_fields
-from ..recipes import fld, parse_int_list
+from ..recipes import fld, int_list_field, parse_int_list
 from ..registry import register
 from .ns_train import BASELINE_ROWS
 
@@ -68,10 +68,10 @@ class AnieConfig(NSSplit):
     patience: int = fld(0, "stop after this many epochs without a better validation loss (0 = never; "
                         "the authors: 1000)", range=(0, 100000))
     eval_iters: str = fld("", "after training, test the last model with N_iter = k for each k ('1:8', '1,2,4'); "
-                          "no retraining")
+                          "no retraining", check=int_list_field)
     amp: str = fld("off", "off: fp32 everywhere (the authors); auto: bf16 autocast on CUDA (as vit-pde), fp32 on CPU",
                    choices=("auto", "off"), added=True)
-    seed: int = fld(7, "run seed: torch / numpy, initial weights, data order (the authors: 7)")
+    seed: int = fld(7, "run seed: torch / numpy, initial weights, data order (the authors: 7)", per_run=True)
 
 
 # Paper Table 4 (paper.md): test MSE, mean ± std. REFERENCE VALUES ONLY, never our results.
@@ -199,6 +199,7 @@ class Anie:
         amp = lambda: (torch.autocast("cuda", dtype=torch.bfloat16) if bf16  # noqa: E731
                        else contextlib.nullcontext())
         run = fit(model, Xtr, Xva, c, ctx, amp)
+        ctx.on_phase("evaluation")
 
         def test_mse(n_iter=None):  # 9 frames t > 0 (spec §2.3)
             per = per_sample_mse(model, Xte, slice(1, None), c["batch_size"], n_iter, amp)

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..recipes import fld
+from ..recipes import SEED_RANGE, fld
 from ..registry import register
 from ..training import optimizer_step
 
@@ -81,7 +81,8 @@ class DdpmConfig:
     eval_every: int = fld(10000, "held-out loss (and FID with fid_n_steps) every this many steps", range=(1, 10**9))
     checkpoint_every: int = fld(5000, "atomic checkpoint every this many steps (resume point)", range=(1, 10**9))
     loss_bins: int = fld(20, "t/T bins of the per-timestep loss (Fig. 8 top)", range=(1, 1000))
-    eval_seed: int = fld(0, "seed of the fixed test triples and of the sample noise (same for every model)")
+    eval_seed: int = fld(0, "seed of the fixed test triples and of the sample noise (same for every model)",
+                        range=SEED_RANGE)
     fid: bool = fld(True, "FID of the final samples vs training images (needs Inception weights)")
     fid_n: int = fld(10000, "samples for the final FID (Ho et al.: 50k)", range=(0, 10**7))
     fid_n_steps: int = fld(1000, "samples for FID at evaluation checkpoints (Fig. 8 bottom; 0 = none)",
@@ -92,7 +93,7 @@ class DdpmConfig:
                                 range=(1, 100000))
     fig7_for_T: int = fld(1000, "only the model with this T draws the Fig. 7 grid (0 = every model, n <= T)",
                           range=(0, 100000))
-    seed: int = fld(0, "run seed: initial weights, data order, training noise and t")
+    seed: int = fld(0, "run seed: initial weights, data order, training noise and t", per_run=True)
 
 
 class Ddpm:
@@ -226,6 +227,9 @@ def run_one(c: dict, ctx) -> dict:
         st = ck["state"]
         st["resumed_from"].append(st["step"])
         del ck
+    ctx.on_phase("training" + (f" (resumed at step {st['step']})" if st["step"] else ""))
+    if st["step"]:
+        ctx.on_epoch(st["step"], c["train_steps"], "resumed")
 
     weights = None
     if c["fid"] and ctx.fid_weights != "none" and (c["fid_n"] or c["fid_n_steps"]):
@@ -253,6 +257,7 @@ def run_one(c: dict, ctx) -> dict:
             losses = D.triple_losses(unet, sched, Xte, u, eps, batch=c["sample_batch"], amp=amp)
             st["test_log"]["step"].append(step), st["test_log"]["loss"].append(float(losses.mean()))
             if c["fid"] and n_fid and weights is not None:
+                ctx.on_phase(f"sampling and FID at step {step} (N={n_fid})")
                 samples = D.sample(unet, sched, n_fid, seed=c["eval_seed"], batch=c["sample_batch"], amp=amp,
                                    device=dev)
                 st["fid_log"]["step"].append(step), st["fid_log"]["value"].append(fid_of(samples)["value"])
@@ -347,13 +352,16 @@ def run_one(c: dict, ctx) -> dict:
     n_curve = c["fid_n_steps"] or c["fid_n"]
     n_final = max(c["grid_n"], max(c["fid_n"], n_curve) if (c["fid"] and weights is not None) else 0)
     with eval_weights():
+        ctx.on_phase("evaluation (held-out loss)")
         losses = D.triple_losses(unet, sched, Xte, u, eps, batch=c["sample_batch"], amp=amp)
+        ctx.on_phase(f"sampling ({n_final} images, T={T})")
         samples = D.sample(unet, sched, n_final, seed=c["eval_seed"], batch=c["sample_batch"], amp=amp, device=dev)
         fig7 = [n for n in c["fig7_steps"] if n <= T] if c["fig7_for_T"] in (0, T) else []
         grids7 = [D.sample(unet, sched, c["grid_n"], n, seed=c["eval_seed"], batch=c["sample_batch"], amp=amp,
                            device=dev) for n in fig7]
     st["test_log"]["step"].append(st["step"]), st["test_log"]["loss"].append(float(losses.mean()))
     if c["fid"]:
+        ctx.on_phase(f"FID (N={c['fid_n']})")
         fid = fid_of(samples[:c["fid_n"]] if weights is not None else samples[:0])
         extra["fid"] = fid
         if fid["value"] is not None and n_curve:

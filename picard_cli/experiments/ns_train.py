@@ -86,6 +86,9 @@ def fit(model, Xtr, Xva, c: dict, ctx, amp=contextlib.nullcontext) -> Fit:
     g = torch.Generator().manual_seed(c["seed"])
     bs, ck = c["batch_size"], Checkpointer(ctx, c)
     out, start = resume_fit(ck, model, opt, sched, g)
+    ctx.on_phase("training" + (f" (resumed at epoch {start})" if start else ""))
+    if start:
+        ctx.on_epoch(start, c["epochs"], "resumed")
     stop = lambda epoch: bool(c["patience"]) and epoch - out.best_epoch >= c["patience"]  # noqa: E731
     if start and stop(start - 1):  # the checkpoint is of the epoch that stopped early
         start = c["epochs"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fixedpoint.fields import fixedpoint_fields
-from ..recipes import fld, parse_int_list
+from ..recipes import SEED_RANGE, fld, int_list_field, parse_int_list
 from ..registry import register
 
 
@@ -25,7 +25,7 @@ from ..registry import register
 class PignConfig:
     dataset: str = fld("cora", "Planetoid dataset", choices=("cora", "citeseer"))
     noise: float = fld(0.0, "drop-in noise fraction p: floor(p*N*F) feature entries +1 (spec §3)", range=(0.0, 1.0))
-    noise_seed: int = fld(2147483647, "seed of the noise mask (the authors' fixed value)")
+    noise_seed: int = fld(2147483647, "seed of the noise mask (the authors' fixed value)", range=SEED_RANGE)
     model: str = fld("pign", "pign (Alg. 1), plain (L-layer GCN/GAT baseline) or itergnn (Tang et al.; spec §4.3)",
                      choices=("pign", "plain", "itergnn"))
     backbone: str = fld("gcn", "message-passing layer", choices=("gcn", "gat"))
@@ -48,11 +48,11 @@ class PignConfig:
     stop_mass: float = fld(1e-7, "itergnn: stop once the remaining confidence mass is at most this",
                            range=(0.0, 1.0), added=True)
     eval_iters: str = fld("", "pign: after training, also evaluate with k iterations for each k in this "
-                          "list ('1:40', '1,2,4,8'); no retraining", added=True)
+                          "list ('1:40', '1,2,4,8'); no retraining", added=True, check=int_list_field)
     dropout_rng: str = fld("torch", "dropout masks: torch (rand_like, the stream of the archived Table 5 runs) or "
                            "counter (fused counter-based CPU kernel, faster; a different stream)",
                            choices=("torch", "counter"), added=True)
-    seed: int = fld(0, "run seed: initial weights (per seed) and dropout")
+    seed: int = fld(0, "run seed: initial weights (per seed) and dropout", per_run=True)
 
 
 # Paper Table 5 (paper.md, appendix), test accuracy %, mean ± std over 100 runs.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RecipeError
-from ..recipes import fld, parse_int_list
+from ..recipes import fld, int_list_field, parse_int_list
 from ..registry import register
 
 
@@ -58,8 +58,8 @@ class LrgbConfig:
     diverge_loss: float = fld(1e3, "a batch loss above this (or non-finite) marks the run diverged",
                               range=(0.0, float("inf")))
     eval_iters: str = fld("", "pign/itergnn: after training, evaluate with k iterations for each k "
-                          "('1:40' or '1,2,4'); no retraining")
-    seed: int = fld(0, "run seed: torch / numpy / random, data order")
+                          "('1:40' or '1,2,4'); no retraining", check=int_list_field)
+    seed: int = fld(0, "run seed: torch / numpy / random, data order", per_run=True)
 
 
 # Paper Table 1 (paper.md): macro-F1 on the test split, mean ± std over 5 seeds

@@ -35,7 +35,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from ..recipes import fld, parse_int_list
+from ..recipes import SEED_RANGE, fld, int_list_field, parse_int_list
 from ..registry import register
 from ..training import optimizer_step
 
@@ -51,7 +51,8 @@ class VitMaskConfig:
     first_step: str = fld("damped", "damped: every step damped (caption); plain: x_1 = T(x_0), N_iter=1 = plain ViT",
                           choices=("damped", "plain"))
     mask_ratio: float = fld(0.75, "fraction of pixel positions blacked out (exactly floor(r*32*32))", range=(0.0, 1.0))
-    mask_seed: int = fld(0, "seed of the fixed validation / test masks (same for every N_iter and run)")
+    mask_seed: int = fld(0, "seed of the fixed validation / test masks (same for every N_iter and run)",
+                        range=SEED_RANGE)
     dim: int = fld(192, "encoder embedding dim", range=(4, 8192))
     depth: int = fld(12, "encoder layers", range=(1, 256))
     heads: int = fld(3, "encoder heads", range=(1, 256))
@@ -77,8 +78,9 @@ class VitMaskConfig:
     batch_size: int = fld(128, "images per batch (also for evaluation)", range=(1, 10**6))
     epochs: int = fld(100, "training epochs", range=(1, 10**6))
     amp: str = fld("auto", "auto: bf16 autocast on CUDA, fp32 on CPU; off: always fp32", choices=("auto", "off"))
-    eval_iters: str = fld("", "iteration counts k for extra.iter_curve ('1:6'; default 1..n_iter)")
-    seed: int = fld(0, "run seed: initial weights, data order, training masks")
+    eval_iters: str = fld("", "iteration counts k for extra.iter_curve ('1:6'; default 1..n_iter)",
+                          check=int_list_field)
+    seed: int = fld(0, "run seed: initial weights, data order, training masks", per_run=True)
 
 
 COLS = tuple(f"N_iter = {k}" for k in (1, 2, 3))
@@ -210,10 +212,12 @@ class VitMask:
             weights = fidlib.resolve_weights(ctx.fid_weights, ctx.allow_unverified_weights)
 
         def evaluate(tag: str) -> dict:
+            ctx.on_phase(f"evaluation ({tag})")
             per, recon = per_image_mse(model, Yte, test_masks, c["batch_size"], amp, keep=fid_n)
             metrics[f"test_mse_{tag}"], metrics[f"test_mse_std_{tag}"] = per.mean().item(), per.std(unbiased=False).item()
             metrics[f"test_psnr_{tag}"] = (10 * torch.log10(1.0 / per.clamp_min(1e-12))).mean().item()
             if c["fid"]:
+                ctx.on_phase(f"FID ({tag}, N={fid_n})")
                 extra[f"fid_{tag}"] = run_fid(recon, test.images[:fid_n], test.meta, weights, ctx)
                 metrics[f"fid_{tag}"] = extra[f"fid_{tag}"].get("value")
             return {k: metrics[k] for k in (f"test_mse_{tag}", f"test_mse_std_{tag}")}
@@ -318,6 +322,9 @@ def train_model(model, Ytr, Yva, tr_ids, c: dict, ctx, amp):
     val_masks = lambda idx: masks_for(idx, c["mask_ratio"], c["mask_seed"], -2, Ytr.device)  # noqa: E731
     ck = Checkpointer(ctx, c, main=dist.is_main())
     out, start = resume_fit(ck, model, opt, sched, g)  # every rank, before DDP's first broadcast
+    ctx.on_phase("training" + (f" (resumed at epoch {start})" if start else ""))
+    if start:
+        ctx.on_epoch(start, c["epochs"], "resumed")
     ddp = dist.wrap(model)  # DistributedDataParallel with --nproc > 1
     for epoch in range(start, c["epochs"]):
         t0 = time.perf_counter()

@@ -20,7 +20,7 @@ import contextlib
 from dataclasses import dataclass
 
 from ..errors import DataError
-from ..recipes import fld, parse_int_list
+from ..recipes import fld, int_list_field, parse_int_list
 from ..registry import register
 from .ns_train import BASELINE_ROWS
 from .anie import NSSplit, data_facts, load_splits
@@ -60,8 +60,9 @@ class VitPdeConfig(NSSplit):
     epochs: int = fld(500, "training epochs", range=(1, 100000))
     patience: int = fld(0, "stop after this many epochs without a better validation loss (0 = never)",
                         range=(0, 100000))
-    eval_iters: str = fld("", "iteration counts k for extra.iter_curve ('1:6', '1,2,4'; default 1..n_iter)")
-    seed: int = fld(7, "run seed: torch / numpy, initial weights, data order")
+    eval_iters: str = fld("", "iteration counts k for extra.iter_curve ('1:6', '1,2,4'; default 1..n_iter)",
+                          check=int_list_field)
+    seed: int = fld(7, "run seed: torch / numpy, initial weights, data order", per_run=True)
 
 
 # Paper Table 2 (paper.md): test MSE, mean ± std. REFERENCE VALUES ONLY, never our results.
@@ -141,6 +142,7 @@ class VitPde:
         amp = lambda: (torch.autocast("cuda", dtype=torch.bfloat16) if bf16  # noqa: E731
                        else contextlib.nullcontext())
         run = fit(model, Xtr, Xva, c, ctx, amp)
+        ctx.on_phase("evaluation")
 
         def test_mse():  # 9 frames t > 0 (spec §2.3), and all 10 frames
             per9 = per_sample_mse(model, Xte, slice(1, None), c["batch_size"], amp=amp)

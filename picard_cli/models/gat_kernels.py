@@ -24,6 +24,7 @@ the last bits (tests bound the difference).
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -32,7 +33,10 @@ try:  # optional at import: the torch path covers every case without it
 
     # numba's OpenMP pool is torch's (one libgomp): started at numba's default size (all cores) it would
     # also resize torch's pool. Start it at torch's size; calls restore torch's count (``_call``).
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(_torch.get_num_threads()))
+    # Only before numba's first import (torch_geometric may import it first): numba re-reads the variable
+    # at every compilation and refuses a value other than the one its pool was launched with.
+    if "numba" not in sys.modules:
+        os.environ.setdefault("NUMBA_NUM_THREADS", str(_torch.get_num_threads()))
     import numba
     from numba import njit, prange
 except ImportError:  # pragma: no cover - exercised only where numba is absent

@@ -72,6 +72,7 @@ def score_paths(pred, target, *, pair_by: str = "number", chain: str | None = No
     for nat_path, preds in group(pred, target):
         native = read_ca(nat_path)
         models = [read_ca(p, chain) for p in preds]
+        _check_pairs(native, models, pair_by)
         out = score_models(native, models, pair_by=pair_by, device=device, dtype=dtype)
         for i, p in enumerate(preds):
             rows.append({"model": str(p), "native": str(nat_path), "length": int(out["length"][i]),
@@ -80,3 +81,25 @@ def score_paths(pred, target, *, pair_by: str = "number", chain: str | None = No
                          "tm": float(out["tm"][i]), "pairing": str(out["pairing"][i]),
                          "resname_mismatch": int(out["resname_mismatch"][i])})
     return rows
+
+
+def _check_pairs(native, models, pair_by: str) -> None:
+    """Before scoring: every model shares residues with the native under ``pair_by`` (else its RMSD would
+    be nan and its GDT 0); one line naming both numberings and the pairings that would fit."""
+    from .scoring import pair
+
+    seen: set = set()
+    for m in models:
+        sig = (m.resnum.tobytes(), tuple(m.icode.tolist()))
+        if sig in seen:
+            continue
+        seen.add(sig)
+        rows, _, how = pair(native, m, pair_by)
+        if not len(rows):
+            raise PicardError(f"{m.path}: no residue pairs with the native {native.path} by {how} (model residues "
+                              f"{_span(m)}, native {_span(native)}); renumbered models need --pair-by order "
+                              f"(i-th residue to i-th) or --pair-by auto")
+
+
+def _span(chain) -> str:
+    return f"{int(chain.resnum.min())}..{int(chain.resnum.max())}" if len(chain) else "none"
