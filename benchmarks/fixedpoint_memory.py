@@ -45,7 +45,7 @@ def build(exp: str, K: int, mode: str, device):
     import torch
     import torch.nn.functional as F
 
-    from picard_cli.solver import FixedPointSpec
+    from picard_cli.fixedpoint.spec import FixedPointSpec
 
     spec = FixedPointSpec(grad=mode, backward_max_iter=20, backward_tol=1e-4)
     if exp == "pign":

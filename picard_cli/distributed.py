@@ -175,7 +175,7 @@ def _worker(tmp: Path) -> int:
     import torch.distributed as dist
 
     from . import registry
-    from .runner import Context
+    from .records import Context
 
     task = pickle.loads((tmp / "task.pkl").read_bytes())
     local = int(os.environ.get("LOCAL_RANK", 0))

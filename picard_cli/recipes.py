@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import datetime
 import difflib
+import functools
 import hashlib
 import json
 import math
@@ -72,9 +73,18 @@ def _no_duplicate_keys(loader, node, deep=False):
 
 _Loader.construct_mapping = _no_duplicate_keys
 
+if getattr(yaml, "__with_libyaml__", False):
+    class _FastLoader(yaml.CSafeLoader):
+        """_Loader's rules over libyaml's parser (the same values, ~10x faster on the recipes)."""
+
+    _FastLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+    _FastLoader.construct_mapping = _no_duplicate_keys
+else:
+    _FastLoader = _Loader
+
 
 def load_yaml(text: str):
-    return yaml.load(text, Loader=_Loader)
+    return yaml.load(text, Loader=_FastLoader)
 
 
 SEED_RANGE = (0, 2**32 - 1)  # seeds numpy and torch both take
@@ -227,14 +237,19 @@ def _check(value, f: dataclasses.Field, path: str):
                 raise RecipeError(f"{path}: must lie in [{lo}, {hi}]; got {v!r}")
 
 
+@functools.cache
+def _schema(cls) -> tuple[dict, dict]:
+    """(type hints, fields by name) of a config class (apply runs per cell and layer: resolve them once)."""
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+
+
 def apply(cfg, delta: dict | None, where: str = "", *, prefix: str = ""):
     """Return a copy of dataclass ``cfg`` with ``delta`` merged in, strictly."""
     if delta is None:
         return cfg
     if not isinstance(delta, dict):
         raise RecipeError(f"{where}{prefix.rstrip('.') or 'recipe'}: expected a mapping, got {delta!r}")
-    hints = typing.get_type_hints(type(cfg))
-    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    hints, fields = _schema(type(cfg))
     changes = {}
     for key, value in delta.items():
         path = f"{prefix}{key}"
@@ -340,6 +355,8 @@ def _parse_recipe(p: Path, text: str):
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise RecipeError(f"{p}:{where} malformed YAML: {problem}") from None
+    except RecursionError:
+        raise RecipeError(f"{p}: malformed YAML: nested too deeply") from None
 
 
 def _check_sections(p: Path, data: dict) -> None:

@@ -50,7 +50,7 @@ def for_recipe(name: str, recipe: str | None) -> str:
 
     try:
         data = yaml.safe_load(Path(recipe).read_text()) or {}
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, RecursionError, yaml.YAMLError):  # (ValueError: not UTF-8 text)
         return name  # read_recipe reports these with their own messages
     declared = data.get("experiment") if isinstance(data, dict) else None
     return declared if declared in family(name) else name

@@ -199,7 +199,7 @@ def test_predictions_source_pairs_domains_with_parent_jobs(tmp_path, data_root):
 
 
 def test_synthetic_source_and_figures_offline(tmp_path, data_root):
-    from picard_cli.experiments import alphafold_figures as figs
+    from picard_cli.report import alphafold_figures as figs
 
     c = dict(plan(EXP, None, "quick", {"source": "synthetic", "num_recycle": 6, "synth_wander": 0.5}, {},
                   cells="match").runs[0].config)
@@ -221,7 +221,7 @@ def test_synthetic_source_and_figures_offline(tmp_path, data_root):
 
 
 def test_min_max_normalisation_guard_and_convergence():
-    from picard_cli.experiments.alphafold_figures import normalised
+    from picard_cli.report.alphafold_figures import normalised
     from picard_cli.experiments.alphafold_recycle import convergence
 
     v = normalised([0.5, 0.7, None], 0.5, 0.9)

@@ -14,7 +14,8 @@ from picard_cli.fixedpoint.certify import classify, symmetric_nonneg_norm_upper,
 from picard_cli.fixedpoint.diagnostics import diagnose, saved_tensor_bytes, tol_stops
 from picard_cli.fixedpoint.fields import FIELD_NAMES, fixed_masks, spec_from_config
 from picard_cli.fixedpoint.jacobian import hutchinson_frobenius, spectral_radius
-from picard_cli.solver import FixedPointSpec, picard, solve
+from picard_cli.fixedpoint.front import FixedPointSpec, solve
+from picard_cli.solver import picard
 
 D = torch.float64
 

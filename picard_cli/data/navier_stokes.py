@@ -190,9 +190,9 @@ def check_params(p: dict, batch: int) -> None:
     res, solve, ic, top = p["resolution"], p["solve_resolution"], p["ic_resolution"], MAX_RESOLUTION
     _need(1 <= p["samples"] <= 10**7, f"--samples must lie in 1..10000000, got {p['samples']}")
     _need(8 <= res <= top and res % 2 == 0, f"--resolution must be even and in 8..{top}, got {res}")
-    _need(res <= solve <= top and solve % res == 0, f"--solve-resolution must be a multiple of --resolution {res} "
+    _need(res <= solve <= top and solve % res == 0, f"--solve-resolution must be a positive multiple of --resolution {res} "
                                                     f"(at most {top}), got {solve}")
-    _need(solve <= ic <= top and ic % solve == 0, f"--ic-resolution must be a multiple of the solve resolution "
+    _need(solve <= ic <= top and ic % solve == 0, f"--ic-resolution must be a positive multiple of the solve resolution "
                                                   f"{solve} (at most {top}), got {ic}")
     for flag in ("dt", "nu"):
         _need(math.isfinite(p[flag]) and p[flag] > 0, f"--{flag} must be a finite number > 0, got {p[flag]}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 
 from ..errors import PicardError
+from ..records import describe_error  # noqa: F401 - executors.describe_error
 
 REMOTE = ("ray", "slurm")
 
@@ -31,7 +32,7 @@ def backend(exp, sweep, results_root):
 def drive(be, exp, p, batches: list, store, ctx, progress=None, skip: frozenset | set = frozenset()) -> None:
     """Run ``batches`` (lists of runs) on backend ``be``; append their records to ``store``, except
     those of runs in ``skip`` (recorded already: a group re-formed around a missing seed)."""
-    from ..runner import make_records, run_dir
+    from ..records import make_records, run_dir
 
     fields = {"data_root": str(ctx.data_root), "fid_weights": ctx.fid_weights,
               "allow_unverified_weights": ctx.allow_unverified_weights,
@@ -78,17 +79,3 @@ def by_cost(exp, batches: list) -> list:
     if not hasattr(exp, "seed_bytes"):
         return batches
     return sorted(batches, key=lambda b: -exp.seed_bytes(b[0].config) * b[0].config.get("epochs", 1) * len(b))
-
-
-def describe_error(e: BaseException) -> tuple[str, str]:
-    """(one line, longer detail) of a task failure. Ray wraps the task's exception (kept as
-    ``cause``); submitit's FailedJobError carries the job's traceback as text (its last line wins)."""
-    cause = getattr(e, "cause", None)
-    inner = cause if isinstance(cause, BaseException) else e
-    lines = str(inner).strip().splitlines()
-    line = f"{type(inner).__name__}: {lines[0] if lines else ''}"
-    starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
-    if starts:  # the exception line: the first unindented line after the last traceback header
-        tail = [ln for ln in lines[starts[-1] + 1:] if ln.strip() and not ln[0].isspace()]
-        line = tail[0] if tail else line
-    return line[:500], str(e)[-4000:]

@@ -17,7 +17,7 @@ from pathlib import Path
 def run_task(exp, configs: list[dict], ctx_fields: dict, device_choice: str, threads: int) -> dict:
     """Run ``exp.run_group(configs)`` here and return ``{"outcomes", "started", "wall", "device", ...}``.
 
-    ``ctx_fields``: the :class:`~picard_cli.runner.Context` fields (paths as strings); the device is
+    ``ctx_fields``: the :class:`~picard_cli.records.Context` fields (paths as strings); the device is
     picked here, on the worker (a GPU task lands on a node with a GPU). A
     :class:`~picard_cli.errors.PicardError` (bad input, missing data) comes back as ``user_error``:
     re-trying cannot fix it, so the driver stops the sweep with its one-line message. Any other
@@ -27,7 +27,7 @@ def run_task(exp, configs: list[dict], ctx_fields: dict, device_choice: str, thr
 
     from .. import env
     from ..errors import PicardError
-    from ..runner import Context
+    from ..records import Context
 
     if threads >= 1:  # the worker's share of the node's cores (Ray also sets OMP_NUM_THREADS)
         torch.set_num_threads(threads)

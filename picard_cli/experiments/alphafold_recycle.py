@@ -29,14 +29,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..metrics.curves import convergence
+from ..metrics.structure_names import HIGHER_BETTER, ROW_NAMES, SCALE
 from ..recipes import fld
 from ..registry import register
 
 SOURCES = ("colabfold", "predictions", "synthetic")
 METRICS = ("gdt_ts", "gdt_ha", "rmsd", "tm")
-HIGHER_BETTER = {"gdt_ts": True, "gdt_ha": True, "rmsd": False, "tm": True}
-ROW_NAMES = {"gdt_ts": "GDT_TS (x100)", "gdt_ha": "GDT_HA (x100)", "rmsd": "C-alpha RMSD (Å)", "tm": "TM-score"}
-SCALE = {"gdt_ts": 100.0, "gdt_ha": 100.0, "rmsd": 1.0, "tm": 1.0}
 TARGETS_CAVEAT = ("targets: the paper's 29 CASP15 'monomer' targets are not listed anywhere; by default every "
                   "public CASP15 domain file in the data root is used (45 domains of 30 target/subunit IDs, "
                   "spec 3.3); recipes/alphafold-recycle/targets-monomers.txt holds the 10 domains of the 9 "
@@ -145,11 +144,6 @@ class AlphafoldRecycle:
 
     def run_group(self, configs, ctx):
         return [run_one(c, ctx) for c in configs]
-
-    def figures(self, records: list[dict], root: Path) -> list[Path]:
-        from . import alphafold_figures
-
-        return alphafold_figures.write_all(records, Path(root))
 
 
 # ------------------------------------------------------------------------------------------- targets
@@ -375,19 +369,6 @@ def _summarise(t: str, native, items: list, out: dict, c: dict, job: str) -> dic
 
 def _finite(v):
     return round(float(v), 6) if v is not None and math.isfinite(float(v)) else None
-
-
-def convergence(curve, higher_better: bool, tol: float) -> dict:
-    """Last value of a curve vs its best earlier value (None / NaN skipped): "converged" unless the last
-    is worse by more than ``tol``."""
-    vals = [(r, float(v)) for r, v in enumerate(curve) if v is not None and math.isfinite(float(v))]
-    if len(vals) < 2:
-        return {"final": round(vals[-1][1], 6) if vals else None, "best_earlier": None, "best_recycle": None,
-                "converged": True}
-    *earlier, (_, final) = vals
-    r_best, best = (max if higher_better else min)(earlier, key=lambda x: x[1])
-    worse = final < best - tol if higher_better else final > best + tol
-    return {"final": round(final, 6), "best_earlier": round(best, 6), "best_recycle": r_best, "converged": not worse}
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -30,13 +30,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..metrics.curves import SMOOTH_ALPHA, smooth
 from ..recipes import SEED_RANGE, fld
 from ..registry import register
 from ..training import optimizer_step
 
 FIG_STEPS = [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
-HO_FID = 3.17  # Ho et al. 2020, T = 1000, 35.7 M UNet, 50k samples vs the training set: REFERENCE ONLY
-SMOOTH_ALPHA = 0.1  # paper Fig. 2 caption: "EMA smoothing with alpha = 0.1" of the loss curves
 
 
 @dataclass
@@ -155,11 +154,6 @@ class Ddpm:
         from ..data.cifar10 import facts
 
         return facts(data_root, cfg["source"], {"train": cfg["train_n"], "test": cfg["test_n"]})
-
-    def figures(self, records: list[dict], root: Path) -> list[Path]:
-        from . import ddpm_figures
-
-        return ddpm_figures.write_all(records, Path(root))
 
 
 # ------------------------------------------------------------------------------------------- run
@@ -383,14 +377,6 @@ def run_one(c: dict, ctx) -> dict:
     metrics = {"test_loss": float(losses.mean()), "train_loss_smoothed": smooth(log)[-1], "train_loss_last": log[-1],
                "fid": (extra.get("fid") or {}).get("value"), "alpha_bar_T": abar, "steps_run": st["step"]}
     return {"status": "ok", "metrics": metrics, "extra": extra}
-
-
-def smooth(values: list[float], alpha: float = SMOOTH_ALPHA) -> list[float]:
-    """EMA smoothing of a loss curve, s_k = (1 - alpha) s_{k-1} + alpha x_k (Fig. 2 caption)."""
-    out: list[float] = []
-    for v in values:
-        out.append(v if not out else (1 - alpha) * out[-1] + alpha * v)
-    return out
 
 
 def run_fid(samples, real, meta: dict, weights, ctx, resolution: int) -> dict:

@@ -56,7 +56,7 @@ class LrgbConfig:
     max_graphs: int = fld(0, "use only the first n graphs of each split (0 = all); for quick runs",
                           range=(0, 10**7))
     diverge_loss: float = fld(1e3, "a batch loss above this (or non-finite) marks the run diverged",
-                              range=(0.0, float("inf")))
+                              range=(0.0, 1e12))
     eval_iters: str = fld("", "pign/itergnn: after training, evaluate with k iterations for each k "
                           "('1:40' or '1,2,4'); no retraining", check=int_list_field)
     seed: int = fld(0, "run seed: torch / numpy / random, data order", per_run=True)

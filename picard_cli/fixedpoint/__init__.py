@@ -1,4 +1,4 @@
-"""The fixed-point toolkit beyond the paper (issue 9), used through :func:`picard_cli.solver.solve`
+"""The fixed-point toolkit beyond the paper (issue 9), used through :func:`picard_cli.fixedpoint.front.solve`
 and the recipe fields of :mod:`picard_cli.fixedpoint.fields`:
 
 * :mod:`.anderson` -- Anderson acceleration with damping, ridge and a safe Picard fallback;

@@ -52,7 +52,7 @@ def diagnose(T, x0, f=None, *, a: float, iters: int = 100, batch_dim: int | None
     ``metric(x_k)``: the task metric of the prediction the model would make from iterate x_k
     (a float, or one per problem); ``lipschitz``: an a-priori bound (float or per problem) or None.
     """
-    from ..solver import FixedPointSpec, run_method
+    from .spec import FixedPointSpec, run_method
 
     spec = spec or FixedPointSpec()
     P = 1 if (batch_dim is None or reduce) else x0.shape[batch_dim]

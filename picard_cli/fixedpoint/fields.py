@@ -69,9 +69,9 @@ def fixedpoint_fields(cls):
 
 
 def spec_from_config(c: dict):
-    """The solver spec (a :class:`picard_cli.solver.FixedPointSpec`) a resolved config asks for
+    """The solver spec (a :class:`picard_cli.fixedpoint.spec.FixedPointSpec`) a resolved config asks for
     (the paper's plain spec at the defaults)."""
-    from ..solver import FixedPointSpec
+    from .spec import FixedPointSpec
 
     return FixedPointSpec(method=c.get("solver_method", "picard"), tol=c.get("solver_tol") or None,
                           tol_norm=c.get("solver_tol_norm", "rel_residual"), grad=c.get("grad_mode", "unrolled"),

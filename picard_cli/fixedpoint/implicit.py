@@ -31,10 +31,10 @@ BACKWARD_FALLBACK_REL = 1e-2  # an unconverged backward solve ending above this 
 def attach_implicit(T, z: torch.Tensor, f: torch.Tensor | None, *, a: float, spec, batch_dim: int | None = None,
                     stats=None) -> torch.Tensor:
     """``z`` (a fixed point of ``T(.) + f``, no graph) -> the same values, with implicit gradients to
-    T's parameters and ``f``. ``spec`` (a :class:`picard_cli.solver.FixedPointSpec`) gives the backward
+    T's parameters and ``f``. ``spec`` (a :class:`picard_cli.fixedpoint.spec.FixedPointSpec`) gives the backward
     method, tolerance (``backward_tol`` on the relative residual) and cap (``backward_max_iter``);
     the backward solve's summary lands in ``stats.backward`` when ``stats`` is given."""
-    from ..solver import run_method
+    from .spec import run_method
 
     z_in = z.detach().requires_grad_(True)
     with torch.enable_grad():

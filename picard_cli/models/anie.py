@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from ..data.navier_stokes import ANIE_TIMES
-from ..solver import FixedPointSpec, picard, solve
+from ..fixedpoint.front import FixedPointSpec, solve
+from ..solver import picard
 
 
 class Encoder(nn.Module):

@@ -15,7 +15,6 @@ differ from torch's sparse product in the last bits (``fastmath`` may fuse multi
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .gat_kernels import _call, kernel_name, numba

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..solver import FixedPointSpec, picard, solve
+from ..fixedpoint.front import FixedPointSpec, solve
+from ..solver import picard
 
 
 # ----------------------------------------------------------------------------- graph

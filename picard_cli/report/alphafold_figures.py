@@ -19,7 +19,8 @@ import json
 import math
 from pathlib import Path
 
-from .alphafold_recycle import HIGHER_BETTER, ROW_NAMES, SCALE, convergence
+from ..metrics.curves import convergence
+from ..metrics.structure_names import HIGHER_BETTER, ROW_NAMES, SCALE
 
 STEM = "alphafold-recycle"
 

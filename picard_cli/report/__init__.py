@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .datacheck import caption
+from ..datacheck import caption
 
 
 @dataclass
@@ -93,7 +93,7 @@ def first_per_key(records: list[dict]) -> list[dict]:
 def build(exp, records: list[dict], protocol: str | None = None, select_on: str | None = None) -> Table:
     protocol = protocol or getattr(exp, "default_protocol", "last")
     if protocol not in exp.metrics:
-        from .errors import PicardError
+        from ..errors import PicardError
 
         raise PicardError(f"unknown protocol {protocol!r} (choose from {', '.join(exp.metrics)})")
     metric = exp.metrics[protocol]
@@ -413,7 +413,7 @@ _TOOLKIT_QUIET = ("diagnose", "diag_iters", "power_iters")
 
 def _toolkit_label(cfg: dict) -> str:
     """The non-default fixed-point fields of a config, e.g. ``jac_reg=10, forcing=input``."""
-    from .fixedpoint.fields import _fields
+    from ..fixedpoint.fields import _fields
 
     parts = [f"{name}={cfg[name]}" for name, (_, f) in _fields().items()
              if name not in _TOOLKIT_QUIET and name in cfg and cfg[name] != f.default]
@@ -581,3 +581,17 @@ def write_convergence(exp, records: list[dict], root: Path, stem: str) -> list[P
     fig.savefig(png, dpi=120)
     plt.close(fig)
     return [md, csv, png]
+
+
+# Experiment-specific figures, by experiment name: module under picard_cli/report/ with write_all(records, root)
+FIGURES = {"ddpm": "ddpm_figures", "alphafold-recycle": "alphafold_figures"}
+
+
+def write_figures(exp, records: list[dict], root: Path) -> list[Path]:
+    """The experiment's own figures (ddpm: Figs. 2, 6, 7, 8; alphafold-recycle: Figs. 3-5), if it has any."""
+    name = FIGURES.get(exp.name)
+    if name is None:
+        return []
+    import importlib
+
+    return importlib.import_module(f"{__name__}.{name}").write_all(records, Path(root))
