@@ -411,9 +411,15 @@ def list_cmd(experiment: Optional[str] = typer.Argument(None, help="show this ex
             console.print(f"  {path.relative_to(REPO)}  [dim]{desc}[/dim]")
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings (e.g. a results line skipped) as one plain line each, not Python's two with a source line."""
+    return "warning: " + " ".join(str(message).split()) + "\n"
+
+
 def main() -> None:
     warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
     warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
+    warnings.formatwarning = _one_line_warning
     from .progress import SweepInterrupted
 
     try:

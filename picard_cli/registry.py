@@ -48,8 +48,10 @@ def for_recipe(name: str, recipe: str | None) -> str:
 
     import yaml
 
+    from .recipes import load_yaml
+
     try:
-        data = yaml.safe_load(Path(recipe).read_text()) or {}
+        data = load_yaml(Path(recipe).read_text()) or {}
     except (OSError, ValueError, RecursionError, yaml.YAMLError):  # (ValueError: not UTF-8 text)
         return name  # read_recipe reports these with their own messages
     declared = data.get("experiment") if isinstance(data, dict) else None

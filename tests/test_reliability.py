@@ -260,3 +260,26 @@ print("ok")
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_progress_lines_show_phases_resumed_epochs_finished_runs_and_the_eta():
+    import io
+
+    from rich.console import Console
+
+    from picard_cli.progress import SweepProgress
+
+    buf = io.StringIO()
+    with SweepProgress(Console(file=buf, force_terminal=False, width=200), "test_mse_best_val") as prog:
+        prog.start(total_runs=2, skipped=1)
+        prog.begin_group("ViT/N3", 1)
+        prog.phase("training (resumed at epoch 4)")
+        prog.epoch(4, 30, "resumed")
+        prog.phase("FID (last, N=1000)")
+        prog.end_group([{"cell": "ViT/N3", "seed": 7, "metrics": {"test_mse_best_val": 0.01234}, "wall_s": 61,
+                         "status": "ok"}])
+    text = buf.getvalue()
+    assert "2 run(s) to do, 1 already recorded" in text
+    assert "ViT/N3: training (resumed at epoch 4)" in text and "ViT/N3: FID (last, N=1000)" in text
+    assert "finished ViT/N3 seed 7: test_mse_best_val 0.01234, 0:01:01 (ok)" in text
+    assert "run 1/2: ViT/N3 done in" in text and "ETA 0:" in text
