@@ -87,7 +87,13 @@ def select_variant(exp, variants: dict, metric: str, select_on: str | None) -> t
 def first_per_key(records: list[dict]) -> list[dict]:
     """One record per run key (the first): a table never counts a run twice, whoever wrote it twice."""
     seen: set = set()
-    return [r for r in records if not (r.get("key") in seen or seen.add(r.get("key")))]
+    out = []
+    for r in records:
+        key = r.get("key")
+        if key is None or key not in seen:  # records without a key (hand-made) are all kept
+            out.append(r)
+            seen.add(key)
+    return out
 
 
 def build(exp, records: list[dict], protocol: str | None = None, select_on: str | None = None) -> Table:
