@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(PY) -m pip install -q "ruff>=0.6"
+	$(PY) -m ruff check picard_cli tests benchmarks scripts
 	$(PY) -m pytest -q
 
 # Quick-scale Table 5 excerpt on Cora (5 runs per cell), then the table.

@@ -48,7 +48,8 @@ def main():
         sd = statistics.pstdev(a)
         z = abs(statistics.mean(b) - statistics.mean(a)) / sd if sd else float("inf")
         worst = max(worst, z)
-        fmt = lambda v: f"{statistics.mean(v):.1f} ± {statistics.pstdev(v):.1f} (n={len(v)})"
+        def fmt(v):
+            return f"{statistics.mean(v):.1f} ± {statistics.pstdev(v):.1f} (n={len(v)})"
         print(f"{key[0] + '/' + key[1]:24s} {fmt(a):>20s} {fmt(b):>20s} {z:10.2f}")
     print(f"largest |difference of means| / reference std: {worst:.2f}")
 

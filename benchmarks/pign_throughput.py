@@ -57,10 +57,14 @@ def epoch_flops(cfg: dict, N: int, F: int, C: int, nnz_x: int, nnz_a: int, E: in
     """Model FLOPs of one epoch (train forward + backward + eval forward) of one seed,
     counting the matrix products: a product with forward cost f costs 3f when its input
     needs no gradient (the features) and 4f otherwise."""
-    first = lambda out: 3 * 2 * nnz_x * out  # features @ W (sparse or dense nnz)
-    lin = lambda i, o: 4 * 2 * N * i * o
-    prop = lambda w: 3 * 2 * nnz_a * w  # Â @ Y
-    agg = lambda heads, d: 4 * 2 * E * heads * d  # attention-weighted sums over edges
+    def first(out):  # features @ W (sparse or dense nnz)
+        return 3 * 2 * nnz_x * out
+    def lin(i, o):
+        return 4 * 2 * N * i * o
+    def prop(w):  # Â @ Y
+        return 3 * 2 * nnz_a * w
+    def agg(heads, d):  # attention-weighted sums over edges
+        return 4 * 2 * E * heads * d
     H, K, h = cfg["hidden"], cfg["depth"], cfg["heads"]
     if cfg["model"] == "pign":
         conv = (lin(H, H) + prop(H)) if cfg["backbone"] == "gcn" else (lin(h * H, H) + agg(h, H))
@@ -147,7 +151,8 @@ def main():
               f"{100 * row['loop_acc'][0]:.1f}±{100 * row['loop_acc'][1]:.1f} (n={loop_n}) | "
               f"{100 * row['picard_acc'][0]:.1f}±{100 * row['picard_acc'][1]:.1f} (n={n})", flush=True)
     # 100 runs of every cell at its protocol length (times scale with epochs when --epochs shortens them)
-    minutes = lambda key: sum(r[key] * r["protocol_scale"] for r in rows) * 100 / 60
+    def minutes(key):
+        return sum(r[key] * r["protocol_scale"] for r in rows) * 100 / 60
     grid = {"loop_minutes_100_runs": minutes("loop_s_per_run"), "picard_minutes_100_runs": minutes("picard_s_per_run")}
     grid["ratio"] = grid["loop_minutes_100_runs"] / grid["picard_minutes_100_runs"]
     print(f"these {len(rows)} cells x 100 runs (timed at {rows[0]['epochs']} epochs, scaled to the recipe's): "

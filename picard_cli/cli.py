@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console

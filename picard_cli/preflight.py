@@ -158,7 +158,8 @@ def iterated(count_k: Callable[[int], Counts], n: int) -> Counts:
     if n <= 2:
         return count_k(n)
     c1, c2 = count_k(1), count_k(2)
-    grow = lambda a, b: a + (n - 1) * (b - a)  # noqa: E731
+    def grow(a, b):
+        return a + (n - 1) * (b - a)
     return Counts(grow(c1.flops, c2.flops), int(grow(c1.ops, c2.ops)), int(grow(c1.saved_bytes, c2.saved_bytes)),
                   c1.params, f"{c1.how}; N_iter={n} extrapolated from N_iter=1, 2")
 
@@ -275,7 +276,8 @@ def _ns_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         X = torch.randn(bs, frames, size, size, device="meta")
         return F.mse_loss(model(X[:, 0])[0].float(), X)
 
-    counts = lambda: iterated(lambda k: meta_counts(lambda: build(dict(c, n_iter=k)), loss), c["n_iter"])  # noqa: E731
+    def counts():
+        return iterated(lambda k: meta_counts(lambda: build(dict(c, n_iter=k)), loss), c["n_iter"])
     note = f"{c['epochs']} epochs x ceil({n_train:,} / {bs})" + (" (at most: early stopping)" if c["patience"] else "")
     return Probe(_step_key(name, c, size), c["epochs"] * math.ceil(n_train / bs), note, bs, "samples", bf16,
                  make, counts, notes=[f"{size}x{size} fields, 10 stamps"])
@@ -332,7 +334,8 @@ def _vit_mask_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         Y = torch.rand(bs, 3, size, size, device="meta")
         return F.mse_loss(model(Y)[0].float(), Y)
 
-    counts = lambda: iterated(lambda k: meta_counts(lambda: build(k), loss), c["n_iter"])  # noqa: E731
+    def counts():
+        return iterated(lambda k: meta_counts(lambda: build(k), loss), c["n_iter"])
     return Probe(_step_key(name, c), c["epochs"] * math.ceil(n_img / bs),
                  f"{c['epochs']} epochs x ceil({n_img:,} / {bs})", bs, "images", c["amp"] == "auto", make, counts)
 
@@ -346,8 +349,9 @@ def _ddpm_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         raise RecipeError(f"attn_down={c['attn_down']} but the UNet has {len(c['channels'])} blocks")
     if R >> (len(c["channels"]) - 1) < 1:
         raise RecipeError(f"{len(c['channels'])} UNet blocks downsample {R}x{R} below 1 pixel")
-    build = lambda: D.build_unet(R, c["channels"], c["layers_per_block"], c["attn_down"], c["head_dim"],  # noqa: E731
-                                 c["norm_groups"], c["dropout"])
+    def build():
+        return (D.build_unet(R, c["channels"], c["layers_per_block"], c["attn_down"], c["head_dim"],
+                                 c["norm_groups"], c["dropout"]))
 
     def make(dev):
         import torch
@@ -616,7 +620,9 @@ def measure(probe: Probe, device: str, steps: int = 5, warmup: int = WARMUP) -> 
     cuda, step = dev.type == "cuda", None
     gc.collect()
     if cuda:
-        torch.cuda.synchronize(dev), torch.cuda.empty_cache(), torch.cuda.reset_peak_memory_stats(dev)
+        torch.cuda.synchronize(dev)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
     try:
         rss = None if cuda else _RssPeak()
@@ -826,7 +832,8 @@ def _cell(exp, p, name, runs, done, root, kind, device, target, measure_steps, c
         "steps_per_run": probe.steps_per_run, "steps_note": probe.steps_note, "items_per_step": probe.items,
         "item": probe.item, "seeds_per_step": probe.seeds, "notes": probe.notes, "groups": sizes_all}
     if "s_per_step" in cost:
-        hours = lambda sizes: sum(per_size[s][1]["s_per_step"] * probe.steps_per_run for s in sizes) / 3600  # noqa: E731
+        def hours(sizes):
+            return sum(per_size[s][1]["s_per_step"] * probe.steps_per_run for s in sizes) / 3600
         est |= {"items_per_s": probe.items / cost["s_per_step"], "hours_cell": hours(sizes_all),
                 "hours_todo": hours(sizes_todo), "hours_per_run": hours(sizes_all) / len(runs)}
         if any("s_per_step" not in per_size[s][1] for s in per_size):

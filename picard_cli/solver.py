@@ -81,7 +81,8 @@ class SolverStats:
         become the worst problem's (what a batch-wide "all below tol" test sees)."""
         if not self.step_norm or not isinstance(self.step_norm[0], list):
             return self
-        comb = lambda vs: [sum(v * v for v in row) ** 0.5 for row in vs]  # noqa: E731
+        def comb(vs):
+            return [sum(v * v for v in row) ** 0.5 for row in vs]
         step, res = comb(self.step_norm), comb(self.residual)
         ratio = [s / max(p, 1e-300) for p, s in zip(step, step[1:])]
         rel = [max(row) for row in self.rel_residual] if self.rel_residual and isinstance(self.rel_residual[0], list) \

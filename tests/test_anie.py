@@ -14,7 +14,8 @@ from picard_cli.experiments.anie import AnieConfig, load_splits
 from picard_cli.models.anie import ANIE, GalerkinAttention, token_coords, unused_fc_params
 from picard_cli.recipes import to_dict
 
-count = lambda m: sum(p.numel() for p in m.parameters())
+def count(m):
+    return sum(p.numel() for p in m.parameters())
 
 
 def test_parameter_counts_match_the_authors():

@@ -39,7 +39,9 @@ def test_archived_counter_dropout_runs_match_the_torch_stream_runs():
     for key, recs in new.items():
         assert len(recs) == 20 and all(r["extra"]["dropout_kernel"] == "counter" for r in recs)
         assert all(r["config"]["dropout_rng"] == "counter" and r["git_sha"] for r in recs)
-        acc = lambda rs: [r["metrics"]["test_acc_last"] for r in rs if r["status"] == "ok"]
+        def acc(rs):
+            return [r["metrics"]["test_acc_last"] for r in rs if r["status"] == "ok"]
+
         assert abs(statistics.mean(acc(recs)) - statistics.mean(acc(ref[key]))) <= statistics.pstdev(acc(ref[key])), key
 
 

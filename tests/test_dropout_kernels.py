@@ -103,7 +103,8 @@ def test_counter_runs_are_deterministic_recorded_and_distinct(synth_root):
     for cell in (dict(model="pign", backbone="gcn"), dict(model="plain", backbone="gat", heads=2)):
         torch_cfg = asdict(PignConfig(epochs=4, hidden=8, **cell))
         counter_cfg = dict(torch_cfg, dropout_rng="counter")
-        run = lambda cfg: Pign().run_group([dict(cfg, seed=s) for s in (0, 1)], ctx)
+        def run(cfg):
+            return Pign().run_group([dict(cfg, seed=s) for s in (0, 1)], ctx)
         a, b, t = run(counter_cfg), run(counter_cfg), run(torch_cfg)
         assert [r["metrics"] for r in a] == [r["metrics"] for r in b]
         assert a[0]["extra"]["dropout_kernel"] == "counter" and "dropout_kernel" not in t[0]["extra"]

@@ -50,7 +50,8 @@ def test_anderson_solves_a_linear_fixed_point_problem_in_fewer_steps_than_picard
 def test_anderson_first_step_is_the_damped_picard_step_and_problems_are_separate():
     M1, M2 = _sym_contraction(20, 0.9, 2), _sym_contraction(20, 0.3, 3)
     B = torch.randn(20, 2, dtype=D)
-    T = lambda x: torch.stack([M1 @ x[:, 0], M2 @ x[:, 1]], 1)  # noqa: E731  problems on dim 1
+    def T(x):  # problems on dim 1
+        return torch.stack([M1 @ x[:, 0], M2 @ x[:, 1]], 1)
     x1a, _ = anderson(T, torch.zeros(20, 2, dtype=D), B, a=0.3, max_iter=1, batch_dim=1)
     x1p, _ = picard(T, torch.zeros(20, 2, dtype=D), B, a=0.3, max_iter=1, batch_dim=1)
     assert torch.allclose(x1a, x1p, rtol=0, atol=1e-15)
@@ -131,7 +132,8 @@ def test_unrolled_gradient_through_anderson_matches_the_implicit_one():
 def test_implicit_gradient_falls_back_to_jacobian_free_where_the_backward_solve_fails():
     # problem 0 contracts, problem 1 (x -> 1.5 x) does not: its backward iteration diverges
     w = torch.tensor([0.5, 1.5], dtype=D, requires_grad=True)
-    T = lambda x: w[:, None] * x  # noqa: E731  two 1-element problems on dim 0
+    def T(x):  # two 1-element problems on dim 0
+        return w[:, None] * x
     spec = FixedPointSpec(grad="implicit", backward_tol=1e-12, backward_max_iter=200)
     x, st = solve(T, torch.ones(2, 1, dtype=D), torch.ones(2, 1, dtype=D), spec=spec, a=0.0, max_iter=3,
                   batch_dim=0, divergence=None)
@@ -148,7 +150,8 @@ def test_implicit_gradient_of_stacked_problems_is_per_problem():
     W2, u2, _ = _problem(2)
     Ws = torch.stack([W, W2])  # (2, n, n): problem s on dim 1 of x (n, 2)
     U = torch.stack([u, u2], 1)
-    T = lambda x: torch.tanh(torch.einsum("sij,js->is", Ws, x))  # noqa: E731
+    def T(x):
+        return torch.tanh(torch.einsum("sij,js->is", Ws, x))
     spec = FixedPointSpec(grad="implicit", backward_tol=1e-12, backward_max_iter=500)
     x, _ = solve(T, torch.zeros(6, 2, dtype=D), U, spec=spec, a=0.3, max_iter=300, batch_dim=1)
     g = torch.autograd.grad(_loss(x), [W, W2])
@@ -189,7 +192,8 @@ def test_implicit_memory_stays_flat_as_the_iteration_count_grows():
     torch.manual_seed(0)
     W = (0.5 * torch.randn(64, 64) / 8).requires_grad_()
     x0 = torch.randn(256, 64)
-    T = lambda x: torch.tanh(x @ W)  # noqa: E731
+    def T(x):
+        return torch.tanh(x @ W)
     saved = {}
     for grad in ("unrolled", "implicit"):
         for K in (5, 40):
@@ -261,7 +265,8 @@ def test_lipschitz_bound_of_the_gcn_operator_is_an_upper_bound():
     model = PIGN([torch.Generator().manual_seed(s) for s in range(3)], "gcn", 4, 2, 3, 5, 1, 0.0, 0.0, 0.5, "xavier")
     model.conv = conv
     bound, _ = model.lipschitz_bound(graph)
-    T = lambda h: torch.relu(conv(h, graph))  # noqa: E731
+    def T(h):
+        return torch.relu(conv(h, graph))
     g = torch.Generator().manual_seed(1)
     for s in range(3):
         worst = 0.0
@@ -297,9 +302,11 @@ def test_spectral_cap_makes_the_gcn_operator_certified():
 def test_tolerance_grid_predicts_where_a_tolerance_run_stops():
     M = _sym_contraction(40, 0.9, 9)
     b = torch.randn(40, dtype=D, generator=torch.Generator().manual_seed(2))
-    T = lambda x: M @ x  # noqa: E731
+    def T(x):
+        return M @ x
     x_star = torch.linalg.solve(torch.eye(40, dtype=D) - M, b)
-    err = lambda x: (x - x_star).norm().item()  # noqa: E731
+    def err(x):
+        return (x - x_star).norm().item()
     d = diagnose(T, torch.zeros(40, dtype=D), b, a=0.2, iters=200, metric=err, power_iters=100)[0]
     for method in ("picard", "anderson"):
         run = d["methods"][method]

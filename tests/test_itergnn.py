@@ -73,7 +73,8 @@ def test_stacked_problems_stop_on_their_own_and_match_solo_runs():
     """Seeds stacked on dim 1: a confident seed stops early, its result is what it would be alone."""
     torch.manual_seed(1)
     h0 = torch.randn(5, 2, 3, dtype=torch.float64)
-    conv = lambda z: 0.9 * z + 0.1  # noqa: E731
+    def conv(z):
+        return 0.9 * z + 0.1
     x, st = iterate(conv, const_conf([0.9, 0.3]), h0, t_max=40, stop_mass=2e-4, problem_dim=1)
     assert st.iters == [math.ceil(math.log(2e-4) / math.log(0.1)), math.ceil(math.log(2e-4) / math.log(0.7))]
     assert st.iters == [4, 24]

@@ -133,7 +133,8 @@ def test_parse_int_list():
 
 def test_filter_takes_substrings_and_regular_expressions():
     exp = registry.get("pign")
-    names = lambda f: sorted({r.cell for r in plan(exp, None, "quick", {}, {"seeds": 1}, filter_=f).runs})  # noqa: E731
+    def names(f):
+        return sorted({r.cell for r in plan(exp, None, "quick", {}, {"seeds": 1}, filter_=f).runs})
     assert names("gcn/cora-50") == ["GCN/Cora-50%", "IterGNN-GCN/Cora-50%", "PIGN-GCN/Cora-50%"]
     assert names("^(GCN|GAT)/CiteSeer$") == ["GAT/CiteSeer", "GCN/CiteSeer"]
     assert len(names("^IterGNN")) == 8

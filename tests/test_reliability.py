@@ -45,7 +45,8 @@ def test_a_lease_is_held_against_other_drivers_and_released(tmp_path):
     a.release(["k2"])
     assert b.claim(["k2", "k3"]) is None
     assert a.claim(["k1"]) is None  # its own lease: claimable again
-    a.release_all(), b.release_all()
+    a.release_all()
+    b.release_all()
     assert sorted(p.name for p in (tmp_path / "l").iterdir()) == [".lock"]
 
 

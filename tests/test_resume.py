@@ -107,7 +107,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(resumed):
     assert rec["extra"]["resumed_from_epoch"] == [killed_at + 1] and full["extra"]["resumed_from_epoch"] == []
     assert rec["metrics"] == full["metrics"]  # exactly
     assert len(rec["extra"]["train_loss"]) == EPOCHS  # nothing lost or redone
-    strip = lambda x: {k: v for k, v in x.items() if k not in TIMING}  # noqa: E731
+    def strip(x):
+        return {k: v for k, v in x.items() if k not in TIMING}
     assert strip(rec["extra"]) == strip(full["extra"])  # curves, iteration curves, solver logs
     assert rec["solver"] == full["solver"]
     if exp == "anie":
@@ -187,11 +188,14 @@ def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
     import numpy as np
 
     g = torch.Generator().manual_seed(1)
-    torch.manual_seed(2), np.random.seed(3), random.seed(4)
+    torch.manual_seed(2)
+    np.random.seed(3)
+    random.seed(4)
     np.random.randn()  # a cached gaussian in numpy's state
     C.save(tmp_path / "ck.pt", {"rng": C.rng_state(g)})
-    draw = lambda: (torch.rand(3).tolist(), np.random.randn(3).tolist(), random.random(),  # noqa: E731
-                    torch.rand(3, generator=g).tolist())
+    def draw():
+        return ((torch.rand(3).tolist(), np.random.randn(3).tolist(), random.random(),
+                    torch.rand(3, generator=g).tolist()))
     first = draw()
     C.set_rng_state(torch.load(tmp_path / "ck.pt", weights_only=True)["rng"], g)
     assert draw() == first

@@ -59,7 +59,8 @@ def test_seed_slices_do_not_depend_on_stack_mates():
 def test_parameter_counts_match_spec():
     # spec pign.md §4.1: Cora (F 1433, C 7) GCN-2 46,119; GAT-2 92,373; PIGN-GCN H32 47,175; PIGN-GAT H64 126,087
     g = [torch.Generator().manual_seed(0)]
-    count = lambda m: sum(p.numel() for p in m.parameters())
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
     assert count(PlainGNN(g, "gcn", 1433, 7, 2, 32, 8, 0.5, 0.6)) == 46119
     assert count(PlainGNN(g, "gat", 1433, 7, 2, 8, 8, 0.6, 0.6)) == 92373
     assert count(PlainGNN(g, "gat", 1433, 7, 3, 8, 8, 0.6, 0.6)) == 126229
@@ -146,7 +147,8 @@ def test_reusing_products_and_evaluating_late_change_no_number(synth_root, monke
                                                          sparse_mm(a, b))[1])
     for cell in cells:
         cfg = asdict(PignConfig(epochs=6, hidden=8, **cell))
-        runs = lambda: [r["metrics"] for r in Pign().run_group([dict(cfg, seed=s) for s in (0, 1)], ctx)]
+        def runs():
+            return [r["metrics"] for r in Pign().run_group([dict(cfg, seed=s) for s in (0, 1)], ctx)]
         feature_products.clear()
         reused, n_reused = runs(), sum(feature_products)
         monkeypatch.setattr(stacked_gnn, "REUSE_PRODUCTS", False)

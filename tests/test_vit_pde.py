@@ -13,7 +13,8 @@ from picard_cli.models.vit_pde import (LSA, MODELS, PicardOperator, ViT,
                                        build_operator, shift_patches, unpatchify)
 
 SMALL = dict(dim=32, depth=2, heads=4, mlp=64, patch=4)
-count = lambda m: sum(p.numel() for p in m.parameters())
+def count(m):
+    return sum(p.numel() for p in m.parameters())
 
 
 def vit_count(d=256, L=6, mlp=512, F=10, S=64, p=8, in_ch=10, per_token=None, tokens=None):
@@ -128,7 +129,8 @@ def test_one_step_with_a_one_is_the_identity():
         x1, _ = _op(model, n_iter=1, a=1.0)(w0)
         assert torch.equal(x1, f), model
     m = _op(n_iter=3)
-    torch.nn.init.zeros_(m.T.head.weight), torch.nn.init.zeros_(m.T.head.bias)  # T = 0
+    torch.nn.init.zeros_(m.T.head.weight)
+    torch.nn.init.zeros_(m.T.head.bias)  # T = 0
     assert torch.equal(m(w0)[0], f)
 
 

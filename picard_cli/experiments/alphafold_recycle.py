@@ -357,7 +357,8 @@ def _summarise(t: str, native, items: list, out: dict, c: dict, job: str) -> dic
         with np.errstate(all="ignore"):
             mean = np.nanmean(A, 1)
             std = np.nanstd(A, 1)
-        rnd = lambda a: [None if not np.isfinite(v) else round(float(v), 6) for v in a]  # noqa: E731
+        def rnd(a):
+            return [None if not np.isfinite(v) else round(float(v), 6) for v in a]
         hb = HIGHER_BETTER[m]
         tol = (c["tol_gdt"] / 100.0 if m.startswith("gdt") else c["tol_rmsd"] if m == "rmsd" else 0.0)
         conv = convergence(rnd(mean), hb, tol)  # on the stored (rounded) curve, as the report recomputes it

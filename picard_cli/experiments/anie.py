@@ -191,12 +191,15 @@ class Anie:
         dev = torch.device(ctx.device)
         train, val, test, meta = load_splits(c, ctx.data_root)
         S = train.shape[-1]
-        to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+        def to(a):
+            return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
         Xtr, Xva, Xte = to(train), to(val), to(test)
-        torch.manual_seed(c["seed"]), np.random.seed(c["seed"] % 2**32)
+        torch.manual_seed(c["seed"])
+        np.random.seed(c["seed"] % 2**32)
         model = build_model(c, S).to(dev)
         bf16 = c["amp"] == "auto" and dev.type == "cuda"
-        amp = lambda: (torch.autocast("cuda", dtype=torch.bfloat16) if bf16  # noqa: E731
+        def amp():
+            return (torch.autocast("cuda", dtype=torch.bfloat16) if bf16
                        else contextlib.nullcontext())
         run = fit(model, Xtr, Xva, c, ctx, amp)
         ctx.on_phase("evaluation")

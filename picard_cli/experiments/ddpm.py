@@ -177,12 +177,15 @@ def run_one(c: dict, ctx) -> dict:
     if len(train.images) < c["batch_size"]:
         raise DataError(f"{len(train.images)} training images < batch_size={c['batch_size']}")
     tr_np, te_np = D.pool_uint8(train.images, R), D.pool_uint8(test.images, R)
-    to = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(dev)  # noqa: E731
+    def to(a):
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(dev)
     Xtr, Xte = to(tr_np), to(te_np)  # uint8 on the device: no per-image transforms
 
     import random
 
-    torch.manual_seed(c["seed"]), np.random.seed(c["seed"] % 2**32), random.seed(c["seed"])
+    torch.manual_seed(c["seed"])
+    np.random.seed(c["seed"] % 2**32)
+    random.seed(c["seed"])
     unet = D.build_unet(R, c["channels"], c["layers_per_block"], c["attn_down"], c["head_dim"], c["norm_groups"],
                         c["dropout"]).to(dev)
     cuda = dev.type == "cuda"
@@ -190,7 +193,8 @@ def run_one(c: dict, ctx) -> dict:
         unet = unet.to(memory_format=torch.channels_last)
     sched = D.build_scheduler(T, c["beta_schedule"], c["variance_type"], c["zero_snr"])
     bf16 = c["amp"] == "auto" and cuda
-    amp = lambda: torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()  # noqa: E731
+    def amp():
+        return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
 
@@ -212,7 +216,8 @@ def run_one(c: dict, ctx) -> dict:
         from ..checkpoint import check_config
 
         check_config(ck, c, path)
-        unet.load_state_dict(ck["model"]), opt.load_state_dict(ck["optimizer"])
+        unet.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
         lr_sched.load_state_dict(ck["lr_scheduler"])
         if ema is not None:
             ema.load_state_dict(ck["ema"])
@@ -237,7 +242,8 @@ def run_one(c: dict, ctx) -> dict:
         if ema is None:
             yield
             return
-        ema.store(unet.parameters()), ema.copy_to(unet.parameters())
+        ema.store(unet.parameters())
+        ema.copy_to(unet.parameters())
         try:
             yield
         finally:
@@ -249,12 +255,14 @@ def run_one(c: dict, ctx) -> dict:
     def evaluate(step: int, n_fid: int) -> None:  # held-out loss (+ FID with n_fid samples) at a checkpoint
         with eval_weights():
             losses = D.triple_losses(unet, sched, Xte, u, eps, batch=c["sample_batch"], amp=amp)
-            st["test_log"]["step"].append(step), st["test_log"]["loss"].append(float(losses.mean()))
+            st["test_log"]["step"].append(step)
+            st["test_log"]["loss"].append(float(losses.mean()))
             if c["fid"] and n_fid and weights is not None:
                 ctx.on_phase(f"sampling and FID at step {step} (N={n_fid})")
                 samples = D.sample(unet, sched, n_fid, seed=c["eval_seed"], batch=c["sample_batch"], amp=amp,
                                    device=dev)
-                st["fid_log"]["step"].append(step), st["fid_log"]["value"].append(fid_of(samples)["value"])
+                st["fid_log"]["step"].append(step)
+                st["fid_log"]["value"].append(fid_of(samples)["value"])
                 st["fid_log"]["n"].append(n_fid)
 
     def checkpoint():  # rank 0 only (the model and optimizer are the same in every process)
@@ -304,7 +312,8 @@ def run_one(c: dict, ctx) -> dict:
         st["step"] = step = step + 1
         if step % c["log_every"] == 0 or step == c["train_steps"]:
             mean = dist.mean(acc / count).item()  # over processes: the global batch's loss
-            st["train_log"]["step"].append(step), st["train_log"]["loss"].append(mean)
+            st["train_log"]["step"].append(step)
+            st["train_log"]["loss"].append(mean)
             acc.zero_()
             count = 0
             if not math.isfinite(mean):
@@ -353,14 +362,16 @@ def run_one(c: dict, ctx) -> dict:
         fig7 = [n for n in c["fig7_steps"] if n <= T] if c["fig7_for_T"] in (0, T) else []
         grids7 = [D.sample(unet, sched, c["grid_n"], n, seed=c["eval_seed"], batch=c["sample_batch"], amp=amp,
                            device=dev) for n in fig7]
-    st["test_log"]["step"].append(st["step"]), st["test_log"]["loss"].append(float(losses.mean()))
+    st["test_log"]["step"].append(st["step"])
+    st["test_log"]["loss"].append(float(losses.mean()))
     if c["fid"]:
         ctx.on_phase(f"FID (N={c['fid_n']})")
         fid = fid_of(samples[:c["fid_n"]] if weights is not None else samples[:0])
         extra["fid"] = fid
         if fid["value"] is not None and n_curve:
             v = fid["value"] if n_curve == c["fid_n"] else fid_of(samples[:n_curve])["value"]
-            st["fid_log"]["step"].append(st["step"]), st["fid_log"]["value"].append(v)
+            st["fid_log"]["step"].append(st["step"])
+            st["fid_log"]["value"].append(v)
             st["fid_log"]["n"].append(n_curve)
     extra |= {"test_loss_curve": st["test_log"], "fid_curve": st["fid_log"],
               "loss_by_t": D.binned(u, losses, c["loss_bins"]),

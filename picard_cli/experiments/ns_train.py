@@ -34,7 +34,8 @@ class Fit:
 
     def extra(self) -> dict:
         """The curves for a record's ``extra``."""
-        g = lambda v: float(f"{v:.6g}")  # noqa: E731
+        def g(v):
+            return float(f"{v:.6g}")
         out = {"epoch_s_mean": round(sum(self.epoch_s) / max(1, len(self.epoch_s)), 3),
                "train_loss": [g(v) for v in self.losses], "val_mse": [g(v) for v in self.val_mse],
                "resumed_from_epoch": list(self.resumed_from)}
@@ -89,7 +90,8 @@ def fit(model, Xtr, Xva, c: dict, ctx, amp=contextlib.nullcontext) -> Fit:
     ctx.on_phase("training" + (f" (resumed at epoch {start})" if start else ""))
     if start:
         ctx.on_epoch(start, c["epochs"], "resumed")
-    stop = lambda epoch: bool(c["patience"]) and epoch - out.best_epoch >= c["patience"]  # noqa: E731
+    def stop(epoch):
+        return bool(c["patience"]) and epoch - out.best_epoch >= c["patience"]
     if start and stop(start - 1):  # the checkpoint is of the epoch that stopped early
         start = c["epochs"]
     for epoch in range(start, c["epochs"]):
@@ -193,7 +195,8 @@ def trivial_baselines(train, test) -> dict:
     import numpy as np
 
     target = test[:, 1:].astype(np.float64)
-    per = lambda pred: float(((target - pred) ** 2).reshape(len(test), -1).mean(1).mean())  # noqa: E731
+    def per(pred):
+        return float(((target - pred) ** 2).reshape(len(test), -1).mean(1).mean())
     return {"baseline_zero": per(0.0), "baseline_input": per(test[:, :1].astype(np.float64)),
             "baseline_mean_field": per(train[:, 1:].astype(np.float64).mean(0, keepdims=True))}
 

@@ -175,7 +175,9 @@ class PignLrgb:
             splits = {k: v[: c["max_graphs"]] for k, v in splits.items()}
         hidden = fit_hidden(c)
         # The fork seeds torch, random and numpy after loading data, before building the model.
-        torch.manual_seed(c["seed"]), random.seed(c["seed"]), np.random.seed(c["seed"] % 2**32)
+        torch.manual_seed(c["seed"])
+        random.seed(c["seed"])
+        np.random.seed(c["seed"] % 2**32)
         model = build_model(c, hidden).to(dev)
         n_params = model.n_params()
         g = torch.Generator().manual_seed(c["seed"])
@@ -196,7 +198,8 @@ class PignLrgb:
                 for b in loader:
                     b = b.to(dev)
                     logits, _ = model(b.x, b.edge_index, b.batch, iters=iters)
-                    preds.append(logits.argmax(-1).cpu()), ys.append(b.y.cpu())
+                    preds.append(logits.argmax(-1).cpu())
+                    ys.append(b.y.cpu())
             return macro_f1(torch.cat(ys), torch.cat(preds))
 
         st = train_loop(model, train, lambda: evaluate(loaders["val"]), opt, sched, g, c, ctx)
@@ -254,7 +257,8 @@ def train_loop(model, loader, validate, opt, sched, g, c: dict, ctx) -> dict:
     ck, start = Checkpointer(ctx, c), 0
     saved = ck.resume()
     if saved is not None:
-        model.load_state_dict(saved["model"]), opt.load_state_dict(saved["optimizer"])
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
         if sched is not None:
             sched.load_state_dict(saved["lr_scheduler"])
         if loader.persistent_workers and loader.num_workers > 0:

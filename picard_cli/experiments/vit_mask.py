@@ -176,15 +176,18 @@ class VitMask:
 
             raise DataError(f"val_n={c['val_n']} leaves no training images (the split has {len(order)})")
         tr_idx, va_idx = order[:len(order) - c["val_n"]], order[len(order) - c["val_n"]:]
-        to = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(dev)  # noqa: E731
+        def to(a):
+            return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(dev)
         Ytr, Yva, Yte = to(train.images[tr_idx]), to(train.images[va_idx]), to(test.images)
 
-        torch.manual_seed(c["seed"]), np.random.seed(c["seed"] % 2**32)
+        torch.manual_seed(c["seed"])
+        np.random.seed(c["seed"] % 2**32)
         T = MaskedViT(32, 3, c["patch"], c["dim"], c["depth"], c["heads"], c["dec_dim"], c["dec_depth"],
                       c["dec_heads"], c["mlp_ratio"], c["pos"], c["dropout"])
         model = PicardImage(T, c["n_iter"], c["lam"], c["first_step"]).to(dev)
         bf16 = c["amp"] == "auto" and dev.type == "cuda"
-        amp = lambda: (torch.autocast("cuda", dtype=torch.bfloat16) if bf16  # noqa: E731
+        def amp():
+            return (torch.autocast("cuda", dtype=torch.bfloat16) if bf16
                        else contextlib.nullcontext())
         fit = train_model(model, Ytr, Yva, tr_idx, c, ctx, amp)
         from .. import distributed as dist
@@ -203,7 +206,8 @@ class VitMask:
         metrics = {"train_loss_last": fit.losses[-1], "epochs_run": len(fit.losses)}
         if fit.val_mse:
             metrics |= {"val_mse_last": fit.val_mse[-1], "val_mse_best": fit.best_val, "best_epoch": fit.best_epoch}
-        test_masks = lambda idx: masks_for(idx, c["mask_ratio"], c["mask_seed"], -1, dev)  # noqa: E731
+        def test_masks(idx):
+            return masks_for(idx, c["mask_ratio"], c["mask_seed"], -1, dev)
         fid_n = c["fid_n"] or len(Yte)
         weights = None
         if c["fid"] and ctx.fid_weights != "none":  # --fid-weights none: FID n/a on purpose
@@ -319,7 +323,8 @@ def train_model(model, Ytr, Yva, tr_ids, c: dict, ctx, amp):
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     g = torch.Generator().manual_seed(c["seed"])
-    val_masks = lambda idx: masks_for(idx, c["mask_ratio"], c["mask_seed"], -2, Ytr.device)  # noqa: E731
+    def val_masks(idx):
+        return masks_for(idx, c["mask_ratio"], c["mask_seed"], -2, Ytr.device)
     ck = Checkpointer(ctx, c, main=dist.is_main())
     out, start = resume_fit(ck, model, opt, sched, g)  # every rank, before DDP's first broadcast
     ctx.on_phase("training" + (f" (resumed at epoch {start})" if start else ""))
@@ -394,7 +399,8 @@ def local_mean_inpaint(x0, known, max_radius: int = 16):
     for r in range(1, max_radius + 1):
         if not todo.any():
             break
-        box = lambda t: F.avg_pool2d(t, 2 * r + 1, stride=1, padding=r, count_include_pad=False)  # noqa: E731
+        def box(t):
+            return F.avg_pool2d(t, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
         count = box(known)
         fill = box(x0 * known) / count.clamp_min(1e-12)
         ready = todo & (count > 0)

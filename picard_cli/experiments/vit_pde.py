@@ -134,12 +134,15 @@ class VitPde:
         S, frames = train.shape[-1], train.shape[1]
         if S % c["patch"]:
             raise DataError(f"field size {S} is not a multiple of patch={c['patch']}")
-        to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+        def to(a):
+            return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
         Xtr, Xva, Xte = to(train), to(val), to(test)
-        torch.manual_seed(c["seed"]), np.random.seed(c["seed"] % 2**32)
+        torch.manual_seed(c["seed"])
+        np.random.seed(c["seed"] % 2**32)
         model = build_model(c, S, frames).to(dev)
         bf16 = c["amp"] == "auto" and dev.type == "cuda"
-        amp = lambda: (torch.autocast("cuda", dtype=torch.bfloat16) if bf16  # noqa: E731
+        def amp():
+            return (torch.autocast("cuda", dtype=torch.bfloat16) if bf16
                        else contextlib.nullcontext())
         run = fit(model, Xtr, Xva, c, ctx, amp)
         ctx.on_phase("evaluation")

@@ -107,7 +107,9 @@ def anderson(
                 dR.append(rf - prev_r)
                 born.append(k)
                 if len(dX) > m:
-                    dX.pop(0), dR.pop(0), born.pop(0)
+                    dX.pop(0)
+                    dR.pop(0)
+                    born.pop(0)
         prev_x, prev_r = xf, rf
         beta = 1.0 - a_k[k]
         step_flat = beta * rf

@@ -287,7 +287,8 @@ def softmax(csr, a_src, a_dst, slope: float):
     """Attention coefficients (E, S, heads) from per-node logits a_src, a_dst (N, S, heads)."""
     import torch
 
-    flat = lambda t: t.detach().reshape(t.shape[0], -1).numpy()
+    def flat(t):
+        return t.detach().reshape(t.shape[0], -1).numpy()
     alpha = torch.empty(csr.src.numel(), *a_dst.shape[1:], dtype=a_dst.dtype)
     _call(_softmax, csr.rowptr.numpy(), csr.src.numpy(), flat(a_src), flat(a_dst), np.float32(slope), flat(alpha))
     return alpha
@@ -297,7 +298,8 @@ def softmax_backward(csr, a_src, a_dst, slope: float, alpha, grad_alpha):
     """Gradients of ``softmax`` w.r.t. a_src and a_dst."""
     import torch
 
-    flat = lambda t: t.detach().reshape(t.shape[0], -1).numpy()
+    def flat(t):
+        return t.detach().reshape(t.shape[0], -1).numpy()
     grad_z, grad_dst, grad_src = torch.empty_like(alpha), torch.empty_like(a_dst), torch.empty_like(a_src)
     _call(_softmax_grad, csr.rowptr.numpy(), csr.src.numpy(), flat(a_src), flat(a_dst), np.float32(slope),
           flat(alpha), flat(grad_alpha.contiguous()), flat(grad_z), flat(grad_dst))

@@ -73,7 +73,8 @@ class MaskedViT(nn.Module):
             self.register_buffer("dec_pos", sincos_2d(self.grid, dec_dim), persistent=False)
         else:
             raise ValueError(f"pos must be 'learned' or 'sincos', got {pos!r}")
-        blk = lambda d, h: Block(d, h, mlp_ratio=mlp_ratio, proj_drop=dropout, attn_drop=dropout)  # noqa: E731
+        def blk(d, h):
+            return Block(d, h, mlp_ratio=mlp_ratio, proj_drop=dropout, attn_drop=dropout)
         self.encoder = nn.Sequential(*(blk(dim, heads) for _ in range(depth)))
         self.norm = nn.LayerNorm(dim)
         self.bridge = nn.Linear(dim, dec_dim)

@@ -322,7 +322,8 @@ def paired_markdown(t: Table) -> str:
 
 
 def to_latex(t: Table) -> str:
-    esc = lambda s: s.replace("%", r"\%").replace("±", r"$\pm$")
+    def esc(s):
+        return s.replace("%", r"\%").replace("±", r"$\pm$")
     lines = [f"% {t.title} ({subtitle(t)})", r"\begin{tabular}{l" + "c" * len(t.cols) + "}", r"\toprule",
              "Model & " + " & ".join(esc(c) for c in t.cols) + r" \\", r"\midrule"]
     for r in _shown_rows(t):
@@ -460,8 +461,10 @@ def convergence_rows(exp, records: list[dict]) -> tuple[list[dict], list[dict]]:
         groups.setdefault(label, []).append(row)
     out = []
     for label, rows in groups.items():
-        mean = lambda vals: (sum(vals) / len(vals)) if vals else None  # noqa: E731
-        vals = lambda key: [x[key] for x in rows if x.get(key) is not None and math.isfinite(x[key])]  # noqa: E731
+        def mean(vals):
+            return (sum(vals) / len(vals)) if vals else None
+        def vals(key):
+            return [x[key] for x in rows if x.get(key) is not None and math.isfinite(x[key])]
         g = {"group": label, "n": len(rows), "metric_name": rows[0]["metric_name"],
              "certified": sum(x["contraction"] == "certified" for x in rows),
              "empirical": sum(x["contraction"] == "empirical" for x in rows),
@@ -496,8 +499,9 @@ def render_convergence(exp, records: list[dict], console) -> list[dict]:
                 "tol 1e-2: picard | anderson", "tol 1e-4: picard | anderson (ratio)", "metric @1e-4: picard | anderson"):
         t.add_column(col)
     for g in groups:
-        reach = lambda m, tol: f"{_fmt(g[f'{m}@{tol}'])}" + (  # noqa: E731
-            f" ({g[f'{m}_reached@{tol}']}/{g['n']})" if g[f"{m}_reached@{tol}"] < g["n"] else "")
+        def reach(m, tol):
+            return (f"{_fmt(g[f'{m}@{tol}'])}" + (
+            f" ({g[f'{m}_reached@{tol}']}/{g['n']})" if g[f"{m}_reached@{tol}"] < g["n"] else ""))
         t.add_row(escape(g["group"]), str(g["n"]), f"{g['certified']} / {g['empirical']} / {g['neither']}",
                   f"{_fmt(g['spectral_radius'])} | {_fmt(g['spectral_radius_damped'])}", _fmt(g["lipschitz_bound"]),
                   f"{reach('picard', '1e-02')} | {reach('anderson', '1e-02')}",
@@ -533,9 +537,10 @@ def write_convergence(exp, records: list[dict], root: Path, stem: str) -> list[P
              "evals @1e-2 picard / anderson | evals @1e-4 picard / anderson | ratio @1e-4 | metric @1e-4 picard / anderson |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for g in groups:
-        ev = lambda tol: " / ".join(  # noqa: E731
+        def ev(tol):
+            return (" / ".join(
             _fmt(g[f"{m}@{tol}"]) + (f" ({g[f'{m}_reached@{tol}']}/{g['n']})" if g[f"{m}_reached@{tol}"] < g["n"] else "")
-            for m in ("picard", "anderson"))
+            for m in ("picard", "anderson")))
         lines.append(f"| {g['group']} | {g['n']} | {g['certified']} / {g['empirical']} / {g['neither']} | "
                      f"{_fmt(g['spectral_radius'])} | {_fmt(g['spectral_radius_damped'])} | {_fmt(g['lipschitz_bound'])} | "
                      f"{ev('1e-02')} | {ev('1e-04')} | {_fmt(g['ratio@1e-04'])} | "
