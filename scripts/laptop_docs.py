@@ -1,20 +1,27 @@
-"""Render the laptop-scale evidence in docs/laptop.md from the archived records.
+"""Render the generated blocks of the docs (docs/laptop.md, docs/experiments/*.md, docs/benchmarks.md)
+from the archived records and benchmark outputs under archive/.
 
     python scripts/laptop_docs.py            # rewrite the generated blocks, docs/laptop.json, docs/img/*
-    python scripts/laptop_docs.py --check    # exit 1 if docs/laptop.md differs from what the archive gives
+    python scripts/laptop_docs.py --check    # exit 1 if any page differs from what the archive gives
 
-For each experiment with an archive/<experiment>-laptop.jsonl.gz, the table block between
-``<!-- laptop:<experiment>:begin -->`` and ``<!-- laptop:<experiment>:end -->`` is what
-``picard report <experiment>`` prints as Markdown for those records (ours as mean ± std over seeds,
-the baselines' rows, the paper's reference values, the paired differences and verdicts), followed
-by the measured wall time and how complete the table is. docs/laptop.json holds those figures;
-docs/img/<experiment>-laptop_iters.png is the metric-vs-k figure.
+Laptop-scale evidence: for each experiment with an archive/<experiment>-laptop.jsonl.gz, the block
+between ``<!-- laptop:<experiment>:begin -->`` and ``<!-- laptop:<experiment>:end -->`` (on every
+page that has those markers) is what ``picard report <experiment>`` prints as Markdown for those
+records (ours as mean ± std over seeds, the baselines' rows, the paper's reference values, the paired
+differences and verdicts), followed by the measured wall time and how complete the table is.
+docs/laptop.json holds those figures; docs/img/<experiment>-laptop_iters.png is the metric-vs-k figure.
+
+Other archives: the block between ``<!-- archive:<name>:begin -->`` and ``<!-- archive:<name>:end -->``
+is rendered by ARCHIVE_BLOCKS[<name>]: the paper-scale Table 5 (archive/pign-table5.jsonl.gz, both
+protocols), the accuracy check of ``dropout_rng=counter`` (archive/pign-table5-counter.jsonl.gz) and
+the PIGN training-speed figures (archive/bench-pign-*.json).
 """
 from __future__ import annotations
 
 import argparse
 import gzip
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -26,11 +33,22 @@ DOC = REPO / "docs" / "laptop.md"
 FIGURES = REPO / "docs" / "laptop.json"
 
 
+def pages() -> list[Path]:
+    """Every docs page that may hold generated blocks."""
+    out = [DOC, *sorted((REPO / "docs" / "experiments").glob("*.md")), REPO / "docs" / "benchmarks.md"]
+    return [p for p in out if p.exists()]
+
+
 def archived(name: str) -> list[dict]:
     path = REPO / "archive" / f"{name}-laptop.jsonl.gz"
     if not path.exists():
         return []
     return [json.loads(line) for line in gzip.open(path, "rt").read().splitlines() if line.strip()]
+
+
+def records(filename: str) -> list[dict]:
+    return [json.loads(line) for line in gzip.open(REPO / "archive" / filename, "rt").read().splitlines()
+            if line.strip()]
 
 
 def summary(name: str, records: list[dict]) -> dict:
@@ -87,35 +105,163 @@ def training_line(exp, records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render() -> tuple[str, dict]:
+# --- blocks from the other archives ------------------------------------------------------------------
+
+def table5_block() -> str:
+    """Table 5 at paper scale from archive/pign-table5.jsonl.gz: the paper protocol (last epoch) and
+    the best-validation protocol, as `picard report pign` renders them."""
     from picard_cli import registry, report
 
-    text, figures = DOC.read_text(), {}
+    recs = records("pign-table5.jsonl.gz")
+    exp = registry.get("pign")
+    last, best = report.build(exp, recs), report.build(exp, recs, protocol="best-val")
+    diverged = sum(r["status"] == "diverged" for r in recs)
+    return (report.to_markdown(last) + "\n" + report.to_markdown(best) + "\n"
+            f"Records: {len(recs):,} runs in `archive/pign-table5.jsonl.gz` ({diverged} diverged).\n")
+
+
+def _accuracy_cells(recs: list[dict]) -> dict:
+    from picard_cli.experiments.pign import Pign
+
+    out: dict = {}
+    for r in recs:
+        if r["config"]["model"] != "itergnn" and r["status"] == "ok":
+            out.setdefault((Pign.row(r["config"]), Pign.col(r["config"])), []).append(
+                100 * r["metrics"]["test_acc_last"])
+    return out
+
+
+def _fmt(v: list[float]) -> str:
+    return f"{statistics.mean(v):.1f} ± {statistics.pstdev(v):.1f} (n={len(v)})"
+
+
+def counter_block() -> str:
+    """The accuracy check of dropout_rng=counter: its 20 runs per paper cell against the archived
+    100 torch-stream runs (what benchmarks/pign_compare.py prints for the two archives)."""
+    from picard_cli.experiments.pign import Pign
+
+    ref, new = _accuracy_cells(records("pign-table5.jsonl.gz")), _accuracy_cells(records("pign-table5-counter.jsonl.gz"))
+    lines = ["| cell | `dropout_rng=counter` | default stream (archived Table 5 runs) | difference of means / std |",
+             "|---|---|---|---|"]
+    worst = 0.0
+    for key in sorted(new, key=lambda k: (Pign.rows.index(k[0]), Pign.cols.index(k[1]))):
+        a, b = ref[key], new[key]
+        z = abs(statistics.mean(b) - statistics.mean(a)) / statistics.pstdev(a)
+        worst = max(worst, z)
+        lines.append(f"| {key[0]}/{key[1]} | {_fmt(b)} | {_fmt(a)} | {z:.2f} |")
+    return ("\n".join(lines) + "\n\n"
+            f"Largest difference of means, in units of the archived runs' std: {worst:.2f}.\n")
+
+
+def bench(name: str) -> dict:
+    return json.loads((REPO / "archive" / name).read_text())
+
+
+def _argv(argv: list[str]) -> str:
+    """A benchmark's command line without the machine-specific data root and output path."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--data-root", "--out"):
+            skip = True
+        else:
+            out.append(a)
+    return " ".join(out)
+
+
+def speed_block() -> str:
+    """The PIGN training-speed figures of benchmarks/pign_throughput.py, from its archived outputs."""
+    from picard_cli import registry, report
+
+    ref = report.build(registry.get("pign"), records("pign-table5.jsonl.gz"))
+    out = []
+    for name, what in (("bench-pign-clean-200ep.json", "default dropout stream"),
+                       ("bench-pign-clean-200ep-counter.json", "`dropout_rng=counter`")):
+        b = bench(name)
+        out += [f"Clean cells at the protocol's full 200 epochs, {what} (`archive/{name}`; "
+                f"`python benchmarks/pign_throughput.py {_argv(b['argv'])}`). Loop vs picard runs/hour, ratio; "
+                "picard's test accuracy over its 100 runs, and the archived Table 5 runs of the cell:", ""]
+        for r in b["cells"]:
+            acc = r.get("picard_acc")
+            row, col = r["cell"].split("/")
+            acc_s = f"; accuracy {100 * acc[0]:.1f} ± {100 * acc[1]:.1f}" if acc else ""
+            out.append(f"- {r['cell']} {r['loop_runs_per_hour']:.0f} vs {r['picard_runs_per_hour']:.0f}, "
+                       f"**{r['ratio']:.1f}x**{acc_s} (archived: {report.fmt_ours(ref.ours.get((row, col)))})")
+        out.append("")
+    grid = bench("bench-pign-grid-20ep.json")
+    out += ["The whole grid at 20 epochs with `dropout_rng=counter` (`archive/bench-pign-grid-20ep.json`); "
+            "runs/hour scaled to the protocol's 200 epochs (which also scales each group's fixed costs by "
+            f"ten); measured fp32 matmul peak in the same run {grid['peak_fp32_gflops']:.0f} GFLOP/s, "
+            f"bf16 {grid['peak_bf16_gflops']:.0f} GFLOP/s:", "",
+            "| cell | loop runs/h | picard runs/h | ratio | loop GFLOP/s | picard GFLOP/s |",
+            "|---|---|---|---|---|---|"]
+    for r in grid["cells"]:
+        sc = r["protocol_scale"]
+        out.append(f"| {r['cell']} | {r['loop_runs_per_hour'] / sc:.0f} | {r['picard_runs_per_hour'] / sc:.0f} | "
+                   f"{r['ratio']:.1f}x | {r['loop_gflops']:.1f} | {r['picard_gflops']:.1f} |")
+    g = grid["grid"]
+    out += ["", f"**Whole grid (16 cells x 100 runs): loop {g['loop_minutes_100_runs']:.0f} minutes, picard "
+            f"{g['picard_minutes_100_runs']:.0f} minutes: {g['ratio']:.1f}x.**"]
+    g = bench("bench-pign-grid-20ep-torch.json")["grid"]
+    out += ["", "The same grid with the default dropout stream (`archive/bench-pign-grid-20ep-torch.json`, the same "
+            f"command without `--set`): loop {g['loop_minutes_100_runs']:.0f} minutes, picard "
+            f"{g['picard_minutes_100_runs']:.0f} minutes, {g['ratio']:.1f}x.", ""]
+    return "\n".join(out)
+
+
+ARCHIVE_BLOCKS = {"pign-table5": table5_block, "pign-counter": counter_block, "bench-pign": speed_block}
+
+
+def _replace(text: str, begin: str, end: str, body: str) -> str:
+    head, rest = text.split(begin, 1)
+    return head + begin + "\n" + body + end + rest.split(end, 1)[1]
+
+
+def render() -> tuple[dict[Path, str], dict]:
+    from picard_cli import registry, report
+
+    texts = {p: p.read_text() for p in pages()}
+    figures: dict = {}
     for name in EXPERIMENTS:
-        records = archived(name)
         begin, end = f"<!-- laptop:{name}:begin -->", f"<!-- laptop:{name}:end -->"
-        if not records or begin not in text:
+        recs = archived(name)
+        if not recs or not any(begin in t for t in texts.values()):
             continue
-        s = summary(name, records)
+        s = summary(name, recs)
         figures[name] = s
-        head, rest = text.split(begin, 1)
-        text = head + begin + "\n" + block(name, records, s) + end + rest.split(end, 1)[1]
-        frame = report.curve_frame(registry.get(name), records)
+        body = block(name, recs, s)
+        for p, t in texts.items():
+            if begin in t:
+                texts[p] = _replace(t, begin, end, body)
+        frame = report.curve_frame(registry.get(name), recs)
         if frame is not None:
             s["curve_points"] = len(frame)
-    return text, figures
+    for name, make in ARCHIVE_BLOCKS.items():
+        begin, end = f"<!-- archive:{name}:begin -->", f"<!-- archive:{name}:end -->"
+        if not any(begin in t for t in texts.values()):
+            continue
+        body = make()
+        for p, t in texts.items():
+            if begin in t:
+                texts[p] = _replace(t, begin, end, body)
+    return texts, figures
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
     a = ap.parse_args()
-    text, figures = render()
+    texts, figures = render()
     if a.check:
-        ok = text == DOC.read_text() and json.loads(FIGURES.read_text()) == json.loads(json.dumps(figures))
-        print("docs/laptop.md is up to date" if ok else "docs/laptop.md differs from the archive: re-run the script")
+        stale = [p.relative_to(REPO) for p, t in texts.items() if t != p.read_text()]
+        ok = not stale and json.loads(FIGURES.read_text()) == json.loads(json.dumps(figures))
+        print("docs are up to date" if ok else
+              f"docs differ from the archive ({', '.join(map(str, stale)) or 'docs/laptop.json'}): re-run the script")
         return 0 if ok else 1
-    DOC.write_text(text)
+    for p, t in texts.items():
+        if t != p.read_text():
+            p.write_text(t)
     FIGURES.write_text(json.dumps(figures, indent=1) + "\n")
     from picard_cli import registry, report
 
@@ -124,7 +270,8 @@ def main() -> int:
         for p in made:
             if p.suffix == ".csv":
                 p.unlink()  # the points are in the archive; the figure is what the docs show
-    print(f"wrote {DOC.relative_to(REPO)}, {FIGURES.relative_to(REPO)} ({', '.join(figures) or 'no archives'})")
+    print(f"wrote the generated blocks of {len(texts)} pages, {FIGURES.relative_to(REPO)} "
+          f"({', '.join(figures) or 'no laptop archives'})")
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,7 @@ class AnieConfig(NSSplit):
     coord_scramble: bool = fld(False, "authors' quirk: tiled coordinates not aligned with the tokens (spec §1.3)")
     kv_dropout_always: bool = fld(False, "authors' quirk: p=0.5 dropout on K^T V/n, also at evaluation (spec §1.4)")
     eval_adds_f: bool = fld(False, "authors' quirk: G(y) = f + y + N(y) at evaluation only (spec §1.5)")
-    lr: float = fld(1e-4, "Adam learning rate", range=(0.0, 10.0))
+    lr: float = fld(1e-4, "Adam learning rate", range=(0.0, math.inf))
     weight_decay: float = fld(1e-4, "Adam L2 weight decay", range=(0.0, 1.0))
     scheduler: str = fld("authors", "authors (cosine T_max 101, eta_min 1e-9, per epoch after epoch 15) or constant",
                          choices=("authors", "constant"))

@@ -60,7 +60,7 @@ class DdpmConfig:
     test_n: int = fld(0, "test images for the held-out loss (0 = all)", range=(0, 10**7))
     train_steps: int = fld(200000, "optimizer steps (paper: up to 200k)", range=(1, 10**9))
     batch_size: int = fld(64, "images per step", range=(1, 10**6))
-    lr: float = fld(1e-4, "AdamW learning rate", range=(0.0, 10.0))
+    lr: float = fld(1e-4, "AdamW learning rate", range=(0.0, math.inf))
     lr_schedule: str = fld("cosine", "after warmup: cosine to 0 at train_steps (reference) or constant",
                            choices=("cosine", "constant_with_warmup"))
     warmup_steps: int = fld(500, "linear warmup steps", range=(0, 10**9))

@@ -35,7 +35,7 @@ class PignConfig:
     heads: int = fld(8, "GAT attention heads", range=(1, 64))
     dropout: float = fld(0.5, "dropout on hidden features", range=(0.0, 0.99))
     attn_dropout: float = fld(0.6, "GAT attention dropout", range=(0.0, 0.99))
-    lr: float = fld(0.005, "Adam learning rate", range=(0.0, 10.0))
+    lr: float = fld(0.005, "Adam learning rate", range=(0.0, math.inf))
     weight_decay: float = fld(5e-4, "Adam L2 weight decay", range=(0.0, 1.0))
     epochs: int = fld(200, "full-batch training epochs", range=(1, 100000))
     init: str = fld("xavier", "PIGN encoder/decoder init: xavier (IM's xavier_init) or torch", choices=("xavier", "torch"))

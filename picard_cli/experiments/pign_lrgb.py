@@ -46,7 +46,7 @@ class LrgbConfig:
     readout: str = fld("max", "itergnn per-graph readout feeding the confidence", choices=("max", "mean", "sum"))
     stop_mass: float = fld(1e-7, "itergnn: stop once the remaining confidence mass is at most this",
                            range=(0.0, 1.0))
-    lr: float = fld(1e-3, "Adam (peak) learning rate", range=(0.0, 10.0))
+    lr: float = fld(1e-3, "Adam (peak) learning rate", range=(0.0, math.inf))
     weight_decay: float = fld(1e-5, "Adam L2 weight decay", range=(0.0, 1.0))
     adam_eps: float = fld(1e-5, "Adam epsilon (the fork: 1e-5)", range=(0.0, 1.0))
     scheduler: str = fld("onecycle", "onecycle (OneCycleLR per batch, pct_start 0.2) or constant",

@@ -71,7 +71,7 @@ class VitMaskConfig:
     test_n: int = fld(0, "test images for MSE (0 = all 10,000; a class-balanced prefix otherwise)", range=(0, 10**7))
     fid: bool = fld(True, "compute FID of the reconstructions (needs Inception weights, see README)")
     fid_n: int = fld(0, "test images for FID (0 = all test images used for MSE)", range=(0, 10**7))
-    lr: float = fld(5e-4, "AdamW peak learning rate", range=(0.0, 10.0))
+    lr: float = fld(5e-4, "AdamW peak learning rate", range=(0.0, math.inf))
     weight_decay: float = fld(0.05, "AdamW decoupled weight decay", range=(0.0, 10.0))
     warmup_epochs: float = fld(5.0, "linear warmup length in epochs, then cosine to 0", range=(0.0, 1e6))
     grad_clip: float = fld(1.0, "gradient-norm clip (0 = off)", range=(0.0, 1e9))

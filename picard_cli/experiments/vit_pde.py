@@ -17,6 +17,7 @@ last-epoch and the best-validation model (default: ``best-val``, the authors' Sa
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 
 from ..errors import DataError
@@ -52,7 +53,7 @@ class VitPdeConfig(NSSplit):
                              "or smaller (a plain ViT at half dim/heads/mlp, 2/3 depth)", choices=("lsa-spt", "smaller"))
     dropout: float = fld(0.0, "dropout (attention weights, projections, MLP)", range=(0.0, 0.99))
     amp: str = fld("auto", "auto: bf16 autocast on CUDA, fp32 on CPU; off: always fp32", choices=("auto", "off"))
-    lr: float = fld(1e-4, "Adam learning rate", range=(0.0, 10.0))
+    lr: float = fld(1e-4, "Adam learning rate", range=(0.0, math.inf))
     weight_decay: float = fld(1e-4, "Adam L2 weight decay", range=(0.0, 1.0))
     scheduler: str = fld("authors", "authors (ANIE's cosine T_max 101, eta_min 1e-9, per epoch after epoch 15) "
                          "or constant", choices=("authors", "constant"))
