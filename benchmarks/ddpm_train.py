@@ -10,8 +10,10 @@ AdamW (lr 1e-4, betas 0.95/0.999, wd 1e-6), cosine LR with warmup, on the same U
 * reference: as train_unconditional.py runs by default: fp32 eager, a DataLoader with 0 workers
   applying per-image PIL transforms (Resize bilinear, RandomCrop, ToTensor, Normalize(0.5, 0.5)),
   batches copied to the device each step, torch.optim.AdamW with its default implementation.
-* picard: the dataset as a uint8 tensor on the device (indexing + scaling on the device), bf16
-  autocast and channels_last on CUDA, fused AdamW on CUDA (foreach on CPU), optional torch.compile.
+* picard: the experiment's own model and step (``picard_cli.experiments.ddpm.build_model`` and
+  ``train_step``, imported, not re-implemented): the dataset as a uint8 tensor on the device (indexing +
+  scaling on the device), bf16 autocast and channels_last on CUDA, fused AdamW on CUDA (foreach on
+  CPU), optional torch.compile.
 
 Measured in the same process, after ``--warmup`` untimed steps, over ``--steps`` timed steps each
 (CUDA synchronised). On a CPU the tiny quick-scale config runs (no bf16 there: the ratio then
@@ -57,7 +59,8 @@ def images(n: int, data_root: str | None) -> tuple[np.ndarray, str]:
         return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), "random uint8"
 
 
-def make(cfg, dev, T, ours: bool, args):
+def make_reference(cfg, dev, T):
+    """The reference script's model and optimizer: fp32, torch.optim.AdamW's default implementation."""
     from diffusers.optimization import get_scheduler
 
     from picard_cli.models import ddpm as D
@@ -65,19 +68,13 @@ def make(cfg, dev, T, ours: bool, args):
     torch.manual_seed(0)
     R, ch, lpb, attn, groups = cfg
     unet = D.build_unet(R, ch, lpb, attn, 8, groups).to(dev).train()
-    cuda = dev.type == "cuda"
-    if ours and cuda:
-        unet = unet.to(memory_format=torch.channels_last)
-    kw = dict(lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6, eps=1e-8)
-    if ours:
-        kw |= dict(fused=True) if cuda else dict(foreach=True)
-    opt = torch.optim.AdamW(unet.parameters(), **kw)
+    opt = torch.optim.AdamW(unet.parameters(), lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6, eps=1e-8)
     lr = get_scheduler("cosine", opt, num_warmup_steps=500, num_training_steps=200000)
-    fwd = torch.compile(unet) if (ours and args.compile) else unet
-    return unet, fwd, opt, lr, D.build_scheduler(T)
+    return unet, unet, opt, lr, D.build_scheduler(T)
 
 
-def step(unet, fwd, opt, lr, sched, x0, T, amp):
+def reference_step(unet, fwd, opt, lr, sched, x0, T, amp):
+    """train_unconditional.py's step: eps-MSE at t ~ U{0..T-1}, backward, clip 1, AdamW and LR steps."""
     noise = torch.randn_like(x0)
     t = torch.randint(0, T, (x0.shape[0],), device=x0.device)
     xt = sched.add_noise(x0, noise, t)
@@ -109,32 +106,35 @@ def reference_loop(cfg, dev, imgs, args):
             return tf(Image.fromarray(imgs[i]).convert("RGB"))
 
     loader = torch.utils.data.DataLoader(DS(), batch_size=args.batch, shuffle=True, num_workers=0, drop_last=True)
-    unet, fwd, opt, lr, sched = make(cfg, dev, args.T, False, args)
+    unet, fwd, opt, lr, sched = make_reference(cfg, dev, args.T)
 
     def batches():
         while True:
             yield from loader
 
     it = batches()
-    return _time(lambda: step(unet, fwd, opt, lr, sched, next(it).to(dev), args.T, contextlib.nullcontext), dev, args)
+    return _time(lambda: reference_step(unet, fwd, opt, lr, sched, next(it).to(dev), args.T, contextlib.nullcontext),
+                 dev, args)
 
 
 def picard_loop(cfg, dev, imgs, args):
+    """The ddpm experiment's own pieces at the recipe defaults (bf16 and channels_last on CUDA, fused
+    AdamW there, foreach on CPU): ``build_model`` and ``train_step`` on batches of the uint8 images."""
+    from picard_cli.experiments import ddpm
     from picard_cli.models import ddpm as D
 
-    R = cfg[0]
+    R, ch, lpb, attn, groups = cfg
+    c = ddpm.DdpmConfig(resolution=R, channels=list(ch), layers_per_block=lpb, attn_down=attn, norm_groups=groups,
+                        batch_size=args.batch, timesteps=args.T, compile=args.compile)
+    m = ddpm.build_model(c, dev)
+    fwd = torch.compile(m.unet) if c.compile else m.unet
+    m.unet.train()
     X = torch.from_numpy(np.ascontiguousarray(D.pool_uint8(imgs, R).transpose(0, 3, 1, 2))).to(dev)
-    unet, fwd, opt, lr, sched = make(cfg, dev, args.T, True, args)
-    bf16 = dev.type == "cuda"
-    amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     g = torch.Generator(device=dev).manual_seed(0)
 
     def one():
         idx = torch.randint(0, len(X), (args.batch,), generator=g, device=dev)
-        x0 = D.to_unit(X[idx])
-        if bf16:
-            x0 = x0.contiguous(memory_format=torch.channels_last)
-        return step(unet, fwd, opt, lr, sched, x0, args.T, amp)
+        return ddpm.train_step(m, fwd, X[idx], c)
 
     return _time(one, dev, args)
 

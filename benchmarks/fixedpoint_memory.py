@@ -47,7 +47,7 @@ def build(exp: str, K: int, mode: str, device):
 
     from picard_cli.fixedpoint.spec import FixedPointSpec
 
-    spec = FixedPointSpec(grad=mode, backward_max_iter=20, backward_tol=1e-4)
+    spec = FixedPointSpec(grad_mode=mode, implicit_max_iter=20, implicit_tol=1e-4)
     if exp == "pign":
         from picard_cli.experiments.pign import _data
         from picard_cli.models.stacked_gnn import PIGN, Graph

@@ -36,7 +36,7 @@ def build(exp_name: str):
 
         T = MaskedViT(32, 3, c["patch"], c["dim"], c["depth"], c["heads"], c["dec_dim"], c["dec_depth"],
                       c["dec_heads"], c["mlp_ratio"], c["pos"], c["dropout"])
-        model = PicardImage(T, c["n_iter"], c["lam"], c["first_step"])
+        model = PicardImage(T, c["n_iter"], c["a"], c["first_step"])
         y = torch.rand(c["batch_size"], 3, 32, 32)
         return run.cell, model, y, y, lambda out, y: F.mse_loss(out, y)
     size = 32  # the laptop file's grid

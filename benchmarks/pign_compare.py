@@ -41,7 +41,7 @@ def main():
     ref, new = load(args.reference), load(args.candidate)
     print(f"{'cell':24s} {'reference':>20s} {'candidate':>20s} {'|diff|/std':>10s}")
     worst = 0.0
-    for key in sorted(new, key=lambda k: (Pign.rows.index(k[0]), Pign.cols.index(k[1]))):
+    for key in sorted(new, key=lambda k: (Pign.table.rows.index(k[0]), Pign.table.cols.index(k[1]))):
         if key not in ref or len(new[key]) < 2:
             continue
         a, b = ref[key], new[key]

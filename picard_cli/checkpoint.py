@@ -19,6 +19,7 @@ saves every epoch. It is deliberately no config field: it changes neither run ke
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import time
@@ -109,9 +110,18 @@ def _numpy_globals() -> list:
     return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
-def check_config(ck: dict, config: dict, path: Path) -> None:
-    """Refuse (one line) a checkpoint written for another config."""
-    if ck.get("config") != config:
+def check_config(ck: dict, config, path: Path, cls: type | None = None) -> None:
+    """Refuse (one line) a checkpoint written for another config. ``config``: the run's typed config
+    (a dataclass) or its dict (then ``cls``, the config class, if known). A checkpoint written before a
+    field was renamed (``fld(..., was="old")``) stores the old name: it is read with today's names."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        cls, config = type(config), dataclasses.asdict(config)
+    stored = ck.get("config")
+    if cls is not None and isinstance(stored, dict):
+        from .recipes import migrate
+
+        stored = migrate(cls, stored)
+    if stored != config:
         raise PicardError(f"{path} belongs to another config; move it away to start afresh")
 
 
@@ -178,8 +188,11 @@ class Checkpointer:
 
     FORMAT = 1
 
-    def __init__(self, ctx, config: dict, main: bool = True):
-        self.path, self.config, self.main = path_for(ctx), config, main
+    def __init__(self, ctx, config, main: bool = True):
+        """``config``: the run's typed config (stored as its dict) or its dict."""
+        self.cls = type(config) if dataclasses.is_dataclass(config) and not isinstance(config, type) else None
+        self.config = dataclasses.asdict(config) if self.cls else config
+        self.path, self.main = path_for(ctx), main
         self.every = interval_s()
         self.last_save = time.monotonic()
 
@@ -189,7 +202,7 @@ class Checkpointer:
             return None
         ck = load(self.path)
         if ck is not None:
-            check_config(ck, self.config, self.path)
+            check_config(ck, self.config, self.path, self.cls)
         return ck
 
     def epoch_end(self, last: bool, state: Callable[[], dict]) -> bool:

@@ -225,7 +225,7 @@ def report_cmd(experiment: Optional[str] = typer.Argument(None, help="experiment
             continue
         if select_on not in (None, "val", "test"):
             raise PicardError(f"--select-on must be val or test, got {select_on!r}")
-        t = report.build(exp, records, protocol or getattr(exp, "default_protocol", "last"), select_on)
+        t = report.build(exp, records, protocol, select_on)
         report.render_terminal(t, console)
         for path in report.write(t, root, f"{name}_table") + report.write_curves(exp, records, root, name):
             console.print(f"[dim]wrote {path}[/dim]")

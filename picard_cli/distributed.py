@@ -92,7 +92,7 @@ def mean(t):
 # ----------------------------------------------------------------------------- driver side
 def check(exp, p, nproc: int, device: str) -> None:
     """One-line errors for --nproc that cannot work, before anything starts."""
-    if not getattr(exp, "data_parallel", False):
+    if not exp.data_parallel:
         raise RecipeError(f"--nproc: experiment {exp.name!r} has no data-parallel training (supported: "
                           f"{', '.join(SUPPORTED)}); its sweeps scale out with --executor ray or slurm")
     if p.sweep.executor in ("ray", "slurm"):

@@ -24,6 +24,7 @@ The probes (``probe_for``, ``measure``) are also what ``benchmarks/gpu_smoke.py`
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import math
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import DataError, PicardError, RecipeError
+from .recipes import as_config, to_dict
 from .training import optimizer_step
 
 # Assumed sustained rates of the estimate (not measured); printed with every estimate.
@@ -193,8 +195,8 @@ def _amp(dev, bf16: bool):
     return contextlib.nullcontext
 
 
-def _step_key(name: str, cfg: dict, *extra) -> tuple:
-    rest = {k: v for k, v in cfg.items() if k not in NOT_STEP_COST}
+def _step_key(name: str, c, *extra) -> tuple:
+    rest = {k: v for k, v in to_dict(c).items() if k not in NOT_STEP_COST}
     return (name, json.dumps(rest, sort_keys=True, default=str), *extra)
 
 
@@ -203,12 +205,15 @@ def probe_for(name: str, cfg: dict, facts=None, data_root=None, seeds: int = 1, 
     alphafold-recycle). ``facts``: the cell's DataFacts (split sizes) or None when the data is
     missing (then the config's / the paper's sizes); ``shape`` overrides synthetic input sizes
     (size, nodes_per_graph, edges_per_graph, nodes, edges, features)."""
+    from . import registry
+
     shape = shape or {}
     makers = {"anie": _ns_probe, "vit-pde": _ns_probe, "vit-mask": _vit_mask_probe, "ddpm": _ddpm_probe,
               "pign-lrgb": _lrgb_probe, "pign": _pign_probe}
     if name not in makers:
         return None
-    return makers[name](name, cfg, facts, data_root, seeds, shape)
+    c = as_config(registry.get(name).config_cls, cfg)  # the probes read the typed config (a dict works too)
+    return makers[name](name, c, facts, data_root, seeds, shape)
 
 
 def _split(facts, key: str, fallback: int) -> int:
@@ -216,7 +221,7 @@ def _split(facts, key: str, fallback: int) -> int:
     return int(n) if n else fallback
 
 
-def _ns_size(cfg: dict, data_root) -> int:
+def _ns_size(c, data_root) -> int:
     """Field size of the Navier-Stokes file's header (64, the paper's, when it cannot be read)."""
     if data_root is None:
         return 64
@@ -225,7 +230,7 @@ def _ns_size(cfg: dict, data_root) -> int:
 
         from .experiments.anie import data_path
 
-        with h5py.File(data_path(cfg, data_root), "r") as f:
+        with h5py.File(data_path(to_dict(c), data_root), "r") as f:  # (anie's helpers read config dicts)
             return int(f["w"].shape[-1]) if "picard_format" in f.attrs else int(f["a"].shape[0])
     except (OSError, KeyError, ImportError):
         return 64
@@ -233,27 +238,27 @@ def _ns_size(cfg: dict, data_root) -> int:
 
 def _ns_probe(name, c, facts, data_root, seeds, shape) -> Probe:
     """ANIE (Table 4) and the ViTs (Table 2): ns_train's step, t=0 frame -> 10 stamps, Adam, MSE."""
-    size, frames, bs = shape.get("size") or _ns_size(c, data_root), 10, c["batch_size"]
-    n_train = _split(facts, "train", c["n_train"])
+    size, frames, bs = shape.get("size") or _ns_size(c, data_root), 10, c.batch_size
+    n_train = _split(facts, "train", c.n_train)
     if name == "anie":
         from .experiments.anie import build_model
 
-        build, bf16 = (lambda cc: build_model(cc, size)), False
+        build, bf16 = (lambda cc: build_model(to_dict(cc), size)), False  # (it reads a config dict)
         if size % 4:
             raise RecipeError(f"field size {size} is not a multiple of 4 (ANIE's 4x4 patches)")
     else:
         from .experiments.vit_pde import build_model
 
-        build, bf16 = (lambda cc: build_model(cc, size, frames)), c["amp"] == "auto"
-        if size % c["patch"]:
-            raise RecipeError(f"field size {size} is not a multiple of patch={c['patch']}")
+        build, bf16 = (lambda cc: build_model(to_dict(cc), size, frames)), c.amp == "auto"
+        if size % c.patch:
+            raise RecipeError(f"field size {size} is not a multiple of patch={c.patch}")
 
     def make(dev):
         import torch
         import torch.nn.functional as F
 
         model = build(c).to(dev).train()
-        opt = torch.optim.Adam(model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+        opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         X, amp = torch.randn(bs, frames, size, size, device=dev), _amp(dev, bf16)
 
         def step():
@@ -277,9 +282,9 @@ def _ns_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         return F.mse_loss(model(X[:, 0])[0].float(), X)
 
     def counts():
-        return iterated(lambda k: meta_counts(lambda: build(dict(c, n_iter=k)), loss), c["n_iter"])
-    note = f"{c['epochs']} epochs x ceil({n_train:,} / {bs})" + (" (at most: early stopping)" if c["patience"] else "")
-    return Probe(_step_key(name, c, size), c["epochs"] * math.ceil(n_train / bs), note, bs, "samples", bf16,
+        return iterated(lambda k: meta_counts(lambda: build(dataclasses.replace(c, n_iter=k)), loss), c.n_iter)
+    note = f"{c.epochs} epochs x ceil({n_train:,} / {bs})" + (" (at most: early stopping)" if c.patience else "")
+    return Probe(_step_key(name, c, size), c.epochs * math.ceil(n_train / bs), note, bs, "samples", bf16,
                  make, counts, notes=[f"{size}x{size} fields, 10 stamps"])
 
 
@@ -287,15 +292,15 @@ def _vit_mask_probe(name, c, facts, data_root, seeds, shape) -> Probe:
     """Table 3: masked images -> MaskedViT iterated by PicardImage; AdamW, warmup/cosine, clip."""
     from .models.vit_mask import MaskedViT, PicardImage
 
-    bs, size = c["batch_size"], 32
-    n_img = _split(facts, "train", c["train_n"] + c["val_n"] if c["train_n"] else 50_000) - c["val_n"]
+    bs, size = c.batch_size, 32
+    n_img = _split(facts, "train", c.train_n + c.val_n if c.train_n else 50_000) - c.val_n
     if n_img < 1:
-        raise RecipeError(f"val_n={c['val_n']} leaves no training images")
+        raise RecipeError(f"val_n={c.val_n} leaves no training images")
 
     def build(k):
-        T = MaskedViT(size, 3, c["patch"], c["dim"], c["depth"], c["heads"], c["dec_dim"], c["dec_depth"],
-                      c["dec_heads"], c["mlp_ratio"], c["pos"], c["dropout"])
-        return PicardImage(T, k, c["lam"], c["first_step"])
+        T = MaskedViT(size, 3, c.patch, c.dim, c.depth, c.heads, c.dec_dim, c.dec_depth,
+                      c.dec_heads, c.mlp_ratio, c.pos, c.dropout)
+        return PicardImage(T, k, c.a, c.first_step)
 
     try:
         import torch
@@ -312,18 +317,18 @@ def _vit_mask_probe(name, c, facts, data_root, seeds, shape) -> Probe:
 
         from .data.masks import pixel_masks
 
-        model = build(c["n_iter"]).to(dev).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=c["lr"], betas=(0.9, 0.95), weight_decay=c["weight_decay"])
+        model = build(c.n_iter).to(dev).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=c.lr, betas=(0.9, 0.95), weight_decay=c.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-        Y, amp, calls = torch.rand(bs, 3, size, size, device=dev), _amp(dev, c["amp"] == "auto"), [0]
+        Y, amp, calls = torch.rand(bs, 3, size, size, device=dev), _amp(dev, c.amp == "auto"), [0]
 
         def step():
             calls[0] += 1
-            m = torch.from_numpy(pixel_masks(np.arange(bs), size, c["mask_ratio"], c["seed"], calls[0])).to(dev)
+            m = torch.from_numpy(pixel_masks(np.arange(bs), size, c.mask_ratio, c.seed, calls[0])).to(dev)
             x0 = Y.masked_fill(m.unsqueeze(1), 0.0)
             with amp():
                 x, _ = model(x0)
-            optimizer_step(F.mse_loss(x.float(), Y), model.parameters(), opt, sched, c["grad_clip"])
+            optimizer_step(F.mse_loss(x.float(), Y), model.parameters(), opt, sched, c.grad_clip)
 
         return step, model.n_params()
 
@@ -335,23 +340,23 @@ def _vit_mask_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         return F.mse_loss(model(Y)[0].float(), Y)
 
     def counts():
-        return iterated(lambda k: meta_counts(lambda: build(k), loss), c["n_iter"])
-    return Probe(_step_key(name, c), c["epochs"] * math.ceil(n_img / bs),
-                 f"{c['epochs']} epochs x ceil({n_img:,} / {bs})", bs, "images", c["amp"] == "auto", make, counts)
+        return iterated(lambda k: meta_counts(lambda: build(k), loss), c.n_iter)
+    return Probe(_step_key(name, c), c.epochs * math.ceil(n_img / bs),
+                 f"{c.epochs} epochs x ceil({n_img:,} / {bs})", bs, "images", c.amp == "auto", make, counts)
 
 
 def _ddpm_probe(name, c, facts, data_root, seeds, shape) -> Probe:
     """Figs. 2/6-8: the diffusers reference step (add_noise, eps-MSE, AdamW, clip, warmup/cosine)."""
     from .models import ddpm as D
 
-    R, B, T = c["resolution"], c["batch_size"], c["timesteps"]
-    if c["attn_down"] >= len(c["channels"]):
-        raise RecipeError(f"attn_down={c['attn_down']} but the UNet has {len(c['channels'])} blocks")
-    if R >> (len(c["channels"]) - 1) < 1:
-        raise RecipeError(f"{len(c['channels'])} UNet blocks downsample {R}x{R} below 1 pixel")
+    R, B, T = c.resolution, c.batch_size, c.timesteps
+    if c.attn_down >= len(c.channels):
+        raise RecipeError(f"attn_down={c.attn_down} but the UNet has {len(c.channels)} blocks")
+    if R >> (len(c.channels) - 1) < 1:
+        raise RecipeError(f"{len(c.channels)} UNet blocks downsample {R}x{R} below 1 pixel")
     def build():
-        return (D.build_unet(R, c["channels"], c["layers_per_block"], c["attn_down"], c["head_dim"],
-                                 c["norm_groups"], c["dropout"]))
+        return (D.build_unet(R, c.channels, c.layers_per_block, c.attn_down, c.head_dim,
+                                 c.norm_groups, c.dropout))
 
     def make(dev):
         import torch
@@ -359,19 +364,19 @@ def _ddpm_probe(name, c, facts, data_root, seeds, shape) -> Probe:
 
         cuda = dev.type == "cuda"
         unet = build().to(dev).train()
-        if c["channels_last"] and cuda:
+        if c.channels_last and cuda:
             unet = unet.to(memory_format=torch.channels_last)
-        sched = D.build_scheduler(T, c["beta_schedule"], c["variance_type"], c["zero_snr"])
-        opt = torch.optim.AdamW(unet.parameters(), lr=c["lr"], betas=(c["adam_beta1"], c["adam_beta2"]),
-                                eps=c["adam_eps"], weight_decay=c["weight_decay"], fused=cuda or None,
+        sched = D.build_scheduler(T, c.beta_schedule, c.variance_type, c.zero_snr)
+        opt = torch.optim.AdamW(unet.parameters(), lr=c.lr, betas=(c.adam_beta1, c.adam_beta2),
+                                eps=c.adam_eps, weight_decay=c.weight_decay, fused=cuda or None,
                                 foreach=None if cuda else True)
-        lr_sched = get_scheduler(c["lr_schedule"], opt, num_warmup_steps=c["warmup_steps"],
-                                 num_training_steps=c["train_steps"])
-        fwd = torch.compile(unet) if c["compile"] else unet
-        X0, amp = torch.rand(B, 3, R, R, device=dev) * 2 - 1, _amp(dev, c["amp"] == "auto")
-        if c["channels_last"] and cuda:
+        lr_sched = get_scheduler(c.lr_schedule, opt, num_warmup_steps=c.warmup_steps,
+                                 num_training_steps=c.train_steps)
+        fwd = torch.compile(unet) if c.compile else unet
+        X0, amp = torch.rand(B, 3, R, R, device=dev) * 2 - 1, _amp(dev, c.amp == "auto")
+        if c.channels_last and cuda:
             X0 = X0.contiguous(memory_format=torch.channels_last)
-        gen = torch.Generator(device=dev).manual_seed(c["seed"])
+        gen = torch.Generator(device=dev).manual_seed(c.seed)
 
         def step():
             noise = torch.randn(X0.shape, generator=gen, device=dev)
@@ -380,7 +385,7 @@ def _ddpm_probe(name, c, facts, data_root, seeds, shape) -> Probe:
             with amp():
                 pred = fwd(xt, t).sample
             loss = torch.nn.functional.mse_loss(pred.float(), noise.float())
-            optimizer_step(loss, unet.parameters(), opt, lr_sched, c["grad_clip"])
+            optimizer_step(loss, unet.parameters(), opt, lr_sched, c.grad_clip)
 
         return step, sum(p.numel() for p in unet.parameters())
 
@@ -391,8 +396,8 @@ def _ddpm_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         t = torch.zeros(B, dtype=torch.long, device="meta")
         return torch.nn.functional.mse_loss(unet(x, t).sample.float(), x)
 
-    return Probe(_step_key(name, c), c["train_steps"], f"train_steps = {c['train_steps']:,}", B, "images",
-                 c["amp"] == "auto", make, lambda: meta_counts(build, loss), notes=[f"{R}x{R} images"])
+    return Probe(_step_key(name, c), c.train_steps, f"train_steps = {c.train_steps:,}", B, "images",
+                 c.amp == "auto", make, lambda: meta_counts(build, loss), notes=[f"{R}x{R} images"])
 
 
 # ---------------------------------------------------------------------------- GNN probes
@@ -440,7 +445,7 @@ def _lrgb_probe(name, c, facts, data_root, seeds, shape) -> Probe:
     from .experiments.pign_lrgb import build_model, count_params, fit_hidden
     from .models.lrgb_gnn import N_CLASSES, N_FEATS
 
-    H, B, mg = fit_hidden(c), c["batch_size"], c["max_graphs"]
+    H, B, mg = fit_hidden(c), c.batch_size, c.max_graphs
     n_per, e_per = shape.get("nodes_per_graph", VOC["nodes_per_graph"]), shape.get("edges_per_graph", VOC["edges_per_graph"])
     n_train = _split(facts, "train", min(mg, VOC["train_graphs"]) if mg else VOC["train_graphs"])
 
@@ -451,9 +456,9 @@ def _lrgb_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         from .metrics.classification import class_weights
 
         model = build_model(c, H).to(dev).train()
-        opt = torch.optim.Adam(model.parameters(), lr=c["lr"], eps=c["adam_eps"], weight_decay=c["weight_decay"])
-        sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c["lr"], total_steps=10**6, pct_start=0.2)
-                 if c["scheduler"] == "onecycle" else None)
+        opt = torch.optim.Adam(model.parameters(), lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay)
+        sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.lr, total_steps=10**6, pct_start=0.2)
+                 if c.scheduler == "onecycle" else None)
         x, ei, batch, y = _random_graphs(B, n_per, e_per, N_FEATS, N_CLASSES, dev)
 
         def step():
@@ -469,38 +474,38 @@ def _lrgb_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         return step, model.n_params()
 
     def counts():
-        kind, d = c["backbone"], c["depth"]
+        kind, d = c.backbone, c.depth
         layers = [("linear", N_FEATS, H, 1, None)] + [(kind, H, H, 1, None)] * d
-        layers += [("linear", H, H, 1, None)] * (c["head_layers"] - 1) + [("linear", H, N_CLASSES, 1, None)]
+        layers += [("linear", H, H, 1, None)] * (c.head_layers - 1) + [("linear", H, N_CLASSES, 1, None)]
         return _gnn_counts(layers, B * n_per, B * e_per, 1, count_params(c, H),
-                           "formula of the layer sizes" + (" (itergnn: all depth steps)" if c["framework"] == "itergnn" else ""))
+                           "formula of the layer sizes" + (" (itergnn: all depth steps)" if c.framework == "itergnn" else ""))
 
-    note = f"{c['epochs']} epochs x ceil({n_train:,} graphs / {B})"
-    return Probe(_step_key(name, c, n_per, e_per), c["epochs"] * math.ceil(n_train / B), note, B, "graphs", False,
+    note = f"{c.epochs} epochs x ceil({n_train:,} graphs / {B})"
+    return Probe(_step_key(name, c, n_per, e_per), c.epochs * math.ceil(n_train / B), note, B, "graphs", False,
                  make, counts, notes=[f"hidden {H}", f"random graphs of {round(n_per)} nodes, {round(e_per)} edges"])
 
 
-def _planetoid_shape(c: dict, shape: dict) -> dict:
-    d = dict(PLANETOID[c["dataset"]])
+def _planetoid_shape(c, shape: dict) -> dict:
+    d = dict(PLANETOID[c.dataset])
     for ours, theirs in (("nodes", "N"), ("edges", "E"), ("features", "F")):
         if ours in shape:
             d[theirs] = shape[ours]
     d["train"] = min(d["train"], d["N"])
-    d["density"] = d["density"] + c["noise"] * (1 - d["density"])  # drop-in noise adds +1 entries
+    d["density"] = d["density"] + c.noise * (1 - d["density"])  # drop-in noise adds +1 entries
     return d
 
 
-def _pign_layers(c: dict, d: dict, sparse: bool) -> list:
-    H, heads, F, C, depth, kind = c["hidden"], c["heads"], d["F"], d["C"], c["depth"], c["backbone"]
+def _pign_layers(c, d: dict, sparse: bool) -> list:
+    H, heads, F, C, depth, kind = c.hidden, c.heads, d["F"], d["C"], c.depth, c.backbone
     nnz = d["N"] * F * d["density"] if sparse else None
-    if c["model"] == "plain":
+    if c.model == "plain":
         if kind == "gcn":
             dims = [F] + [H] * (depth - 1) + [C]
             return [("gcn", dims[i], dims[i + 1], 1, nnz if i == 0 else None) for i in range(depth)]
         wide = H * heads
         return ([("gat", F, H, heads, nnz)] + [("gat", wide, wide, heads, None)] * (depth - 2)
                 + [("gat", wide, C, 1, None)])
-    conv = (kind, H, H, heads if (kind == "gat" and c["model"] == "pign") else 1, None)
+    conv = (kind, H, H, heads if (kind == "gat" and c.model == "pign") else 1, None)
     return [("linear", F, H, 1, nnz)] + [conv] * depth + [("linear", H, C, 1, None)]
 
 
@@ -509,11 +514,11 @@ def _pign_probe(name, c, facts, data_root, seeds, shape) -> Probe:
     of the dataset's size: per-seed cross-entropy on the train nodes, summed; Adam."""
     from .fixedpoint.fields import toolkit_in_use
 
-    if c["model"] != "pign" and toolkit_in_use(c):
+    if c.model != "pign" and toolkit_in_use(c):
         raise RecipeError(f"the fixed-point fields (solver_method, grad_mode, jac_reg, diagnose, ...) apply to "
-                          f"model=pign only, not model={c['model']}")
+                          f"model=pign only, not model={c.model}")
     d = _planetoid_shape(c, shape)
-    sparse = c["features"] == "sparse" or (c["features"] == "auto" and d["density"] < 0.05)
+    sparse = c.features == "sparse" or (c.features == "auto" and d["density"] < 0.05)
     S = max(1, seeds)
 
     def make(dev):
@@ -531,7 +536,7 @@ def _pign_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         graph = Graph.build(torch.cat([half, half.flip(0)], 1), d["N"], dev)
         y = torch.randint(0, d["C"], (d["N"],), generator=g).to(dev)
         model = _stacked_model(c, d, S).to(dev)
-        opt = torch.optim.Adam(model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+        opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         ytr = y[:d["train"]].unsqueeze(1).expand(-1, S)
 
         def step():
@@ -540,7 +545,7 @@ def _pign_probe(name, c, facts, data_root, seeds, shape) -> Probe:
             logits, st = model(X, graph)
             loss_s = F.cross_entropy(logits[:d["train"]].transpose(1, 2), ytr, reduction="none").mean(0)
             if getattr(st, "jac", None) is not None:  # Jacobian penalty (jac_reg > 0)
-                loss_s, st.jac = loss_s + c["jac_reg"] * st.jac, None
+                loss_s, st.jac = loss_s + c.jac_reg * st.jac, None
             torch.nan_to_num(loss_s, nan=0.0, posinf=0.0).sum().backward()
             opt.step()
 
@@ -551,28 +556,28 @@ def _pign_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         params = sum(fi * fo * h + fo * h + (2 * fo * h if k == "gat" else 0) for k, fi, fo, h, _ in layers)
         return _gnn_counts(layers, d["N"], d["E"], S, params,
                            "formula of the layer sizes, full graph" + (" (itergnn: all depth steps)"
-                                                                       if c["model"] == "itergnn" else ""))
+                                                                       if c.model == "itergnn" else ""))
 
     notes = [f"{S} seed(s) stacked per step", f"random graph of {d['N']:,} nodes, {d['E']:,} edges, {d['F']:,} "
              f"features ({'sparse' if sparse else 'dense'})"]
-    return Probe(_step_key(name, c, S, d["N"], d["E"], d["F"]), c["epochs"], f"{c['epochs']} full-batch epochs",
+    return Probe(_step_key(name, c, S, d["N"], d["E"], d["F"]), c.epochs, f"{c.epochs} full-batch epochs",
                  S, "seeds", False, make, counts, seeds=S, notes=notes)
 
 
-def _stacked_model(c: dict, d: dict, S: int):
+def _stacked_model(c, d: dict, S: int):
     import torch
 
     from .fixedpoint.fields import fixed_masks, spec_from_config
     from .models.stacked_gnn import PIGN, IterGNN, PlainGNN
 
     gens = [torch.Generator().manual_seed(s) for s in range(S)]
-    common = dict(backbone=c["backbone"], F_in=d["F"], C=d["C"], depth=c["depth"], hidden=c["hidden"],
-                  heads=c["heads"], dropout=c["dropout"], attn_dropout=c["attn_dropout"])
-    if c["model"] == "pign":
-        return PIGN(gens, a=c["a"], init=c["init"], fp=spec_from_config(c), forcing=c["forcing"],
-                    fixed_masks=fixed_masks(c), spectral_cap=c["spectral_norm"], **common)
-    if c["model"] == "itergnn":
-        return IterGNN(gens, variant=c["itergnn_variant"], readout=c["readout"], stop_mass=c["stop_mass"], **common)
+    common = dict(backbone=c.backbone, F_in=d["F"], C=d["C"], depth=c.depth, hidden=c.hidden,
+                  heads=c.heads, dropout=c.dropout, attn_dropout=c.attn_dropout)
+    if c.model == "pign":
+        return PIGN(gens, a=c.a, init=c.init, fp=spec_from_config(c), forcing=c.forcing,
+                    fixed_masks=fixed_masks(c), spectral_cap=c.spectral_norm, **common)
+    if c.model == "itergnn":
+        return IterGNN(gens, variant=c.itergnn_variant, readout=c.readout, stop_mass=c.stop_mass, **common)
     return PlainGNN(gens, **common)
 
 
@@ -662,8 +667,8 @@ DATA_FIELDS = {  # the config fields a cell's data check reads (cells equal in t
 
 def data_check(exp, cfg: dict, data_root: Path, scale: str, allow_partial: bool, cache: dict | None = None) -> dict:
     """The cell's data as a plain dict: ``status`` ok (with the DataFacts) or missing (one line)."""
-    fields = DATA_FIELDS.get(exp.name)
-    key = json.dumps([cfg.get(k) for k in fields] if fields else cfg, sort_keys=True, default=str)
+    fields, c = DATA_FIELDS.get(exp.name), as_config(exp.config_cls, cfg)
+    key = json.dumps([getattr(c, k) for k in fields] if fields else to_dict(c), sort_keys=True, default=str)
     if cache is not None and key in cache:
         return dict(cache[key])
     out = _data_check(exp, cfg, data_root, scale, allow_partial)
@@ -692,25 +697,28 @@ def _data_check(exp, cfg: dict, data_root: Path, scale: str, allow_partial: bool
 
 
 def _facts(exp, cfg: dict, data_root: Path):
-    """(DataFacts or None, who checks it): the experiment's own data_facts, else preflight's check."""
+    """(DataFacts or None, who checks it): the experiment's own data_facts (given ``cfg`` as it came),
+    else preflight's check."""
     from .datacheck import DataFacts
 
+    c = as_config(exp.config_cls, cfg)
     if exp.name == "pign-lrgb":  # absent raw pickles: say so here (PyG would try to download them)
         from .data.lrgb import NAMES, RAW
 
-        raw = Path(data_root) / "lrgb" / cfg["dataset"] / "raw"
+        raw = Path(data_root) / "lrgb" / c.dataset / "raw"
         missing = [f for f in RAW if not (raw / f).exists()]
         if missing:
-            raise DataError(f"{NAMES[cfg['dataset']]} is not under {raw} (missing {', '.join(missing)}); PyG's "
+            raise DataError(f"{NAMES[c.dataset]} is not under {raw} (missing {', '.join(missing)}); PyG's "
                             f"LRGBDataset downloads pascalvocsp.zip on the first run when online")
-    if hasattr(exp, "data_facts"):
-        return exp.data_facts(cfg, data_root), "runner (picard run / sweep checks the same before training)"
+    facts = exp.data_facts(cfg, data_root)
+    if facts is not None:
+        return facts, "runner (picard run / sweep checks the same before training)"
     if exp.name == "pign":
         from .data.planetoid import NAMES, raw_files
 
-        name, d = NAMES[cfg["dataset"]], PLANETOID[cfg["dataset"]]
+        name, d = NAMES[c.dataset], PLANETOID[c.dataset]
         raw = Path(data_root) / "planetoid" / name / "raw"
-        missing = [f for f in raw_files(cfg["dataset"]) if not (raw / f).exists()]
+        missing = [f for f in raw_files(c.dataset) if not (raw / f).exists()]
         if missing:
             raise DataError(f"{name} is not under {raw} (missing {', '.join(missing[:3])}"
                             f"{', ...' if len(missing) > 3 else ''}); PyG downloads it on the first run when online")
@@ -721,12 +729,12 @@ def _facts(exp, cfg: dict, data_root: Path):
     if exp.name == "alphafold-recycle":
         from .experiments.alphafold_recycle import resolve_targets
 
-        targets = resolve_targets(cfg, data_root)
+        targets = resolve_targets(c, data_root)
         where = Path(targets[0][1]).parent
         label = f"CASP15: {len(targets)} native domain file(s) under {where}"
-        if cfg["source"] == "synthetic":
+        if c.source == "synthetic":
             label += " (SYNTHETIC predictions made from them)"
-        return DataFacts("CASP15", cfg["source"], {"targets": len(targets)}, label=label, file=str(where)), \
+        return DataFacts("CASP15", c.source, {"targets": len(targets)}, label=label, file=str(where)), \
             "preflight (the natives the run scores against)"
     return None, ""
 
@@ -758,9 +766,9 @@ def build(experiment: str, recipe: str | None, scale: str, overrides: dict, swee
     for name in dict.fromkeys(r.cell for r in p.runs):
         runs = [r for r in p.runs if r.cell == name]
         cells.append(_cell(exp, p, name, runs, done, root, kind, device, target, measure_steps, costs, say))
-    todo = sum(c["todo"] for c in cells)
-    hours = [c["estimate"].get("hours_cell") for c in cells]
-    hours_todo = [c["estimate"].get("hours_todo") for c in cells]
+    todo = sum(cell["todo"] for cell in cells)
+    hours = [cell["estimate"].get("hours_cell") for cell in cells]
+    hours_todo = [cell["estimate"].get("hours_todo") for cell in cells]
     known = all(h is not None for h in hours) and kind != "n/a"
     return {
         "experiment": exp.name, "recipe": p.recipe, "scale": scale, "seeds": p.sweep.seeds,
@@ -940,13 +948,13 @@ def render(rep: dict, console) -> None:
 
 def _render_configs(rep: dict, console) -> None:
     cells = rep["cells"]
-    common = {k: v for k, v in cells[0]["config"].items() if all(c["config"].get(k, object()) == v for c in cells)}
+    common = {k: v for k, v in cells[0]["config"].items() if all(cell["config"].get(k, object()) == v for cell in cells)}
     console.print("\n[bold]Configs[/bold] (fields that differ from the config's defaults, plus the key fields)")
     if len(cells) > 1 and common:
         console.print(f"  all cells: {_fmt_cfg(common)}", highlight=False)
-    for c in cells:
-        own = {k: v for k, v in c["config"].items() if k not in common} if len(cells) > 1 else c["config"]
-        console.print(f"  {c['name']}: {_fmt_cfg(own) if own or len(cells) == 1 else '(as above)'}", highlight=False)
+    for cell in cells:
+        own = {k: v for k, v in cell["config"].items() if k not in common} if len(cells) > 1 else cell["config"]
+        console.print(f"  {cell['name']}: {_fmt_cfg(own) if own or len(cells) == 1 else '(as above)'}", highlight=False)
 
 
 def _data_line(d: dict) -> list[str]:
@@ -968,9 +976,9 @@ def _data_line(d: dict) -> list[str]:
 def _render_data(rep: dict, console) -> None:
     console.print("\n[bold]Data[/bold]")
     groups: dict = {}
-    for c in rep["cells"]:
-        d = {k: v for k, v in c["data"].items() if k != "refusal"} | {"refusal": bool(c["data"].get("refusal"))}
-        groups.setdefault(json.dumps(d, sort_keys=True, default=str), (c["data"], []))[1].append(c["name"])
+    for cell in rep["cells"]:
+        d = {k: v for k, v in cell["data"].items() if k != "refusal"} | {"refusal": bool(cell["data"].get("refusal"))}
+        groups.setdefault(json.dumps(d, sort_keys=True, default=str), (cell["data"], []))[1].append(cell["name"])
     for data, names in groups.values():
         who = "all cells" if len(groups) == 1 and len(names) > 1 else ", ".join(names)
         lines = _data_line(data)
@@ -996,23 +1004,23 @@ def _render_table(rep: dict, console) -> None:
     t = Table(show_edge=False, pad_edge=False)
     for col in ("cell", "runs", "steps/run", "time/step", f"{item}/s", "to do", "peak mem"):
         t.add_column(col, justify="left" if col == "cell" else "right")
-    for c in rep["cells"]:
-        e = c["estimate"]
-        runs = f"{c['todo']}/{c['runs']}"
+    for cell in rep["cells"]:
+        e = cell["estimate"]
+        runs = f"{cell['todo']}/{cell['runs']}"
         if "error" in e:
-            t.add_row(c["name"], runs, f"{e['steps_per_run']:,}", "[red]failed[/red]", "", "", "")
+            t.add_row(cell["name"], runs, f"{e['steps_per_run']:,}", "[red]failed[/red]", "", "", "")
             continue
-        t.add_row(c["name"], runs, f"{e['steps_per_run']:,}", _fmt_time(e["s_per_step"]), _fmt_rate(e["items_per_s"]),
+        t.add_row(cell["name"], runs, f"{e['steps_per_run']:,}", _fmt_time(e["s_per_step"]), _fmt_rate(e["items_per_s"]),
                   _fmt_hours(e["hours_todo"]), _fmt_bytes(e.get("peak_mem_bytes")))
     console.print(t)
-    for c in rep["cells"]:
-        if "error" in c["estimate"]:
-            console.print(f"  [red]{c['name']}[/red]: {c['estimate']['error']}", highlight=False)
+    for cell in rep["cells"]:
+        if "error" in cell["estimate"]:
+            console.print(f"  [red]{cell['name']}[/red]: {cell['estimate']['error']}", highlight=False)
     first = rep["cells"][0]["estimate"]
     notes = "; ".join([first["steps_note"]] + first.get("notes", []))
     console.print(f"  runs: to do / all (done runs are skipped); steps/run, e.g. {rep['cells'][0]['name']}: {notes}",
                   highlight=False)
-    params = sorted({c["estimate"].get("params") for c in rep["cells"]} - {None})
+    params = sorted({cell["estimate"].get("params") for cell in rep["cells"]} - {None})
     if params:
         console.print("  parameters per model: " + (f"{params[0]:,}" if len(params) == 1 else
                                                     f"{params[0]:,} to {params[-1]:,}"), highlight=False)

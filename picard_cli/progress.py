@@ -29,12 +29,9 @@ class SweepInterrupted(Exception):
     KeyboardInterrupt, which typer would turn into a bare exit code."""
 
 
-def headline_metric(exp) -> str | None:
+def headline_metric(exp) -> str:
     """The metric a finished-run line shows: the experiment's table metric under its default protocol."""
-    metrics = getattr(exp, "metrics", None)
-    if isinstance(metrics, dict) and metrics:
-        return metrics.get(getattr(exp, "default_protocol", "last")) or next(iter(metrics.values()))
-    return None
+    return exp.table.metric()
 
 
 class SweepProgress:

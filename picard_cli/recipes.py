@@ -91,7 +91,7 @@ SEED_RANGE = (0, 2**32 - 1)  # seeds numpy and torch both take
 
 
 def fld(default, help: str, *, choices=None, range=None, added: bool = False, per_run: bool = False,
-        check=None):
+        check=None, was: str | None = None):
     """A config field with its documentation and constraints.
 
     ``added=True`` marks a field introduced after results already existed: it
@@ -100,9 +100,13 @@ def fld(default, help: str, *, choices=None, range=None, added: bool = False, pe
     ``per_run=True``: the sweep sets it for each run (the run seed); recipes and
     overrides may not, and ``picard list`` does not show it. ``check(value, path)``
     validates a value further (raising :class:`RecipeError`). Floats must be finite;
-    integers without a ``range`` must fit in 64 bits.
+    integers without a ``range`` must fit in 64 bits. ``was="old"``: the field was renamed from
+    ``old``; a run's identity (and so its key) still uses the old name, stored records under the old
+    name are read as this field (:func:`migrate`), and recipes or overrides that set ``old`` work,
+    with a one-line warning naming the new name.
     """
-    meta = {"help": help, "choices": choices, "range": range, "added": added, "per_run": per_run, "check": check}
+    meta = {"help": help, "choices": choices, "range": range, "added": added, "per_run": per_run, "check": check,
+            "was": was}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -253,6 +257,7 @@ def apply(cfg, delta: dict | None, where: str = "", *, prefix: str = ""):
     changes = {}
     for key, value in delta.items():
         path = f"{prefix}{key}"
+        key = _renamed(fields, key, path, where, delta)
         if key not in fields:
             hint = difflib.get_close_matches(str(key), list(fields), n=1)
             extra = f" (did you mean '{prefix}{hint[0]}'?)" if hint else f" (valid: {', '.join(fields)})"
@@ -273,6 +278,22 @@ def apply(cfg, delta: dict | None, where: str = "", *, prefix: str = ""):
             raise RecipeError(f"{where}{e}") from None
         changes[key] = v
     return dataclasses.replace(cfg, **changes)
+
+
+def _renamed(fields: dict, key, path: str, where: str, delta: dict):
+    """The field a recipe key names: ``key`` itself, or the field renamed from it (with a warning)."""
+    if key in fields:
+        return key
+    new = next((n for n, f in fields.items() if key is not None and f.metadata.get("was") == key), None)
+    if new is None:
+        return key
+    if new in delta:
+        raise RecipeError(f"{where}{path} was renamed to {new!r}: set only {new!r}")
+    import warnings
+
+    warnings.warn(f"{where}{path} was renamed to {new!r} (same meaning, same run keys); the old name still works",
+                  stacklevel=2)
+    return new
 
 
 def _per_run_message(path: str, value) -> str:
@@ -380,6 +401,34 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def as_config(cls, cfg):
+    """The typed config ``cls`` for ``cfg``: ``cfg`` itself when it already is one, else built from a
+    resolved config dict (a record's ``config``, what :func:`to_dict` gave), renamed keys migrated
+    (:func:`migrate`). Experiments call this where a run enters them, so they read ``c.lr``, never
+    ``c["lr"]``."""
+    if isinstance(cfg, cls):
+        return cfg
+    if not isinstance(cfg, dict):
+        raise TypeError(f"expected a {cls.__name__} or a dict, got {type(cfg).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    d = migrate(cls, cfg)
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise RecipeError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
+    return cls(**d)
+
+
+def migrate(cls, cfg: dict) -> dict:
+    """A stored config dict with the names of today's fields: a field declared ``fld(..., was="old")``
+    takes the value stored under ``old`` by records written before the rename."""
+    out = dict(cfg)
+    for f in dataclasses.fields(cls):
+        old = f.metadata.get("was")
+        if old and old in out and f.name not in out:
+            out[f.name] = out.pop(old)
+    return out
+
+
 def parse_int_list(spec: str, name: str = "value") -> list[int]:
     """'1:40' -> 1..40 inclusive; '1,2,4' -> [1, 2, 4]; '' -> [] (iteration counts)."""
     spec = spec.strip()
@@ -412,6 +461,8 @@ def identity(cfg) -> dict:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             if out[f.name] == default:
                 del out[f.name]
+        if f.metadata.get("was") and f.name in out:  # renamed: the key is the one it had before
+            out[f.metadata["was"]] = out.pop(f.name)
     return out
 
 

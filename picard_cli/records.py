@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import env
+from .experiment import Outcome
 from .recipes import Sweep
 
 
@@ -70,7 +71,9 @@ def make_records(exp, p: Plan, batch: list[Run], *, executor: dict, payload: dic
     return [_record(exp, p, r, o, payload, executor, seeds) for r, o in zip(batch, payload["outcomes"])]
 
 
-def _record(exp, p: Plan, run: Run, outcome: dict, payload: dict, executor: dict, group_seeds: list[int]) -> dict:
+def _record(exp, p: Plan, run: Run, outcome, payload: dict, executor: dict, group_seeds: list[int]) -> dict:
+    """The record of one run from its :class:`Outcome` (or the outcome's dict form) and the provenance."""
+    outcome = Outcome.of(outcome)
     wall = payload["wall"]
     rec = {
         "experiment": exp.name,
@@ -82,11 +85,11 @@ def _record(exp, p: Plan, run: Run, outcome: dict, payload: dict, executor: dict
         "recipe": p.recipe,
         "scale": p.scale,
         "recipe_sha256": p.recipe_sha256,
-        "status": outcome["status"],
+        "status": outcome.status,
         "data": p.data.get(run.cell_key),
-        "metrics": outcome["metrics"],
-        "solver": outcome.get("solver"),
-        "extra": outcome.get("extra", {}),
+        "metrics": outcome.metrics,
+        "solver": outcome.solver,
+        "extra": outcome.extra,
         "executor": {**executor, "group_seeds": group_seeds, "group_wall_s": round(wall, 3)},
         "wall_s": round(wall / len(group_seeds), 4),
         "started": payload["started"],
@@ -95,8 +98,8 @@ def _record(exp, p: Plan, run: Run, outcome: dict, payload: dict, executor: dict
         "git_sha": env.git_sha(),
         "versions": env.versions(),
     }
-    if outcome["status"] == "failed":
-        rec |= {"error": outcome["error"], "error_detail": outcome["error_detail"]}
+    if outcome.status == "failed":
+        rec |= {"error": outcome.error, "error_detail": outcome.error_detail}
     return rec
 
 

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def default_recipe(exp) -> Path:
-    return REPO / "recipes" / getattr(exp, "recipe_dir", exp.name) / exp.default_recipe
+    return REPO / "recipes" / (exp.recipe_dir or exp.name) / exp.default_recipe
 
 
 def _preset_cells(preset: dict, scale: str, where: str) -> "re.Pattern":
@@ -118,7 +118,7 @@ def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overri
 
 def _multiply(exp, chosen: dict, axis: tuple[str, list], overrides: dict) -> dict:
     name, values = axis
-    label = getattr(exp, "axis_label", name)
+    label = exp.axis_label or name
     if name in overrides:
         raise RecipeError(f"command line: {name}= and --steps both set {name}; give one of them")
     out: dict = {}
@@ -140,7 +140,7 @@ def steps_axis(exp, steps: str | None) -> tuple[str, list[int]] | None:
     """``--steps`` as the ``axis`` of :func:`plan`: (the experiment's ``steps_field``, the values), or None."""
     if steps is None:
         return None
-    field_ = getattr(exp, "steps_field", None)
+    field_ = exp.steps_field
     if field_ is None:
         raise RecipeError(f"--steps: experiment {exp.name!r} has no steps axis")
     values = parse_range(steps, "--steps")
@@ -223,8 +223,9 @@ class BatchedExecutor:
             by_cell.setdefault(r.cell_key, []).append(r)
         for cell_runs in by_cell.values():
             size = sweep.group_size
-            if hasattr(self.exp, "seed_bytes"):
-                size = max(1, min(size, int(sweep.group_memory_gb * 2**30 // self.exp.seed_bytes(cell_runs[0].config))))
+            per_seed = self.exp.seed_bytes(cell_runs[0].config)
+            if per_seed:
+                size = max(1, min(size, int(sweep.group_memory_gb * 2**30 // per_seed)))
             yield from chunks(cell_runs, size)
 
 
@@ -305,7 +306,7 @@ def check_checkpoints(exp, batches: list[list[Run]], ctx: Context) -> None:
         if path is not None and path.exists():
             ck = checkpoint.load(path)
             if ck is not None:
-                checkpoint.check_config(ck, batch[0].config, path)
+                checkpoint.check_config(ck, batch[0].config, path, exp.config_cls)
 
 
 @dataclass
@@ -382,13 +383,12 @@ def check_data(exp, p: Plan, runs: list[Run], data_root: Path) -> None:
     run whose data is not the paper's unless ``sweep.allow_partial_data``."""
     from .errors import DataError
 
-    facts_of = getattr(exp, "data_facts", None)
-    if facts_of is None:
-        return
     for run in runs:
         if run.cell_key in p.data:
             continue
-        facts = facts_of(run.config, data_root)
+        facts = exp.data_facts(run.config, data_root)
+        if facts is None:  # (Planetoid: checked when it loads)
+            continue
         if p.scale == "paper" and not facts.is_paper and not p.sweep.allow_partial_data:
             from .datacheck import refusal
 

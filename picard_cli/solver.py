@@ -23,7 +23,7 @@ The iteration stops when every problem in the batch is below ``tol``.
 
 Beyond the paper (issue 9): :func:`solve` is the front door every experiment can use. With its
 default :class:`FixedPointSpec` it is exactly :func:`picard` (the paper's protocol); the spec
-selects Anderson acceleration (``method``), a tolerance, and the gradient mode (``grad``:
+selects Anderson acceleration (``solver_method``), a tolerance, and the gradient mode (``grad_mode``:
 ``unrolled`` | ``implicit`` | ``phantom:k``); see ``picard_cli/fixedpoint/``.
 """
 from __future__ import annotations

@@ -1,8 +1,12 @@
-"""Render the generated blocks of the docs (docs/laptop.md, docs/experiments/*.md, docs/benchmarks.md)
-from the archived records and benchmark outputs under archive/.
+"""Render the generated blocks of the docs (README.md and every page under docs/) from the archived
+records and benchmark outputs under archive/ and benchmarks/results/.
 
     python scripts/laptop_docs.py            # rewrite the generated blocks, docs/laptop.json, docs/img/*
     python scripts/laptop_docs.py --check    # exit 1 if any page differs from what the archive gives
+
+Every marker on every page must name a block this script knows, and every begin marker needs its
+end marker: an unknown or unclosed marker is an error (with --check too), so no generated block
+can silently go stale.
 
 Laptop-scale evidence: for each experiment with an archive/<experiment>-laptop.jsonl.gz, the block
 between ``<!-- laptop:<experiment>:begin -->`` and ``<!-- laptop:<experiment>:end -->`` (on every
@@ -13,14 +17,17 @@ docs/laptop.json holds those figures; docs/img/<experiment>-laptop_iters.png is 
 
 Other archives: the block between ``<!-- archive:<name>:begin -->`` and ``<!-- archive:<name>:end -->``
 is rendered by ARCHIVE_BLOCKS[<name>]: the paper-scale Table 5 (archive/pign-table5.jsonl.gz, both
-protocols), the accuracy check of ``dropout_rng=counter`` (archive/pign-table5-counter.jsonl.gz) and
-the PIGN training-speed figures (archive/bench-pign-*.json).
+protocols, with its agreement with the paper's values), the accuracy check of ``dropout_rng=counter``
+(archive/pign-table5-counter.jsonl.gz), the PIGN training-speed figures (archive/bench-pign-*.json),
+the thread-policy measurement (benchmarks/results/laptop_threads.json) and the laptop DDPM budget
+(benchmarks/results/ddpm_laptop_budget.json).
 """
 from __future__ import annotations
 
 import argparse
 import gzip
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -34,9 +41,37 @@ FIGURES = REPO / "docs" / "laptop.json"
 
 
 def pages() -> list[Path]:
-    """Every docs page that may hold generated blocks."""
-    out = [DOC, *sorted((REPO / "docs" / "experiments").glob("*.md")), REPO / "docs" / "benchmarks.md"]
+    """Every page that may hold generated blocks: the README and every Markdown file under docs/."""
+    out = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
     return [p for p in out if p.exists()]
+
+
+MARKER = re.compile(r"<!-- (laptop|archive):([A-Za-z0-9_.-]+):(begin|end) -->")
+
+
+def marker_errors(texts: dict[Path, str]) -> list[str]:
+    """Markers that name no known block, or whose begin and end do not pair up in order."""
+    errors = []
+    for p, t in texts.items():
+        where = p.relative_to(REPO)
+        open_ = None
+        for kind, name, edge in MARKER.findall(t):
+            known = name in EXPERIMENTS if kind == "laptop" else name in ARCHIVE_BLOCKS
+            if not known:
+                errors.append(f"{where}: unknown block {kind}:{name}")
+            if kind == "laptop" and known and not archived(name):
+                errors.append(f"{where}: block laptop:{name} but no archive/{name}-laptop.jsonl.gz")
+            if edge == "begin":
+                if open_:
+                    errors.append(f"{where}: {kind}:{name} begins inside {open_}")
+                open_ = f"{kind}:{name}"
+            elif open_ != f"{kind}:{name}":
+                errors.append(f"{where}: {kind}:{name} ends without its begin")
+            else:
+                open_ = None
+        if open_:
+            errors.append(f"{where}: {open_} has no end marker")
+    return errors
 
 
 def archived(name: str) -> list[dict]:
@@ -90,7 +125,7 @@ def training_line(exp, records: list[dict]) -> str:
     cells: dict = {}
     for r in records:
         cells.setdefault((exp.row(r["config"]), exp.col(r["config"])), []).append(r)
-    cols = [c for c in exp.cols if any(c == k[1] for k in cells)]
+    cols = [c for c in exp.table.cols if any(c == k[1] for k in cells)]
     lines = ["Training at the last epoch: mean training loss over the cell's runs (runs whose best validation "
              "epoch was the last one, i.e. still improving / runs):", "",
              "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -117,7 +152,53 @@ def table5_block() -> str:
     last, best = report.build(exp, recs), report.build(exp, recs, protocol="best-val")
     diverged = sum(r["status"] == "diverged" for r in recs)
     return (report.to_markdown(last) + "\n" + report.to_markdown(best) + "\n"
-            f"Records: {len(recs):,} runs in `archive/pign-table5.jsonl.gz` ({diverged} diverged).\n")
+            f"Records: {len(recs):,} runs in `archive/pign-table5.jsonl.gz` ({diverged} diverged).\n\n"
+            + agreement(last) + "\n" + protocols(last, best) + "\n" + itergnn_convs(exp, recs))
+
+
+def protocols(last, best) -> str:
+    """Where the best-validation protocol beats the paper's last-epoch protocol, on the noisy cells."""
+    keys = [k for k in last.ours if "50%" in k[1] and k in best.ours and last.ours[k].n and best.ours[k].n]
+    lower = [f"{r}/{c}" for r, c in keys if best.ours[(r, c)].mean <= last.ours[(r, c)].mean]
+    return (f"Noisy cells where test accuracy at the best-validation epoch is higher than after the last epoch: "
+            f"{len(keys) - len(lower)} of {len(keys)}" + (f" (not: {', '.join(lower)})" if lower else "") + ".\n")
+
+
+def agreement(t) -> str:
+    """Ours minus the paper per cell, in units of the paper's std (paper protocol)."""
+    rows = [r for r in t.rows if any((r, c) in t.ours for c in t.cols)]
+    lines = ["Ours minus the paper's mean, in units of the paper's std (paper protocol, last epoch):", "",
+             "| model | " + " | ".join(t.cols) + " |", "|---" * (len(t.cols) + 1) + "|"]
+    within = full = total = 0
+    for row in rows:
+        out = []
+        for col in t.cols:
+            c, p = t.ours.get((row, col)), t.paper.get((row, col))
+            if c is None or not c.n or p is None or not p[1]:
+                out.append("-")
+                continue
+            z = (c.mean - p[0]) / p[1]
+            total += 1
+            within += abs(z) <= 1
+            full += c.n + c.diverged >= 100
+            out.append(f"{c.mean - p[0]:+.1f} ({z:+.2f} std)")
+        lines.append(f"| {row} | " + " | ".join(out) + " |")
+    return ("\n".join(lines) + "\n\n"
+            f"Cells within one paper std of the paper's mean: {within} of {total}; cells with all 100 runs: "
+            f"{full} of {total}.\n")
+
+
+def itergnn_convs(exp, recs: list[dict]) -> str:
+    """How many convs the trained IterGNNs execute at the final evaluation (records' solver.iters)."""
+    cells: dict = {}
+    for r in recs:
+        if r["config"]["model"] == "itergnn" and r["status"] == "ok" and (r.get("solver") or {}).get("iters"):
+            cells.setdefault((exp.row(r["config"]), exp.col(r["config"])), []).append(r["solver"]["iters"])
+    if not cells:
+        return ""
+    parts = [f"{row}/{col} {statistics.mean(v):.1f} (max {max(v)}, n={len(v)})" for (row, col), v in cells.items()]
+    return ("Convs the trained IterGNNs execute at the final evaluation (mean over runs; the cap is 30): "
+            + "; ".join(parts) + ".\n")
 
 
 def _accuracy_cells(recs: list[dict]) -> dict:
@@ -144,7 +225,7 @@ def counter_block() -> str:
     lines = ["| cell | `dropout_rng=counter` | default stream (archived Table 5 runs) | difference of means / std |",
              "|---|---|---|---|"]
     worst = 0.0
-    for key in sorted(new, key=lambda k: (Pign.rows.index(k[0]), Pign.cols.index(k[1]))):
+    for key in sorted(new, key=lambda k: (Pign.table.rows.index(k[0]), Pign.table.cols.index(k[1]))):
         a, b = ref[key], new[key]
         z = abs(statistics.mean(b) - statistics.mean(a)) / statistics.pstdev(a)
         worst = max(worst, z)
@@ -170,6 +251,14 @@ def _argv(argv: list[str]) -> str:
     return " ".join(out)
 
 
+def _machine(b: dict) -> str:
+    """Where a benchmark ran, from its own output: CPU, torch and PyG versions, load average."""
+    v = b.get("versions") or {}
+    load = b.get("load_avg") or []
+    return (f"{b.get('cpu', 'cpu')}, torch {v.get('torch', '?')}, torch_geometric {v.get('torch_geometric', '?')}"
+            + (f", 1-minute load average {load[0]:.1f} at the end" if load else ""))
+
+
 def speed_block() -> str:
     """The PIGN training-speed figures of benchmarks/pign_throughput.py, from its archived outputs."""
     from picard_cli import registry, report
@@ -180,7 +269,8 @@ def speed_block() -> str:
                        ("bench-pign-clean-200ep-counter.json", "`dropout_rng=counter`")):
         b = bench(name)
         out += [f"Clean cells at the protocol's full 200 epochs, {what} (`archive/{name}`; "
-                f"`python benchmarks/pign_throughput.py {_argv(b['argv'])}`). Loop vs picard runs/hour, ratio; "
+                f"`python benchmarks/pign_throughput.py {_argv(b['argv'])}`; {_machine(b)}). "
+                "Loop vs picard runs/hour, ratio; "
                 "picard's test accuracy over its 100 runs, and the archived Table 5 runs of the cell:", ""]
         for r in b["cells"]:
             acc = r.get("picard_acc")
@@ -190,7 +280,8 @@ def speed_block() -> str:
                        f"**{r['ratio']:.1f}x**{acc_s} (archived: {report.fmt_ours(ref.ours.get((row, col)))})")
         out.append("")
     grid = bench("bench-pign-grid-20ep.json")
-    out += ["The whole grid at 20 epochs with `dropout_rng=counter` (`archive/bench-pign-grid-20ep.json`); "
+    out += ["The whole grid at 20 epochs with `dropout_rng=counter` (`archive/bench-pign-grid-20ep.json`; "
+            f"`python benchmarks/pign_throughput.py {_argv(grid['argv'])}`; {_machine(grid)}); "
             "runs/hour scaled to the protocol's 200 epochs (which also scales each group's fixed costs by "
             f"ten); measured fp32 matmul peak in the same run {grid['peak_fp32_gflops']:.0f} GFLOP/s, "
             f"bf16 {grid['peak_bf16_gflops']:.0f} GFLOP/s:", "",
@@ -203,14 +294,58 @@ def speed_block() -> str:
     g = grid["grid"]
     out += ["", f"**Whole grid (16 cells x 100 runs): loop {g['loop_minutes_100_runs']:.0f} minutes, picard "
             f"{g['picard_minutes_100_runs']:.0f} minutes: {g['ratio']:.1f}x.**"]
-    g = bench("bench-pign-grid-20ep-torch.json")["grid"]
+    torch_grid = bench("bench-pign-grid-20ep-torch.json")
+    g = torch_grid["grid"]
     out += ["", "The same grid with the default dropout stream (`archive/bench-pign-grid-20ep-torch.json`, the same "
-            f"command without `--set`): loop {g['loop_minutes_100_runs']:.0f} minutes, picard "
+            f"command without `--set`; {_machine(torch_grid)}): loop {g['loop_minutes_100_runs']:.0f} minutes, picard "
             f"{g['picard_minutes_100_runs']:.0f} minutes, {g['ratio']:.1f}x.", ""]
     return "\n".join(out)
 
 
-ARCHIVE_BLOCKS = {"pign-table5": table5_block, "pign-counter": counter_block, "bench-pign": speed_block}
+def result(name: str) -> dict:
+    return json.loads((REPO / "benchmarks" / "results" / name).read_text())
+
+
+def threads_block() -> str:
+    """benchmarks/laptop_threads.py's output: 1 vs 2 torch threads, in one process and in two at once."""
+    b = result("laptop_threads.json")
+    one, two = b["steps_per_s"], b["two_processes_total_steps_per_s"]
+    return ("| | 1 thread per process | 2 threads per process | 2 threads / 1 thread |\n|---|---|---|---|\n"
+            f"| one process, training steps/s (best of {len(one['1'])}) | {max(one['1']):.2f} | {max(one['2']):.2f} | "
+            f"{b['ratio_2_over_1_best']:.2f} |\n"
+            f"| two processes at once, total steps/s (best of {len(two['1'])}) | {max(two['1']):.2f} | "
+            f"{max(two['2']):.2f} | {b['two_processes_ratio_2_over_1_best']:.2f} |\n\n"
+            f"Model: the {b['experiment']} laptop preset's {b['cell']} cell; {b['cpus']} CPUs ({b['machine']}), "
+            f"torch {b['torch']}; both policies alternated in one run of `python benchmarks/laptop_threads.py` "
+            "(`benchmarks/results/laptop_threads.json`). Two processes with 2 threads each are "
+            f"{1 / b['two_processes_ratio_2_over_1_best']:.1f}x slower in total than with 1 thread each, while "
+            f"one process alone gains {b['ratio_2_over_1_best']:.2f}x from its second thread.\n")
+
+
+def ddpm_budget_block() -> str:
+    """benchmarks/ddpm_laptop_budget.py's output: what a laptop-scale DDPM study would cost."""
+    b = result("ddpm_laptop_budget.json")
+    lines = [f"| UNet | train step (s) | one denoising step of {b['fid_n']:,} images (s) | projected table "
+             "(core-hours) | of it: sampling |", "|---|---|---|---|---|"]
+    for c in b["candidates"]:
+        r = c["resolution"]
+        lines.append(f"| {r}x{r}, channels {c['channels']} ({c['params']:,} params) | {c['train_step_s']:.3f} | "
+                     f"{c['sampling_step_s_for_fid_n']:.2f} | {c['projected_table_core_h']:.1f} | "
+                     f"{100 * c['projected_sampling_share']:.0f}% |")
+    models = len(b["T"]) * b["seeds"]
+    least = min(c["projected_table_core_h"] for c in b["candidates"])
+    return ("\n".join(lines) + "\n\n"
+            f"Per model: {b['train_steps']:,} training steps of batch 64, then T denoising steps of {b['fid_n']:,} "
+            f"images, then their Inception features; {len(b['T'])} values of T x {b['seeds']} seeds = {models} models; "
+            f"{b['threads']} torch thread, {b['cpus']} CPUs, torch {b['torch']} (`python benchmarks/ddpm_laptop_budget.py`, "
+            "`benchmarks/results/ddpm_laptop_budget.json`). Inception features of "
+            f"{b['fid_n']:,} images: {b['inception_s_for_fid_n']:.0f} s, i.e. "
+            f"{b['inception_s_for_fid_n'] * models / 3600:.1f} core-hours for the {models} models alone. "
+            f"The cheapest candidate projects to {least:.1f} core-hours.\n")
+
+
+ARCHIVE_BLOCKS = {"pign-table5": table5_block, "pign-counter": counter_block, "bench-pign": speed_block,
+                  "laptop-threads": threads_block, "ddpm-laptop-budget": ddpm_budget_block}
 
 
 def _replace(text: str, begin: str, end: str, body: str) -> str:
@@ -252,6 +387,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
     a = ap.parse_args()
+    errors = marker_errors({p: p.read_text() for p in pages()})
+    if errors:
+        print("generated-block markers are broken:\n  " + "\n  ".join(errors))
+        return 1
     texts, figures = render()
     if a.check:
         stale = [p.relative_to(REPO) for p, t in texts.items() if t != p.read_text()]

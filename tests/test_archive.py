@@ -1,4 +1,5 @@
-"""The records behind the README's Table 5 (archive/) are valid and render that table."""
+"""The records behind the docs' Table 5 (archive/) are valid and render that table: the Table 5 page
+(docs/experiments/pign.md) and the benchmarks page (docs/benchmarks.md) show what the archive gives."""
 import gzip
 import json
 
@@ -6,21 +7,30 @@ from picard_cli import registry, report
 from picard_cli.runner import REPO
 
 
-def test_archived_table5_records_render_the_readme_table():
+PIGN_PAGE = REPO / "docs" / "experiments" / "pign.md"
+BENCH_PAGE = REPO / "docs" / "benchmarks.md"
+
+
+def test_archived_table5_records_render_the_docs_table():
     lines = gzip.open(REPO / "archive" / "pign-table5.jsonl.gz", "rt").read().splitlines()
     recs = [json.loads(line) for line in lines]
     assert len({r["key"] for r in recs}) == len(recs)  # no duplicated runs
     for r in recs:
         assert r["experiment"] == "pign" and r["status"] in ("ok", "diverged")
         assert {"config", "seed", "git_sha", "versions", "metrics", "executor"} <= set(r)
-    t = report.build(registry.get("pign"), recs)
-    readme = (REPO / "README.md").read_text()
+    exp = registry.get("pign")
+    t = report.build(exp, recs)
+    page = PIGN_PAGE.read_text()
     for rc in (("GCN", "Cora"), ("GAT", "Cora-50%"), ("PIGN-GAT", "CiteSeer-50%"), ("IterGNN-GCN", "Cora")):
-        assert report.fmt_ours(t.ours[rc]) + "<br>paper" in readme, rc
+        assert report.fmt_ours(t.ours[rc]) + "<br>paper" in page, rc
+    # every cell of both protocols, as `picard report pign` renders them
+    for protocol in ("last", "best-val"):
+        assert report.to_markdown(report.build(exp, recs, protocol=protocol)) in page, protocol
+    assert f"Records: {len(recs):,} runs in `archive/pign-table5.jsonl.gz`" in page
 
 
 def test_archived_counter_dropout_runs_match_the_torch_stream_runs():
-    """dropout_rng=counter's accuracy check (README, Speed): its 16 x 20 archived runs are counter
+    """dropout_rng=counter's accuracy check (docs/experiments/pign.md): its 16 x 20 archived runs are counter
     runs of the paper cells, each cell's mean within one std of the archived torch-stream runs."""
     import statistics
 
@@ -44,10 +54,17 @@ def test_archived_counter_dropout_runs_match_the_torch_stream_runs():
 
         assert abs(statistics.mean(acc(recs)) - statistics.mean(acc(ref[key]))) <= statistics.pstdev(acc(ref[key])), key
 
+        def fmt(rs):
+            v = [100 * a for a in acc(rs)]
+            return f"{statistics.mean(v):.1f} ± {statistics.pstdev(v):.1f} (n={len(v)})"
 
-def test_readme_speed_numbers_come_from_the_archived_benchmark_output():
-    """The Speed section's table and full-length figures are the archived benchmark output."""
-    readme = (REPO / "README.md").read_text()
+        row = f"| {key[0]}/{key[1]} | {fmt(recs)} | {fmt(ref[key])} |"
+        assert row in PIGN_PAGE.read_text(), row  # the page shows this comparison
+
+
+def test_docs_speed_numbers_come_from_the_archived_benchmark_output():
+    """The benchmarks page's PIGN table and full-length figures are the archived benchmark output."""
+    readme = BENCH_PAGE.read_text()
     grid = json.loads((REPO / "archive/bench-pign-grid-20ep.json").read_text())
     assert len(grid["cells"]) == 16 and "--set" in grid["argv"] and "dropout_rng=counter" in grid["argv"]
     for r in grid["cells"]:

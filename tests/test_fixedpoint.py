@@ -90,7 +90,7 @@ def _loss(x):
 @pytest.mark.parametrize("method", ["picard", "anderson"])
 def test_implicit_gradient_matches_finite_differences_and_the_unrolled_gradient(method):
     W, u, make = _problem()
-    spec = FixedPointSpec(method=method, grad="implicit", backward_tol=1e-13, backward_max_iter=500)
+    spec = FixedPointSpec(solver_method=method, grad_mode="implicit", implicit_tol=1e-13, implicit_max_iter=500)
     x, st = solve(make(W), torch.zeros(6, dtype=D), u, spec=spec, a=0.3, max_iter=300)
     gW, gu = torch.autograd.grad(_loss(x), [W, u])
     assert st.backward["status"] == "converged" and st.n_evals == st.steps + 1
@@ -120,11 +120,11 @@ def test_implicit_gradient_matches_finite_differences_and_the_unrolled_gradient(
 
 def test_unrolled_gradient_through_anderson_matches_the_implicit_one():
     W, u, make = _problem(5)
-    xa, _ = solve(make(W), torch.zeros(6, dtype=D), u, spec=FixedPointSpec(method="anderson", tol=None,
-                                                                           jac_samples=0, grad="unrolled"),
+    xa, _ = solve(make(W), torch.zeros(6, dtype=D), u, spec=FixedPointSpec(solver_method="anderson", solver_tol=0.0,
+                                                                           grad_mode="unrolled"),
                   a=0.3, max_iter=60)
     xi, _ = solve(make(W), torch.zeros(6, dtype=D), u, a=0.3, max_iter=60,
-                  spec=FixedPointSpec(grad="implicit", backward_tol=1e-13, backward_max_iter=500))
+                  spec=FixedPointSpec(grad_mode="implicit", implicit_tol=1e-13, implicit_max_iter=500))
     assert torch.allclose(xa, xi, atol=1e-12)
     assert torch.allclose(torch.autograd.grad(_loss(xa), W)[0], torch.autograd.grad(_loss(xi), W)[0], atol=1e-8)
 
@@ -134,7 +134,7 @@ def test_implicit_gradient_falls_back_to_jacobian_free_where_the_backward_solve_
     w = torch.tensor([0.5, 1.5], dtype=D, requires_grad=True)
     def T(x):  # two 1-element problems on dim 0
         return w[:, None] * x
-    spec = FixedPointSpec(grad="implicit", backward_tol=1e-12, backward_max_iter=200)
+    spec = FixedPointSpec(grad_mode="implicit", implicit_tol=1e-12, implicit_max_iter=200)
     x, st = solve(T, torch.ones(2, 1, dtype=D), torch.ones(2, 1, dtype=D), spec=spec, a=0.0, max_iter=3,
                   batch_dim=0, divergence=None)
     (g,) = torch.autograd.grad(x.sum(), w)
@@ -152,7 +152,7 @@ def test_implicit_gradient_of_stacked_problems_is_per_problem():
     U = torch.stack([u, u2], 1)
     def T(x):
         return torch.tanh(torch.einsum("sij,js->is", Ws, x))
-    spec = FixedPointSpec(grad="implicit", backward_tol=1e-12, backward_max_iter=500)
+    spec = FixedPointSpec(grad_mode="implicit", implicit_tol=1e-12, implicit_max_iter=500)
     x, _ = solve(T, torch.zeros(6, 2, dtype=D), U, spec=spec, a=0.3, max_iter=300, batch_dim=1)
     g = torch.autograd.grad(_loss(x), [W, W2])
     for Wi, ui, gi in ((W, u, g[0]), (W2, u2, g[1])):
@@ -163,7 +163,7 @@ def test_implicit_gradient_of_stacked_problems_is_per_problem():
 def test_forward_value_does_not_depend_on_grad_mode_or_eval():
     W, u, make = _problem(3)
     for grad in ("implicit", "phantom:2"):
-        spec = FixedPointSpec(grad=grad, method="anderson", tol=1e-6)
+        spec = FixedPointSpec(grad_mode=grad, solver_method="anderson", solver_tol=1e-6)
         x_grad, s1 = solve(make(W), torch.zeros(6, dtype=D), u, spec=spec, a=0.3, max_iter=50)
         with torch.no_grad():
             x_nograd, s2 = solve(make(W), torch.zeros(6, dtype=D), u, spec=spec, a=0.3, max_iter=50)
@@ -175,12 +175,12 @@ def test_phantom_gradient_is_backprop_through_the_last_k_steps():
     W, u, make = _problem(4)
     x0 = torch.zeros(6, dtype=D)
     # k = max_iter: the same graph as unrolled (x0 carries no gradient)
-    xp, _ = solve(make(W), x0, u, spec=FixedPointSpec(grad="phantom:5"), a=0.3, max_iter=5)
+    xp, _ = solve(make(W), x0, u, spec=FixedPointSpec(grad_mode="phantom:5"), a=0.3, max_iter=5)
     xu, _ = solve(make(W), x0, u, a=0.3, max_iter=5)
     assert torch.equal(xp, xu)
     assert torch.allclose(torch.autograd.grad(_loss(xp), W)[0], torch.autograd.grad(_loss(xu), W)[0], atol=1e-12)
     # k = 1: one damped step from the (detached) 29-step iterate
-    x1, st = solve(make(W), x0, u, spec=FixedPointSpec(grad="phantom:1"), a=0.3, max_iter=30)
+    x1, st = solve(make(W), x0, u, spec=FixedPointSpec(grad_mode="phantom:1"), a=0.3, max_iter=30)
     with torch.no_grad():
         z, _ = picard(make(W), x0, u, a=0.3, max_iter=29)
     manual = 0.3 * z + 0.7 * (make(W)(z) + u)
@@ -198,8 +198,8 @@ def test_implicit_memory_stays_flat_as_the_iteration_count_grows():
     for grad in ("unrolled", "implicit"):
         for K in (5, 40):
             with saved_tensor_bytes() as acc:
-                x, _ = solve(T, x0, x0, spec=FixedPointSpec(grad=grad, jac_samples=0) if grad != "unrolled"
-                             else FixedPointSpec(tol=None), a=0.5, max_iter=K)
+                x, _ = solve(T, x0, x0, spec=FixedPointSpec(grad_mode=grad) if grad != "unrolled"
+                             else FixedPointSpec(), a=0.5, max_iter=K)
             saved[grad, K] = acc["bytes"]
             x.sum().backward()
     assert saved["implicit", 5] == saved["implicit", 40]
@@ -312,7 +312,7 @@ def test_tolerance_grid_predicts_where_a_tolerance_run_stops():
         run = d["methods"][method]
         assert len(run["rel_residual"]) == 200 and len(run["metric"]) == 201
         for tol in (1e-2, 1e-4, 1e-6):
-            x, st = solve(T, torch.zeros(40, dtype=D), b, spec=FixedPointSpec(method=method, tol=tol), a=0.2,
+            x, st = solve(T, torch.zeros(40, dtype=D), b, spec=FixedPointSpec(solver_method=method, solver_tol=tol), a=0.2,
                           max_iter=200)
             assert run["stops"][f"{tol:.0e}"] == st.steps
             assert run["metric_at_stop"][f"{tol:.0e}"] == pytest.approx(err(x), rel=1e-4)
@@ -350,6 +350,20 @@ def test_new_fields_stay_out_of_run_identity_and_default_to_the_paper():
         apply(PignConfig(), {"grad_mode": "sideways"})
 
 
+def test_spec_fields_are_the_recipe_fields_by_name_with_one_set_of_defaults():
+    from picard_cli.experiments.pign import PignConfig
+    from picard_cli.fixedpoint.fields import DEFAULTS, SPEC_FIELDS
+    from picard_cli.recipes import to_dict
+
+    spec = FixedPointSpec()
+    assert {f.name for f in dataclasses.fields(FixedPointSpec)} == set(SPEC_FIELDS) | {"anderson_cond"}
+    assert all(getattr(spec, n) == DEFAULTS[n] == getattr(PignConfig(), n) for n in SPEC_FIELDS) and spec.plain
+    c = PignConfig(solver_method="anderson", solver_tol=1e-3, grad_mode="implicit", implicit_max_iter=7, jac_reg=0.5)
+    typed = spec_from_config(c)
+    assert typed == spec_from_config(to_dict(c)) and all(getattr(typed, n) == getattr(c, n) for n in SPEC_FIELDS)
+    assert typed.tol == 1e-3 and typed.jac_probes == 1 and not typed.plain and fixed_masks(c)
+
+
 def test_models_with_default_fields_match_the_paper_path_bit_for_bit():
     from picard_cli.models.anie import ANIE
     from picard_cli.models.stacked_gnn import PIGN
@@ -376,7 +390,8 @@ def test_anie_toolkit_forward_gradients_and_penalty():
 
     torch.manual_seed(0)
     w0 = torch.randn(3, 16, 16)
-    spec = FixedPointSpec(method="anderson", tol=1e-3, grad="implicit", jac_samples=1, backward_max_iter=5)
+    spec = FixedPointSpec(solver_method="anderson", solver_tol=1e-3, grad_mode="implicit", jac_reg=0.5,
+                          implicit_max_iter=5)
     m = ANIE(size=16, n_iter=6, fp=spec, forcing="input", fixed_masks=True, spectral_cap=0.9, jac_reg=0.5)
     pred, st = m(w0, trace=True)
     assert pred.shape == (3, 10, 16, 16) and isinstance(st.step_norm[0], float)  # batch traces, as the paper path

@@ -21,7 +21,7 @@ def test_table4_authors_recipe_runs_their_code_in_rows_of_its_own():
     rows = {exp.row(r.config) for r in p.runs}
     assert rows == {"1H 1B (authors' code)", "4H 1B (authors' code)", "2H 2B (authors' code)", "4H 4B (authors' code)"}
     default = runner.plan(exp, None, "paper", {}, {})
-    assert {exp.row(r.config) for r in default.runs} == set(exp.rows)  # the corrected default keeps the paper's rows
+    assert {exp.row(r.config) for r in default.runs} == set(exp.table.rows)  # the corrected default keeps the paper's rows
     assert not {r.key for r in default.runs} & {r.key for r in p.runs}
 
 

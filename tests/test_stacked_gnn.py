@@ -151,9 +151,9 @@ def test_reusing_products_and_evaluating_late_change_no_number(synth_root, monke
             return [r["metrics"] for r in Pign().run_group([dict(cfg, seed=s) for s in (0, 1)], ctx)]
         feature_products.clear()
         reused, n_reused = runs(), sum(feature_products)
-        monkeypatch.setattr(stacked_gnn, "REUSE_PRODUCTS", False)
+        monkeypatch.setattr(stacked_gnn.ops, "REUSE_PRODUCTS", False)
         feature_products.clear()
         assert runs() == reused, cell
         if cell["noise"] == 0.0:  # 6 training passes + the evaluation after the last step; recomputing: 6 + 6 + 1
             assert (n_reused, sum(feature_products)) == (7, 13)
-        monkeypatch.setattr(stacked_gnn, "REUSE_PRODUCTS", True)
+        monkeypatch.setattr(stacked_gnn.ops, "REUSE_PRODUCTS", True)

@@ -74,10 +74,10 @@ def test_table3_architecture_and_sincos_positions():
 def test_lambda_one_returns_the_input():
     T = MaskedViT(32, 3, 4, 32, 1, 4, 32, 1, 4)
     x0 = torch.rand(3, 3, 32, 32)
-    x, stats = PicardImage(T, n_iter=3, lam=1.0)(x0, trace=True)
+    x, stats = PicardImage(T, n_iter=3, a=1.0)(x0, trace=True)
     assert torch.equal(x, x0) and stats.steps == 3
-    # first_step=plain: x_1 = T(x_0), then lam = 1 keeps it
-    x, _ = PicardImage(T, n_iter=3, lam=1.0, first_step="plain")(x0)
+    # first_step=plain: x_1 = T(x_0), then a = 1 keeps it
+    x, _ = PicardImage(T, n_iter=3, a=1.0, first_step="plain")(x0)
     assert torch.allclose(x, T(x0))
 
 
@@ -87,7 +87,7 @@ def test_damped_update_is_the_caption_formula():
     x0 = torch.rand(2, 3, 32, 32)
     x1 = 0.5 * T(x0) + 0.5 * x0
     x2 = 0.5 * T(x1) + 0.5 * x1
-    out, _ = PicardImage(T, n_iter=2, lam=0.5)(x0)
+    out, _ = PicardImage(T, n_iter=2, a=0.5)(x0)
     assert torch.allclose(out, x2, atol=1e-6)
     assert damping(0.5, 3, "plain") == [0.0, 0.5, 0.5] and damping(0.3, 2) == [0.3, 0.3]
 
@@ -107,7 +107,7 @@ def test_gradients_flow_through_every_application():
             y.register_hook(lambda g: grads.append(g.abs().sum().item()))
             return y
 
-    model = PicardImage(Hooked(), n_iter=3, lam=0.5)
+    model = PicardImage(Hooked(), n_iter=3, a=0.5)
     x, _ = model(torch.rand(2, 3, 32, 32))
     x.pow(2).mean().backward()
     assert len(grads) == 3 and all(g > 0 for g in grads)
@@ -222,3 +222,21 @@ def test_bad_vit_mask_input_is_one_line(tmp_path):
     assert out.returncode == 2 and "mask_ratio" in out.stderr and "Traceback" not in out.stderr
     out = picard("run", "vit-mask", "--data-root", tmp_path / "nothing", "source=npz", "--results", tmp_path / "r")
     assert out.returncode == 2 and "cifar10_train_subset.npz" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_damping_renamed_from_lam_keeps_run_keys_and_old_checkpoints(tmp_path):
+    from picard_cli import checkpoint
+    from picard_cli.errors import PicardError
+    from picard_cli.experiments.vit_mask import VitMaskConfig
+    from picard_cli.recipes import as_config, identity, to_dict
+
+    c = VitMaskConfig(a=0.3)
+    old = {("lam" if k == "a" else k): v for k, v in to_dict(c).items()}  # a config stored before the rename
+    assert identity(c)["lam"] == 0.3 and "a" not in identity(c)  # run keys use the old name
+    assert as_config(VitMaskConfig, old) == c  # archived records' configs still resolve
+    path = tmp_path / "checkpoint.pt"
+    checkpoint.check_config({"config": old}, c, path)  # the experiment's check (typed config)
+    checkpoint.check_config({"config": old}, to_dict(c), path, VitMaskConfig)  # the runner's (config dict)
+    checkpoint.check_config({"config": to_dict(c)}, c, path)
+    with pytest.raises(PicardError, match="another config"):
+        checkpoint.check_config({"config": dict(old, lam=0.5)}, c, path)

@@ -162,8 +162,8 @@ def test_run_picks_the_matching_recipe_cell():
     assert [r.cell for r in p.runs] == ["ViT3D/N3"] and p.runs[0].config["dim"] == 64  # quick widths
     assert runner.plan(exp, None, "paper", {"model": "vit-small", "n_iter": 2}, {}, cells="match").runs[0].cell \
         == "ViTsmall/N2"
-    assert exp.rows == ("ViT", "ViTsmall", "ViTparallel", "ViT3D") and len(runner.plan(exp, None, "quick", {}, {}).runs) == 12
-    assert exp.paper[("ViT", "N_iter = 3")] == (0.0691, 0.0024) and exp.paper[("ViT3D", "N_iter = 3")] == (0.2529, 0.0079)
+    assert exp.table.rows == ("ViT", "ViTsmall", "ViTparallel", "ViT3D") and len(runner.plan(exp, None, "quick", {}, {}).runs) == 12
+    assert exp.table.paper[("ViT", "N_iter = 3")] == (0.0691, 0.0024) and exp.table.paper[("ViT3D", "N_iter = 3")] == (0.2529, 0.0079)
 
 
 def test_table2_sweep_end_to_end(tmp_path):

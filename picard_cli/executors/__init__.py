@@ -76,6 +76,6 @@ def drive(be, exp, p, batches: list, store, ctx, progress=None, skip: frozenset 
 def by_cost(exp, batches: list) -> list:
     """Largest tasks first, so that no big task starts last and leaves the other workers idle (the
     experiment's ``seed_bytes`` x epochs x seeds as the size; the given order where it has none)."""
-    if not hasattr(exp, "seed_bytes"):
+    if not batches or exp.seed_bytes(batches[0][0].config) is None:
         return batches
     return sorted(batches, key=lambda b: -exp.seed_bytes(b[0].config) * b[0].config.get("epochs", 1) * len(b))

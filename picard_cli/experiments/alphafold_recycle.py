@@ -31,7 +31,8 @@ from pathlib import Path
 
 from ..metrics.curves import convergence
 from ..metrics.structure_names import HIGHER_BETTER, ROW_NAMES, SCALE
-from ..recipes import fld
+from ..recipes import as_config, fld, to_dict
+from ..experiment import Experiment, TableSpec
 from ..registry import register
 
 SOURCES = ("colabfold", "predictions", "synthetic")
@@ -95,24 +96,27 @@ def recycle_cols(last: int) -> list[int]:
     return sorted({r for r in (0, 1, 3, 10, last) if r <= last})
 
 
-class AlphafoldRecycle:
+class AlphafoldRecycle(Experiment):
     name = "alphafold-recycle"
     config_cls = AlphafoldRecycleConfig
     default_recipe = "figs3-5.yaml"
     batchable = False
-    table = ("Figs. 3-5: AlphaFold-Multimer recycling on CASP15 targets (mean over targets of the mean over "
-             "models x seeds)")
-    rows = tuple(ROW_NAMES[m] for m in METRICS)
-    cols = tuple(f"recycle {r}" for r in recycle_cols(20))
-    paper: dict = {}  # the paper gives Figures 3-5 only as plots
-    metrics = {"last": "gdt_ts_last"}
-    default_protocol = "last"
-    metric_scale = 1.0
-    digits = 2
-    show_params = False
+    table = TableSpec(
+        title="Figs. 3-5: AlphaFold-Multimer recycling on CASP15 targets (mean over targets of the mean over "
+             "models x seeds)",
+        rows=tuple(ROW_NAMES[m] for m in METRICS),
+        cols=tuple(f"recycle {r}" for r in recycle_cols(20)),
+        paper={},  # the paper gives Figures 3-5 only as plots
+        metrics={"last": "gdt_ts_last"},
+        default_protocol="last",
+        metric_scale=1.0,
+        digits=2,
+        show_params=False,
+    )
 
     @staticmethod
     def tag(cfg) -> str:
+        # tag / row / col read a record's stored config DICT by key (report.py): fields the study has had from the start.
         return {"colabfold": "", "predictions": " [predictions]", "synthetic": " [SYNTHETIC]"}[cfg["source"]]
 
     def row(self, cfg):
@@ -132,13 +136,13 @@ class AlphafoldRecycle:
         curve = ex.get("curve") or {}
         out = []
         for m in METRICS:
-            c = curve.get(m)
-            if not c:
+            cv = curve.get(m)
+            if not cv:
                 continue
-            for r in recycle_cols(len(c["mean"]) - 1):
+            for r in recycle_cols(len(cv["mean"]) - 1):
                 out.append({"row": ROW_NAMES[m] + self.tag(record["config"]), "col": f"recycle {r}",
-                            "value": None if c["mean"][r] is None else c["mean"][r] * SCALE[m],
-                            "std_within": None if c["std"][r] is None else c["std"][r] * SCALE[m],
+                            "value": None if cv["mean"][r] is None else cv["mean"][r] * SCALE[m],
+                            "std_within": None if cv["std"][r] is None else cv["std"][r] * SCALE[m],
                             "std_label": "over targets"})
         return out
 
@@ -147,18 +151,20 @@ class AlphafoldRecycle:
 
 
 # ------------------------------------------------------------------------------------------- targets
-def resolve_targets(c: dict, data_root: Path) -> list[tuple[str, Path]]:
-    """(domain ID, native file) of the configured targets; one-line DataError when anything is missing."""
+def resolve_targets(c, data_root: Path) -> list[tuple[str, Path]]:
+    """(domain ID, native file) of the configured targets (``c``: an AlphafoldRecycleConfig or its dict);
+    one-line DataError when anything is missing."""
     from ..errors import DataError
     from ..runner import REPO
     from ..structure import structure_files
 
-    tdir = Path(c["targets_dir"]).expanduser() if c["targets_dir"] else Path(data_root) / "casp15" / "targets"
+    c = as_config(AlphafoldRecycleConfig, c)
+    tdir = Path(c.targets_dir).expanduser() if c.targets_dir else Path(data_root) / "casp15" / "targets"
     if not tdir.is_dir():
         raise DataError(f"CASP15 targets not found: {tdir} (set PICARD_DATA or --data-root to the folder holding "
                         "casp15/targets/, or targets_dir=DIR)")
     have = {p.stem: p for p in structure_files(tdir)}
-    spec = c["targets"].strip()
+    spec = c.targets.strip()
     if not spec:
         ids = sorted(have)
     else:
@@ -180,82 +186,135 @@ def resolve_targets(c: dict, data_root: Path) -> list[tuple[str, Path]]:
 
 
 # ------------------------------------------------------------------------------------------- run
-def run_one(c: dict, ctx) -> dict:
-    from ..errors import DataError
-    from ..structure import colabfold, read_ca, score_models, write_ca_pdb
+def run_one(c, ctx) -> dict:
+    """The whole study for one source of structures (an AlphafoldRecycleConfig or its dict): make or
+    read every recycle of every model x seed, score each against its native, then the curves and
+    convergence of Figs. 3-5 (paper §4 "AlphaFold")."""
+    from ..structure import read_ca
     from ..structure import synthetic as synth
 
+    c = as_config(AlphafoldRecycleConfig, c)
     t_start = time.perf_counter()
     targets = resolve_targets(c, ctx.data_root)
     natives = {t: read_ca(p) for t, p in targets}
     work = _workdir(ctx, c)
     caveats = [TARGETS_CAVEAT]
-    extra: dict = {"source": c["source"], "synthetic": c["source"] == "synthetic", "workdir": str(work)}
-    if c["source"] == "synthetic":
+    extra: dict = {"source": c.source, "synthetic": c.source == "synthetic", "workdir": str(work)}
+    if c.source == "synthetic":
         extra["label"] = synth.LABEL
         caveats.insert(0, synth.LABEL + ": a demo of the pipeline, says nothing about AlphaFold")
 
-    # ---- structures: (target -> list of (model, seed, recycle, CAChain)) ------------------------
-    structures: dict[str, list] = {}
-    jobs: dict[str, str] = {}
-    if c["source"] == "synthetic":
-        wander = synth.wandering_targets(len(targets), c["synth_wander"], c["seed"])
-        extra["wandering_targets"] = [t for (t, _), w in zip(targets, wander) if w]
-        pred_dir = work / "predictions"
-        for k, (t, _) in enumerate(targets):
-            nat = natives[t]
-            for m in range(1, c["num_models"] + 1):
-                for s in range(c["seed"], c["seed"] + c["num_seeds"]):
-                    X = synth.trajectory(nat.coords, c["num_recycle"], c["seed"], k, m, s, bool(wander[k]),
-                                         c["synth_hinge"])
-                    for r in range(c["num_recycle"] + 1):
-                        if c["synth_write_pdbs"]:
-                            name = colabfold.recycle_filename(t, c["model_type"], m, s, r)
-                            write_ca_pdb(pred_dir / t / name, nat, X[r], chain_id="A",
-                                         remarks=[synth.LABEL, f"target {t} model {m} seed {s} recycle {r}"])
-                        else:
-                            structures.setdefault(t, []).append((m, s, r, nat.with_coords(X[r])))
-        if not c["synth_write_pdbs"]:
-            jobs = {t: t for t, _ in targets}
-    elif c["source"] == "predictions":
-        if not c["predictions_dir"]:
-            raise DataError("source=predictions needs predictions_dir=DIR (a folder of ColabFold "
-                            "--save-recycles output)")
-        pred_dir = Path(c["predictions_dir"]).expanduser()
-    else:
-        pred_dir, argv, info = run_colabfold(c, [t for t, _ in targets], work, ctx.data_root)
-        extra["colabfold"] = {"argv": argv, **info}
-        caveats += info.get("caveats", [])
-
+    # 1. structures: (target -> list of (model, seed, recycle, CAChain)), made or predicted, then read
+    pred_dir, structures, jobs = _make_structures(c, targets, natives, work, ctx.data_root, extra, caveats)
     t_read = time.perf_counter()
     if not structures:
-        index = colabfold.scan(pred_dir)
-        for t, _ in targets:
-            job = colabfold.job_for(t, index)
-            if job is None:
-                continue
-            files = _select(index[job], c)
-            if files:
-                jobs[t] = job
-                structures[t] = [(f.model, f.seed, f.recycle, read_ca(f.path)) for f in files]
-        if not structures:
-            raise DataError(f"{pred_dir}: no predictions for any of the {len(targets)} target(s) "
-                            f"(jobs found: {', '.join(sorted(index)[:6])}{', ...' if len(index) > 6 else ''}; "
-                            "a job must be named like the domain or its parent target)")
+        structures, jobs = _read_structures(c, pred_dir, targets)
     extra["missing_targets"] = [t for t, _ in targets if t not in structures]
     if extra["missing_targets"]:
         caveats.append(f"{len(extra['missing_targets'])} of {len(targets)} target(s) had no predictions and are "
                        f"left out: {', '.join(extra['missing_targets'][:8])}")
 
-    # ---- scoring: all structures of a target in one batch --------------------------------------
+    # 2. scoring: all structures of a target in one batch (spec §4: RMSD, GDT_TS, GDT_HA, TM-score)
     t_score = time.perf_counter()
+    per_target, rows, n_struct = _score(c, targets, natives, structures, jobs, ctx)
+    t_end = time.perf_counter()
+    csv_path = work / "scores.csv"
+    _write_csv(csv_path, rows)
+    caveats += _scoring_caveats(c, per_target)
+
+    # 3. the curves over targets (Fig. 3) and the targets that did not converge (Figs. 4-5)
+    curve = {m: _curve([per_target[t][m]["mean"] for t in per_target]) for m in METRICS}
+    notconv = {m: sorted(t for t, v in per_target.items() if not v[m]["converged"]) for m in ("gdt_ts", "rmsd")}
+    metrics = _study_metrics(c, curve, notconv, len(per_target), n_struct, t_end - t_score)
+    extra |= {"targets": per_target, "curve": curve, "not_converged": notconv, "caveats": caveats,
+              "scores_csv": str(csv_path), "n_recycles": c.num_recycle + 1,
+              "timing_s": {"generate_or_predict": round(t_read - t_start, 2), "read": round(t_score - t_read, 2),
+                           "score": round(t_end - t_score, 2)}}
+    return {"status": "ok", "metrics": metrics, "extra": extra}
+
+
+def _make_structures(c: AlphafoldRecycleConfig, targets: list, natives: dict, work: Path, data_root, extra: dict,
+                     caveats: list) -> tuple[Path, dict, dict]:
+    """(the folder of per-recycle files, structures held in memory, their jobs) of the configured source:
+    SYNTHETIC trajectories (written as ColabFold-named files, or kept in memory), a folder of
+    predictions, or a colabfold_batch run."""
+    from ..errors import DataError
+
+    if c.source == "synthetic":
+        return _synthetic_structures(c, targets, natives, work, extra)
+    if c.source == "predictions":
+        if not c.predictions_dir:
+            raise DataError("source=predictions needs predictions_dir=DIR (a folder of ColabFold "
+                            "--save-recycles output)")
+        return Path(c.predictions_dir).expanduser(), {}, {}
+    pred_dir, argv, info = run_colabfold(c, [t for t, _ in targets], work, data_root)
+    extra["colabfold"] = {"argv": argv, **info}
+    caveats += info.get("caveats", [])
+    return pred_dir, {}, {}
+
+
+def _synthetic_structures(c: AlphafoldRecycleConfig, targets: list, natives: dict, work: Path,
+                          extra: dict) -> tuple[Path, dict, dict]:
+    """SYNTHETIC perturbed-native trajectories, recycles 0..num_recycle per model x seed
+    (structure/synthetic.py); every output made from them says so."""
+    from ..structure import colabfold, write_ca_pdb
+    from ..structure import synthetic as synth
+
+    structures: dict[str, list] = {}
+    wander = synth.wandering_targets(len(targets), c.synth_wander, c.seed)
+    extra["wandering_targets"] = [t for (t, _), w in zip(targets, wander) if w]
+    pred_dir = work / "predictions"
+    for k, (t, _) in enumerate(targets):
+        nat = natives[t]
+        for m in range(1, c.num_models + 1):
+            for s in range(c.seed, c.seed + c.num_seeds):
+                X = synth.trajectory(nat.coords, c.num_recycle, c.seed, k, m, s, bool(wander[k]), c.synth_hinge)
+                for r in range(c.num_recycle + 1):
+                    if c.synth_write_pdbs:
+                        name = colabfold.recycle_filename(t, c.model_type, m, s, r)
+                        write_ca_pdb(pred_dir / t / name, nat, X[r], chain_id="A",
+                                     remarks=[synth.LABEL, f"target {t} model {m} seed {s} recycle {r}"])
+                    else:
+                        structures.setdefault(t, []).append((m, s, r, nat.with_coords(X[r])))
+    jobs = {} if c.synth_write_pdbs else {t: t for t, _ in targets}
+    return pred_dir, structures, jobs
+
+
+def _read_structures(c: AlphafoldRecycleConfig, pred_dir: Path, targets: list) -> tuple[dict, dict]:
+    """The per-recycle files of each target's job (named like the domain or its parent target)."""
+    from ..errors import DataError
+    from ..structure import colabfold, read_ca
+
+    structures: dict[str, list] = {}
+    jobs: dict[str, str] = {}
+    index = colabfold.scan(pred_dir)
+    for t, _ in targets:
+        job = colabfold.job_for(t, index)
+        if job is None:
+            continue
+        files = _select(index[job], c)
+        if files:
+            jobs[t] = job
+            structures[t] = [(f.model, f.seed, f.recycle, read_ca(f.path)) for f in files]
+    if not structures:
+        raise DataError(f"{pred_dir}: no predictions for any of the {len(targets)} target(s) "
+                        f"(jobs found: {', '.join(sorted(index)[:6])}{', ...' if len(index) > 6 else ''}; "
+                        "a job must be named like the domain or its parent target)")
+    return structures, jobs
+
+
+def _score(c: AlphafoldRecycleConfig, targets: list, natives: dict, structures: dict, jobs: dict,
+           ctx) -> tuple[dict, list, int]:
+    """(per-target summaries, one CSV row per structure, structures scored); all structures of a
+    target are scored against its native in one batch (structure/scoring.py)."""
+    from ..structure import score_models
+
     per_target, rows, n_struct = {}, [], 0
     for t, _ in targets:
         if t not in structures:
             continue
         items = structures[t]
-        out = score_models(natives[t], [x[3] for x in items], pair_by=c["pair_by"], device=ctx.device,
-                           dtype=c["dtype"])
+        out = score_models(natives[t], [x[3] for x in items], pair_by=c.pair_by, device=ctx.device, dtype=c.dtype)
         n_struct += len(items)
         per_target[t] = _summarise(t, natives[t], items, out, c, jobs.get(t, t))
         for i, (m, s, r, ch) in enumerate(items):
@@ -263,34 +322,34 @@ def run_one(c: dict, ctx) -> dict:
                          **{k: _num(out[k][i]) for k in ("rmsd", "gdt_ts", "gdt_ha", "tm", "n_common", "length")},
                          "pairing": out["pairing"][i], "file": ch.path})
         ctx.on_epoch(len(per_target), len(structures), t)
-    t_end = time.perf_counter()
-    csv_path = work / "scores.csv"
-    _write_csv(csv_path, rows)
+    return per_target, rows, n_struct
+
+
+def _scoring_caveats(c: AlphafoldRecycleConfig, per_target: dict) -> list[str]:
+    out = []
     if any(v["pairing"] == "order" for v in per_target.values()):
-        caveats.append("some predictions were paired with the native by residue order (numbered 1..L from the "
-                       "observed-residue sequence), not by CASP residue number")
-    if c["source"] == "colabfold" and not c["inputs"]:
-        caveats.append("inputs: sequences of the observed residues only (casp15/targets.fasta; the full CASP15 "
-                       "sequences are not available offline), one job per domain: departs from CASP practice")
+        out.append("some predictions were paired with the native by residue order (numbered 1..L from the "
+                   "observed-residue sequence), not by CASP residue number")
+    if c.source == "colabfold" and not c.inputs:
+        out.append("inputs: sequences of the observed residues only (casp15/targets.fasta; the full CASP15 "
+                   "sequences are not available offline), one job per domain: departs from CASP practice")
+    return out
 
-    curve = {m: _curve([per_target[t][m]["mean"] for t in per_target]) for m in METRICS}
-    notconv = {m: sorted(t for t, v in per_target.items() if not v[m]["converged"]) for m in ("gdt_ts", "rmsd")}
-    last = c["num_recycle"]
-    metrics = {"n_targets": len(per_target), "n_structures": n_struct,
+
+def _study_metrics(c: AlphafoldRecycleConfig, curve: dict, notconv: dict, n_targets: int, n_struct: int,
+                   scoring_s: float) -> dict:
+    """The record's metrics: counts, non-converged targets, scoring speed, each metric's mean over
+    targets at recycle 0 and at the last recycle."""
+    metrics = {"n_targets": n_targets, "n_structures": n_struct,
                "not_converged_gdt_ts": len(notconv["gdt_ts"]), "not_converged_rmsd": len(notconv["rmsd"]),
-               "scoring_s": round(t_end - t_score, 3),
-               "structures_per_s": round(n_struct / max(1e-9, t_end - t_score), 2)}
+               "scoring_s": round(scoring_s, 3), "structures_per_s": round(n_struct / max(1e-9, scoring_s), 2)}
     for m in METRICS:
-        for r, tag in ((0, "r0"), (min(last, len(curve[m]["mean"]) - 1), "last")):
+        for r, tag in ((0, "r0"), (min(c.num_recycle, len(curve[m]["mean"]) - 1), "last")):
             metrics[f"{m}_{tag}"] = curve[m]["mean"][r]
-    extra |= {"targets": per_target, "curve": curve, "not_converged": notconv, "caveats": caveats,
-              "scores_csv": str(csv_path), "n_recycles": last + 1,
-              "timing_s": {"generate_or_predict": round(t_read - t_start, 2), "read": round(t_score - t_read, 2),
-                           "score": round(t_end - t_score, 2)}}
-    return {"status": "ok", "metrics": metrics, "extra": extra}
+    return metrics
 
 
-def _workdir(ctx, c: dict) -> Path:
+def _workdir(ctx, c: AlphafoldRecycleConfig) -> Path:
     """The run's folder (checkpoints of ColabFold, synthetic PDBs, scores.csv)."""
     import hashlib
     import json
@@ -299,7 +358,7 @@ def _workdir(ctx, c: dict) -> Path:
     if getattr(ctx, "run_dir", None) is not None:
         d = Path(ctx.run_dir)
     elif getattr(ctx, "results_root", None) is not None:
-        key = hashlib.sha256(json.dumps(c, sort_keys=True).encode()).hexdigest()[:12]
+        key = hashlib.sha256(json.dumps(to_dict(c), sort_keys=True).encode()).hexdigest()[:12]
         d = Path(ctx.results_root) / "alphafold-recycle-runs" / key
     else:
         d = Path(tempfile.mkdtemp(prefix="picard-af-"))
@@ -307,10 +366,10 @@ def _workdir(ctx, c: dict) -> Path:
     return d
 
 
-def _select(files: list, c: dict) -> list:
+def _select(files: list, c: AlphafoldRecycleConfig) -> list:
     """Models 1..num_models, the num_seeds smallest seeds, recycles 0..num_recycle."""
-    seeds = sorted({f.seed for f in files})[: c["num_seeds"]]
-    return [f for f in files if f.model <= c["num_models"] and f.seed in seeds and f.recycle <= c["num_recycle"]]
+    seeds = sorted({f.seed for f in files})[: c.num_seeds]
+    return [f for f in files if f.model <= c.num_models and f.seed in seeds and f.recycle <= c.num_recycle]
 
 
 def _num(v):
@@ -337,7 +396,7 @@ def _curve(means: list[list]) -> dict:
     return out
 
 
-def _summarise(t: str, native, items: list, out: dict, c: dict, job: str) -> dict:
+def _summarise(t: str, native, items: list, out: dict, c: AlphafoldRecycleConfig, job: str) -> dict:
     """Per-target curves (mean / std over models x seeds per recycle), the min / max over every
     structure (for min-max normalisation, spec §4.1) and convergence of the mean curve and of each
     (model, seed) trajectory."""
@@ -360,7 +419,7 @@ def _summarise(t: str, native, items: list, out: dict, c: dict, job: str) -> dic
         def rnd(a):
             return [None if not np.isfinite(v) else round(float(v), 6) for v in a]
         hb = HIGHER_BETTER[m]
-        tol = (c["tol_gdt"] / 100.0 if m.startswith("gdt") else c["tol_rmsd"] if m == "rmsd" else 0.0)
+        tol = (c.tol_gdt / 100.0 if m.startswith("gdt") else c.tol_rmsd if m == "rmsd" else 0.0)
         conv = convergence(rnd(mean), hb, tol)  # on the stored (rounded) curve, as the report recomputes it
         per_traj = [convergence(A[:, j], hb, tol)["converged"] for j in range(len(trajs))]
         summary[m] = {"mean": rnd(mean), "std": rnd(std), "min": _finite(np.nanmin(A)), "max": _finite(np.nanmax(A)),
@@ -386,30 +445,32 @@ TEMPLATE_CAVEAT = ("MSAs from MMseqs2 (ColabFold), no templates; the paper used 
                    "templates (max template date 2022-01-01)")
 
 
-def check_templates(c: dict) -> None:
+def check_templates(c) -> None:
     """Templates only with a date cutoff: a custom folder and its cutoff date (ColabFold's own template search
-    has no date cutoff, so the CASP15 natives themselves could serve as templates)."""
+    has no date cutoff, so the CASP15 natives themselves could serve as templates). ``c``: an
+    AlphafoldRecycleConfig or its dict."""
     import datetime
 
     from ..errors import RecipeError
 
-    asked = c.get("templates") or any(a == "--templates" for a in c.get("colabfold_args") or [])
+    c = as_config(AlphafoldRecycleConfig, c)
+    asked = c.templates or any(a == "--templates" for a in c.colabfold_args)
     if not asked:
         return
-    if not c.get("templates") or not c.get("custom_template_path"):
+    if not c.templates or not c.custom_template_path:
         raise RecipeError("templates need custom_template_path=DIR (templates released before a cutoff) and "
                           "max_template_date=YYYY-MM-DD: ColabFold's server templates have no date cutoff and would "
                           "include the CASP15 structures")
     try:
-        datetime.date.fromisoformat(c.get("max_template_date") or "")
+        datetime.date.fromisoformat(c.max_template_date)
     except ValueError:
-        raise RecipeError(f"max_template_date={c.get('max_template_date')!r}: give the cutoff the custom "
+        raise RecipeError(f"max_template_date={c.max_template_date!r}: give the cutoff the custom "
                           f"templates respect as YYYY-MM-DD (the paper: 2022-01-01)") from None
-    if not Path(c["custom_template_path"]).expanduser().is_dir():
-        raise RecipeError(f"custom_template_path: no folder {c['custom_template_path']}")
+    if not Path(c.custom_template_path).expanduser().is_dir():
+        raise RecipeError(f"custom_template_path: no folder {c.custom_template_path}")
 
 
-def run_colabfold(c: dict, targets: list[str], work: Path, data_root: Path):
+def run_colabfold(c: AlphafoldRecycleConfig, targets: list[str], work: Path, data_root: Path):
     """Check the install (binary, weights, inputs), run colabfold_batch once for all targets (it skips
     jobs it has finished: a re-run resumes), return (output folder, argv, info)."""
     import subprocess
@@ -417,23 +478,23 @@ def run_colabfold(c: dict, targets: list[str], work: Path, data_root: Path):
     from ..errors import DataError, PicardError
     from ..structure import colabfold as cf
 
-    exe = cf.find_binary(c["colabfold_bin"])
-    data_dir = Path(c["weights_dir"]).expanduser() if c["weights_dir"] else cf.default_data_dir()
-    cf.check_weights(c["model_type"], c["num_models"], data_dir)
+    exe = cf.find_binary(c.colabfold_bin)
+    data_dir = Path(c.weights_dir).expanduser() if c.weights_dir else cf.default_data_dir()
+    cf.check_weights(c.model_type, c.num_models, data_dir)
     inp, out = work / "colabfold_input", work / "colabfold"
     info: dict = {"weights": str(data_dir), "caveats": []}
-    if c["inputs"]:
-        info["jobs"] = cf.link_inputs(targets, Path(c["inputs"]).expanduser(), inp)
+    if c.inputs:
+        info["jobs"] = cf.link_inputs(targets, Path(c.inputs).expanduser(), inp)
     else:
         fasta = Path(data_root) / "casp15" / "targets.fasta"
         if not fasta.is_file():
             raise DataError(f"no inputs= folder and no {fasta} to build FASTA inputs from")
         info["jobs"] = cf.write_fasta_inputs(targets, cf.read_fasta(fasta), inp)
-        if c["msa_mode"] != "single_sequence":
-            info["caveats"].append(f"MSAs from the ColabFold server ({c['msa_mode']}): needs internet access")
+        if c.msa_mode != "single_sequence":
+            info["caveats"].append(f"MSAs from the ColabFold server ({c.msa_mode}): needs internet access")
     check_templates(c)
-    info["caveats"].append(TEMPLATE_CAVEAT if not c.get("templates") else
-                           f"templates from {c['custom_template_path']} (released before {c['max_template_date']}, "
+    info["caveats"].append(TEMPLATE_CAVEAT if not c.templates else
+                           f"templates from {c.custom_template_path} (released before {c.max_template_date}, "
                            f"as the user states; ColabFold cannot check a date)")
     argv = cf.command(c, inp, out, exe)
     log = work / "colabfold.log"

@@ -18,7 +18,7 @@ N_iter = evaluations of the integral operator (see the model's docstring).
 """
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -26,7 +26,8 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..fixedpoint.fields import fixedpoint_fields
-from ..recipes import fld, int_list_field, parse_int_list
+from ..recipes import as_config, fld, int_list_field, parse_int_list
+from ..experiment import Experiment, TableSpec
 from ..registry import register
 from .ns_train import BASELINE_ROWS
 
@@ -86,8 +87,17 @@ COLS = tuple(f"N_iter = {k}" for k in (1, 2, 4, 6, 8))
 PAPER_TABLE4 = {(r, c): v for r, vals in _T4.items() for c, v in zip(COLS, vals)}
 
 
-def data_path(c: dict, root) -> Path:
-    p = Path(c["data"]).expanduser()
+def split_of(c) -> NSSplit:
+    """The data fields of a config: ``c`` itself when typed (AnieConfig and VitPdeConfig extend NSSplit), else
+    the NSSplit fields of a config dict (anie's or vit-pde's: these helpers serve both, and preflight)."""
+    if isinstance(c, NSSplit):
+        return c
+    names = {f.name for f in dataclasses.fields(NSSplit)}
+    return NSSplit(**{k: v for k, v in c.items() if k in names})
+
+
+def data_path(c: NSSplit | dict, root) -> Path:
+    p = Path(split_of(c).data).expanduser()
     return p if p.is_absolute() else Path(root) / p
 
 
@@ -100,8 +110,9 @@ def _frames(path: str, mtime: float):
     return d.at_times(ANIE_TIMES), d.meta
 
 
-def load_splits(c: dict, root):
+def load_splits(c: NSSplit | dict, root):
     """(train, val, test) arrays in generation order; test = the last n_test samples."""
+    c = split_of(c)
     path = data_path(c, root)
     if not path.exists():
         from ..data.navier_stokes import load_ns
@@ -109,56 +120,61 @@ def load_splits(c: dict, root):
         load_ns(path)  # raises the one-line DataError naming `picard data navier-stokes`
     w, meta = _frames(str(path), path.stat().st_mtime)
     N, S = w.shape[0], w.shape[-1]
-    need = c["n_train"] + c["n_val"] + c["n_test"]
+    need = c.n_train + c.n_val + c.n_test
     if need > N:
         raise DataError(f"{path} has {N} samples but n_train + n_val + n_test = {need}; "
                         f"generate more or lower the split sizes")
     if S % 4:
         raise DataError(f"{path}: field size {S} is not a multiple of 4 (ANIE's 4x4 patches)")
-    tr, va = c["n_train"], c["n_train"] + c["n_val"]
-    return w[:tr], w[tr:va], w[N - c["n_test"]:], meta
+    tr, va = c.n_train, c.n_train + c.n_val
+    return w[:tr], w[tr:va], w[N - c.n_test:], meta
 
 
 PAPER_SPLIT = {"n_train": 3200, "n_val": 800, "n_test": 1000}  # the authors' 3200 / 800 / Data_u[-1000:]
 
 
-def data_facts(c: dict, root):
+def data_facts(c: NSSplit | dict, root):
     """The Navier-Stokes file's facts (anie and vit-pde), with a split other than the paper's as a difference."""
     from ..data.navier_stokes import facts
 
-    out = facts(data_path(c, root), {k[2:]: c[k] for k in PAPER_SPLIT})
-    out.differs += [f"{k}={c[k]:,} (paper: {v:,})" for k, v in PAPER_SPLIT.items() if c[k] != v]
+    split = dataclasses.asdict(split_of(c))
+    out = facts(data_path(c, root), {k[2:]: split[k] for k in PAPER_SPLIT})
+    out.differs += [f"{k}={split[k]:,} (paper: {v:,})" for k, v in PAPER_SPLIT.items() if split[k] != v]
     return out
 
 
-def build_model(c: dict, size: int):
+def build_model(c: AnieConfig | dict, size: int):
+    """ANIE (spec §1) on ``size`` x ``size`` fields: the integral operator iterated ``n_iter`` times with
+    damping ``a`` through the fixed-point toolkit's spec."""
     from ..fixedpoint.fields import fixed_masks, spec_from_config
     from ..models.anie import ANIE
 
-    return ANIE(size=size, dim=c["dim"], emb=c["emb"], heads=c["heads"], blocks=c["blocks"], n_ff=c["n_ff"],
-                dropout=c["dropout"], n_iter=c["n_iter"], a=c["a"], coord_scramble=c["coord_scramble"],
-                kv_dropout_always=c["kv_dropout_always"], eval_adds_f=c["eval_adds_f"],
-                fp=spec_from_config(c), forcing=c.get("forcing", "none"), fixed_masks=fixed_masks(c),
-                spectral_cap=c.get("spectral_norm", 0.0), jac_reg=c.get("jac_reg", 0.0))
+    c = as_config(AnieConfig, c)
+    return ANIE(size=size, dim=c.dim, emb=c.emb, heads=c.heads, blocks=c.blocks, n_ff=c.n_ff, dropout=c.dropout,
+                n_iter=c.n_iter, a=c.a, coord_scramble=c.coord_scramble, kv_dropout_always=c.kv_dropout_always,
+                eval_adds_f=c.eval_adds_f, fp=spec_from_config(c), forcing=c.forcing, fixed_masks=fixed_masks(c),
+                spectral_cap=c.spectral_norm, jac_reg=c.jac_reg)
 
 
-class Anie:
+class Anie(Experiment):
     name = "anie"
     config_cls = AnieConfig
     default_recipe = "table4.yaml"
     batchable = False
-    table = "Table 4: ANIE test MSE on Navier-Stokes (t=0 -> 9 stamps) vs solver iterations"
-    rows = tuple(_T4)
-    cols = COLS
-    paper = PAPER_TABLE4
-    metrics = {"last": "test_mse_last", "best-val": "test_mse_best_val"}
-    default_protocol = "best-val"  # the authors' SaveBestModel
-    metric_scale = 1.0
-    digits = 4
-    show_params = False
-    curve_metric = "test_mse"
-    baselines = BASELINE_ROWS  # rows of predictors that learn nothing (ns_train.trivial_baselines)
-    paired_columns = True  # report: each N_iter minus N_iter = 1, paired over seeds
+    table = TableSpec(
+        title="Table 4: ANIE test MSE on Navier-Stokes (t=0 -> 9 stamps) vs solver iterations",
+        rows=tuple(_T4),
+        cols=COLS,
+        paper=PAPER_TABLE4,
+        metrics={"last": "test_mse_last", "best-val": "test_mse_best_val"},
+        default_protocol="best-val",  # the authors' SaveBestModel
+        metric_scale=1.0,
+        digits=4,
+        show_params=False,
+        curve_metric="test_mse",
+        baselines=BASELINE_ROWS,  # rows of predictors that learn nothing (ns_train.trivial_baselines)
+        paired_columns=True,  # report: each N_iter minus N_iter = 1, paired over seeds
+    )
 
     @staticmethod
     def row(cfg):
@@ -181,64 +197,76 @@ class Anie:
 
     data_facts = staticmethod(data_facts)
 
-    def run_one(self, c: dict, ctx) -> dict:
+    def run_one(self, c: AnieConfig | dict, ctx) -> dict:
+        """Train one ANIE (resuming from the run's checkpoint); test the last and the best-validation model."""
         import numpy as np
         import torch
 
         from ..models.anie import unused_fc_params
-        from .ns_train import fit, per_sample_mse, trivial_baselines
+        from .ns_train import autocast, fit, on_device, trivial_baselines
 
-        ks = parse_int_list(c["eval_iters"], "eval_iters")  # validate before the long part
+        c = as_config(AnieConfig, c)
+        ks = parse_int_list(c.eval_iters, "eval_iters")  # validate before the long part
         dev = torch.device(ctx.device)
         train, val, test, meta = load_splits(c, ctx.data_root)
         S = train.shape[-1]
-        def to(a):
-            return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
-        Xtr, Xva, Xte = to(train), to(val), to(test)
-        torch.manual_seed(c["seed"])
-        np.random.seed(c["seed"] % 2**32)
+        Xtr, Xva, Xte = on_device(dev, train, val, test)
+        torch.manual_seed(c.seed)
+        np.random.seed(c.seed % 2**32)
         model = build_model(c, S).to(dev)
-        bf16 = c["amp"] == "auto" and dev.type == "cuda"
-        def amp():
-            return (torch.autocast("cuda", dtype=torch.bfloat16) if bf16
-                       else contextlib.nullcontext())
+        bf16 = c.amp == "auto" and dev.type == "cuda"
+        amp = autocast(bf16)
         run = fit(model, Xtr, Xva, c, ctx, amp)
         ctx.on_phase("evaluation")
-
-        def test_mse(n_iter=None):  # 9 frames t > 0 (spec §2.3)
-            per = per_sample_mse(model, Xte, slice(1, None), c["batch_size"], n_iter, amp)
-            return per.mean().item(), per.std(unbiased=False).item()
-
         n_params = model.n_params()
         extra = {"n_params": n_params, "amp": "bf16" if bf16 else "fp32",
-                 "n_params_authors": n_params + unused_fc_params(c["emb"], c["heads"], c["blocks"]),
+                 "n_params_authors": n_params + unused_fc_params(c.emb, c.heads, c.blocks),
                  **run.extra(), "samples": {"train": len(Xtr), "val": len(Xva), "test": len(Xte)}, "size": S,
                  "data": {k: meta[k] for k in ("source", "n_total", "n_done", "file") if k in meta}}
         if run.diverged:
             nan = float("nan")
             return {"status": "diverged", "extra": extra,
                     "metrics": {"test_mse_last": nan, "test_mse_best_val": nan, "epochs_run": len(run.losses)}}
-        last, last_std = test_mse()
-        metrics = {**trivial_baselines(train, test), "test_mse_last": last, "test_mse_std": last_std, "val_mse_last": run.val_mse[-1],
-                   "train_loss_last": run.losses[-1], "val_mse_best": run.best_val, "best_epoch": run.best_epoch,
-                   "epochs_run": len(run.losses)}
-        model.eval()  # solver traces of the last model on the first test batch
-        with torch.no_grad():
-            _, stats = model(Xte[:c["batch_size"], 0], trace=True)
-        solver = stats.per_problem(0) | {"n_iter": c["n_iter"], "n_evals": stats.steps + 1,  # + the final G
-                                         "residual_out": stats.residual_out}
-        if c["diagnose"]:
-            extra["fixedpoint"] = diagnose_anie(model, Xte[:c["batch_size"]], c)
-        if model.fp_log:
-            extra["fixedpoint_train"] = train_summary(model.fp_log)
-        if ks:  # the trained (last) model with other iteration counts, no retraining
-            extra["iter_curve"] = {"k": ks, "test_mse": [float(f"{test_mse(k)[0]:.6g}") for k in ks], "model": "last"}
-        model.load_state_dict(run.best_state)
-        metrics["test_mse_best_val"], metrics["test_mse_std_best_val"] = test_mse()
-        return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
+        return evaluate(model, run, Xte, c, amp, ks, trivial_baselines(train, test), extra)
 
 
-def diagnose_anie(model, X, c: dict) -> dict:
+def test_mse(model, X, batch_size: int, amp, n_iter=None) -> tuple[float, float]:
+    """Test MSE on the 9 frames t > 0 (spec §2.3): mean and std over test samples."""
+    from .ns_train import per_sample_mse
+
+    per = per_sample_mse(model, X, slice(1, None), batch_size, n_iter, amp)
+    return per.mean().item(), per.std(unbiased=False).item()
+
+
+def evaluate(model, run, Xte, c: AnieConfig, amp, ks: list[int], baselines: dict, extra: dict) -> dict:
+    """The last model (protocol ``last``): test MSE, solver trace on the first test batch, fixed-point
+    diagnostics, MSE with other iteration counts; then the best-validation model (``best-val``, the
+    authors' SaveBestModel). ``run``: the training's ns_train.Fit. Returns the run's outcome."""
+    import torch
+
+    bs = c.batch_size
+    last, last_std = test_mse(model, Xte, bs, amp)
+    metrics = {**baselines, "test_mse_last": last, "test_mse_std": last_std, "val_mse_last": run.val_mse[-1],
+               "train_loss_last": run.losses[-1], "val_mse_best": run.best_val, "best_epoch": run.best_epoch,
+               "epochs_run": len(run.losses)}
+    model.eval()  # solver traces of the last model on the first test batch
+    with torch.no_grad():
+        _, stats = model(Xte[:bs, 0], trace=True)
+    solver = stats.per_problem(0) | {"n_iter": c.n_iter, "n_evals": stats.steps + 1,  # + the final G
+                                     "residual_out": stats.residual_out}
+    if c.diagnose:
+        extra["fixedpoint"] = diagnose_anie(model, Xte[:bs], c)
+    if model.fp_log:
+        extra["fixedpoint_train"] = train_summary(model.fp_log)
+    if ks:  # the trained (last) model with other iteration counts, no retraining
+        extra["iter_curve"] = {"k": ks, "test_mse": [float(f"{test_mse(model, Xte, bs, amp, k)[0]:.6g}") for k in ks],
+                               "model": "last"}
+    model.load_state_dict(run.best_state)
+    metrics["test_mse_best_val"], metrics["test_mse_std_best_val"] = test_mse(model, Xte, bs, amp)
+    return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
+
+
+def diagnose_anie(model, X, c: AnieConfig) -> dict:
     """Fixed-point diagnostics of the trained (last) ANIE on one test batch (``diagnose=true``;
     picard_cli/fixedpoint/diagnostics.py): per-sample solves, reduced to the batch (the worst
     sample's relative residual, the largest spectral radius); metric = test MSE on the 9 frames
@@ -255,10 +283,10 @@ def diagnose_anie(model, X, c: dict) -> dict:
     def mse(y):
         return (model.predict(y, cf)[:, 1:] - X[:, 1:]).pow(2).mean()
 
-    return diagnose(T, f, cf, a=c["a"], iters=c["diag_iters"], batch_dim=0, reduce=True, spec=spec_from_config(c),
+    return diagnose(T, f, cf, a=c.a, iters=c.diag_iters, batch_dim=0, reduce=True, spec=spec_from_config(c),
                     metric=mse, lipschitz=None,
                     lipschitz_note="LayerNorm and Galerkin attention (cubic in y): no global a-priori bound",
-                    power_iters=c["power_iters"], metric_name="test_mse", seed=c["seed"])[0]
+                    power_iters=c.power_iters, metric_name="test_mse", seed=c.seed)[0]
 
 
 def train_summary(log: list) -> dict:

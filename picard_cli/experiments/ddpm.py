@@ -27,11 +27,13 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from ..metrics.curves import SMOOTH_ALPHA, smooth
-from ..recipes import SEED_RANGE, fld
+from ..recipes import SEED_RANGE, as_config, fld
+from ..experiment import Experiment, TableSpec
 from ..registry import register
 from ..training import optimizer_step
 
@@ -95,7 +97,7 @@ class DdpmConfig:
     seed: int = fld(0, "run seed: initial weights, data order, training noise and t", per_run=True)
 
 
-class Ddpm:
+class Ddpm(Experiment):
     name = "ddpm"
     config_cls = DdpmConfig
     default_recipe = "fig2.yaml"
@@ -103,15 +105,17 @@ class Ddpm:
     data_parallel = True  # --nproc N: torchrun + DDP (picard_cli/distributed.py)
     steps_field = "timesteps"  # `--steps 100:1000` sweeps T
     axis_label = "T"
-    table = "Figs. 2/8: DDPMs vs diffusion timesteps T on CIFAR-10 (held-out loss, smoothed train loss, FID)"
-    rows = ("test loss (held-out)", "train loss (smoothed)", "FID")
-    cols = tuple(f"T = {t}" for t in FIG_STEPS)
-    paper: dict = {}  # the paper gives these only as plots (Figs. 2, 8)
-    metrics = {"last": "test_loss"}
-    default_protocol = "last"
-    metric_scale = 1.0
-    digits = 4
-    show_params = False
+    table = TableSpec(
+        title="Figs. 2/8: DDPMs vs diffusion timesteps T on CIFAR-10 (held-out loss, smoothed train loss, FID)",
+        rows=("test loss (held-out)", "train loss (smoothed)", "FID"),
+        cols=tuple(f"T = {t}" for t in FIG_STEPS),
+        paper={},  # the paper gives these only as plots (Figs. 2, 8)
+        metrics={"last": "test_loss"},
+        default_protocol="last",
+        metric_scale=1.0,
+        digits=4,
+        show_params=False,
+    )
 
     @staticmethod
     def row(cfg):
@@ -142,252 +146,452 @@ class Ddpm:
         return [run_one(c, ctx) for c in configs]
 
     @staticmethod
-    def check_nproc(cfg: dict, nproc: int) -> None:
-        if cfg["batch_size"] % nproc:
+    def check_nproc(cfg: DdpmConfig | dict, nproc: int) -> None:
+        c = as_config(DdpmConfig, cfg)
+        if c.batch_size % nproc:
             from ..errors import RecipeError
 
-            raise RecipeError(f"--nproc {nproc}: batch_size={cfg['batch_size']} is not divisible by {nproc} "
+            raise RecipeError(f"--nproc {nproc}: batch_size={c.batch_size} is not divisible by {nproc} "
                               f"(each process takes batch_size / nproc images of every step)")
 
     @staticmethod
-    def data_facts(cfg: dict, data_root: Path):
+    def data_facts(cfg: DdpmConfig | dict, data_root: Path):
         from ..data.cifar10 import facts
 
-        return facts(data_root, cfg["source"], {"train": cfg["train_n"], "test": cfg["test_n"]})
+        c = as_config(DdpmConfig, cfg)
+        return facts(data_root, c.source, {"train": c.train_n, "test": c.test_n})
 
 
 # ------------------------------------------------------------------------------------------- run
-def run_one(c: dict, ctx) -> dict:
-    import numpy as np
-    import torch
+@dataclass
+class Data:
+    """CIFAR-10 at the model's resolution: the uint8 training arrays (FID's real images) and both
+    splits as uint8 (N, 3, R, R) tensors on the device (no per-image transforms)."""
 
-    from .. import distributed as dist
-    from ..data.cifar10 import load_cifar10
-    from ..errors import DataError, PicardError
-    from ..models import ddpm as D
+    train: Any  # load_cifar10's result: images, labels, meta
+    test: Any
+    train_uint8: Any  # (N, R, R, 3) numpy, block-averaged to R
+    Xtr: Any
+    Xte: Any
 
-    dev = torch.device(ctx.device)
-    R, T = c["resolution"], c["timesteps"]
-    if c["attn_down"] >= len(c["channels"]):
-        raise PicardError(f"attn_down={c['attn_down']} but the UNet has {len(c['channels'])} blocks")
-    if c["resolution"] >> (len(c["channels"]) - 1) < 1:
-        raise PicardError(f"{len(c['channels'])} UNet blocks downsample {R}x{R} below 1 pixel")
-    train = load_cifar10(ctx.data_root, "train", c["source"], limit=c["train_n"])
-    test = load_cifar10(ctx.data_root, "test", c["source"], limit=c["test_n"])
-    if len(train.images) < c["batch_size"]:
-        raise DataError(f"{len(train.images)} training images < batch_size={c['batch_size']}")
-    tr_np, te_np = D.pool_uint8(train.images, R), D.pool_uint8(test.images, R)
-    def to(a):
-        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(dev)
-    Xtr, Xte = to(tr_np), to(te_np)  # uint8 on the device: no per-image transforms
 
-    import random
+@dataclass
+class Model:
+    """What training updates: eps_theta (the UNet), the noise schedule (betas), AdamW and its LR
+    schedule, the optional EMA of the weights, and the device generator of the training noise."""
 
-    torch.manual_seed(c["seed"])
-    np.random.seed(c["seed"] % 2**32)
-    random.seed(c["seed"])
-    unet = D.build_unet(R, c["channels"], c["layers_per_block"], c["attn_down"], c["head_dim"], c["norm_groups"],
-                        c["dropout"]).to(dev)
-    cuda = dev.type == "cuda"
-    if c["channels_last"] and cuda:
-        unet = unet.to(memory_format=torch.channels_last)
-    sched = D.build_scheduler(T, c["beta_schedule"], c["variance_type"], c["zero_snr"])
-    bf16 = c["amp"] == "auto" and cuda
-    def amp():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
+    unet: Any
+    sched: Any
+    opt: Any
+    lr_sched: Any
+    ema: Any  # diffusers' EMAModel, or None
+    gen: Any  # flips, eps and t of every training step
+    device: Any
+    bf16: bool  # bf16 autocast (amp=auto on CUDA)
+    channels_last: bool  # channels_last inputs (channels_last=true on CUDA)
 
-    opt = torch.optim.AdamW(unet.parameters(), lr=c["lr"], betas=(c["adam_beta1"], c["adam_beta2"]),
-                            eps=c["adam_eps"], weight_decay=c["weight_decay"], fused=cuda or None,
-                            foreach=None if cuda else True)
-    lr_sched = get_scheduler(c["lr_schedule"], opt, num_warmup_steps=c["warmup_steps"],
-                             num_training_steps=c["train_steps"])
-    ema = (EMAModel(unet.parameters(), decay=c["ema_max_decay"], use_ema_warmup=True, inv_gamma=1.0,
-                    power=c["ema_power"], foreach=True) if c["ema"] else None)
-    gen = torch.Generator(device=dev).manual_seed(c["seed"])
-    st = {"step": 0, "train_log": {"step": [], "loss": []}, "test_log": {"step": [], "loss": []},
-          "fid_log": {"step": [], "value": [], "n": []}, "acc": [0.0, 0], "resumed_from": [], "train_s": 0.0}
+    def amp(self):
+        import torch
 
-    # Resume from the last checkpoint of this run (same config: the folder is named by its hash)
-    path = ctx.run_dir / "checkpoint.pt" if getattr(ctx, "run_dir", None) else None
-    ck = D.load_checkpoint(path) if path else None
-    if ck is not None:
-        from ..checkpoint import check_config
-
-        check_config(ck, c, path)
-        unet.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        lr_sched.load_state_dict(ck["lr_scheduler"])
-        if ema is not None:
-            ema.load_state_dict(ck["ema"])
-            ema.to(dev)
-        D.set_rng_state(ck["rng"], gen)
-        st = ck["state"]
-        st["resumed_from"].append(st["step"])
-        del ck
-    ctx.on_phase("training" + (f" (resumed at step {st['step']})" if st["step"] else ""))
-    if st["step"]:
-        ctx.on_epoch(st["step"], c["train_steps"], "resumed")
-
-    weights = None
-    if c["fid"] and ctx.fid_weights != "none" and (c["fid_n"] or c["fid_n_steps"]):
-        from ..metrics import fid as fidlib
-
-        weights = fidlib.resolve_weights(ctx.fid_weights, ctx.allow_unverified_weights)
-    u, eps = D.fixed_triples(len(Xte), R, c["eval_seed"])
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
     @contextlib.contextmanager
-    def eval_weights():  # evaluations see the EMA weights when EMA is on (reference: swap and restore)
-        if ema is None:
+    def eval_weights(self):
+        """Evaluations see the EMA weights when EMA is on (the reference: swap in, restore after)."""
+        if self.ema is None:
             yield
             return
-        ema.store(unet.parameters())
-        ema.copy_to(unet.parameters())
+        self.ema.store(self.unet.parameters())
+        self.ema.copy_to(self.unet.parameters())
         try:
             yield
         finally:
-            ema.restore(unet.parameters())
+            self.ema.restore(self.unet.parameters())
 
-    def fid_of(samples: np.ndarray) -> dict:
-        return run_fid(samples, tr_np, train.meta, weights, ctx, R) | {"alpha_bar_T": D.alpha_bar_T(sched), "T": T}
 
-    def evaluate(step: int, n_fid: int) -> None:  # held-out loss (+ FID with n_fid samples) at a checkpoint
-        with eval_weights():
-            losses = D.triple_losses(unet, sched, Xte, u, eps, batch=c["sample_batch"], amp=amp)
-            st["test_log"]["step"].append(step)
-            st["test_log"]["loss"].append(float(losses.mean()))
-            if c["fid"] and n_fid and weights is not None:
-                ctx.on_phase(f"sampling and FID at step {step} (N={n_fid})")
-                samples = D.sample(unet, sched, n_fid, seed=c["eval_seed"], batch=c["sample_batch"], amp=amp,
-                                   device=dev)
-                st["fid_log"]["step"].append(step)
-                st["fid_log"]["value"].append(fid_of(samples)["value"])
-                st["fid_log"]["n"].append(n_fid)
+@dataclass
+class TrainState:
+    """A run's progress: what a checkpoint's ``state`` holds (the keys of format 1)."""
 
-    def checkpoint():  # rank 0 only (the model and optimizer are the same in every process)
-        if path is None or not dist.is_main():
-            return
-        D.save_checkpoint(path, {"format": 1, "config": c, "step": st["step"], "model": unet.state_dict(),
-                                 "ema": ema.state_dict() if ema is not None else None, "optimizer": opt.state_dict(),
-                                 "lr_scheduler": lr_sched.state_dict(), "rng": D.rng_state(gen), "state": st})
+    step: int = 0
+    train_log: dict = field(default_factory=lambda: {"step": [], "loss": []})
+    test_log: dict = field(default_factory=lambda: {"step": [], "loss": []})
+    fid_log: dict = field(default_factory=lambda: {"step": [], "value": [], "n": []})
+    acc: list = field(default_factory=lambda: [0.0, 0])  # train-loss sum since the last log (process mean), steps
+    resumed_from: list = field(default_factory=list)  # the step of every resume
+    train_s: float = 0.0  # training seconds over all sessions, evaluations excluded
 
-    # Training (reference loop, spec §1.1): t ~ U{0..T-1}, x_t = add_noise(x0, eps, t), MSE(eps_theta, eps)
-    ddp = dist.wrap(unet)  # DistributedDataParallel with --nproc > 1; checkpoints hold the bare unet's weights
-    fwd = torch.compile(ddp) if c["compile"] else ddp
-    N, B = len(Xtr), c["batch_size"]
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class DdpmRun:
+    """One run: its config and context, data, model, progress, checkpoint file, Inception weights
+    (None: FID n/a) and the fixed held-out triples (u, eps) of ``models.ddpm.fixed_triples``."""
+
+    c: DdpmConfig
+    ctx: Any
+    data: Data
+    m: Model
+    st: TrainState
+    path: Path | None  # <run folder>/checkpoint.pt; None without a run folder (never checkpoints)
+    weights: Any
+    u: Any
+    eps: Any
+
+    def held_out_losses(self):
+        """Per-triple eps-MSE at t = floor(u T) (the same triples for every T and checkpoint)."""
+        from ..models import ddpm as D
+
+        return D.triple_losses(self.m.unet, self.m.sched, self.data.Xte, self.u, self.eps,
+                               batch=self.c.sample_batch, amp=self.m.amp)
+
+    def sample(self, n: int, steps: int | None = None):
+        """``n`` images with ``steps`` denoising steps (default T), from the same x_T for every model."""
+        from ..models import ddpm as D
+
+        return D.sample(self.m.unet, self.m.sched, n, steps, seed=self.c.eval_seed, batch=self.c.sample_batch,
+                        amp=self.m.amp, device=self.m.device)
+
+    def fid(self, samples) -> dict:
+        from ..models import ddpm as D
+
+        return run_fid(samples, self.data.train_uint8, self.data.train.meta, self.weights, self.ctx,
+                       self.c.resolution) | {"alpha_bar_T": D.alpha_bar_T(self.m.sched), "T": self.c.timesteps}
+
+
+def run_one(c: DdpmConfig | dict, ctx) -> dict:
+    """Train one DDPM with T = ``c.timesteps`` (resuming from the run's checkpoint), evaluating at
+    checkpoints; then the final held-out loss, samples, grids and FID."""
+    from .. import distributed as dist
+
+    c = as_config(DdpmConfig, c)
+    run = setup(c, ctx)
+    diverged = train(run)
+    if not dist.is_main():  # rank 0 evaluates and returns the outcome
+        return {"status": "ok", "metrics": {}, "extra": {}}
+    return outcome(run, diverged)
+
+
+def setup(c: DdpmConfig, ctx) -> DdpmRun:
+    """Data, model, the state resumed from the run's checkpoint, FID weights and the held-out
+    triples, in an order that keeps every random draw where it was."""
+    import torch
+
+    from ..models import ddpm as D
+
+    dev = torch.device(ctx.device)
+    check_unet(c)
+    data = load_data(c, ctx.data_root, dev)
+    m = build_model(c, dev)
+    path = ctx.run_dir / "checkpoint.pt" if getattr(ctx, "run_dir", None) else None
+    st = resume(m, c, path)
+    ctx.on_phase("training" + (f" (resumed at step {st.step})" if st.step else ""))
+    if st.step:
+        ctx.on_epoch(st.step, c.train_steps, "resumed")
+    weights = None
+    if c.fid and ctx.fid_weights != "none" and (c.fid_n or c.fid_n_steps):
+        from ..metrics import fid as fidlib
+
+        weights = fidlib.resolve_weights(ctx.fid_weights, ctx.allow_unverified_weights)
+    u, eps = D.fixed_triples(len(data.Xte), c.resolution, c.eval_seed)
+    return DdpmRun(c, ctx, data, m, st, path, weights, u, eps)
+
+
+def check_unet(c: DdpmConfig) -> None:
+    from ..errors import PicardError
+
+    n, R = len(c.channels), c.resolution
+    if c.attn_down >= n:
+        raise PicardError(f"attn_down={c.attn_down} but the UNet has {n} blocks")
+    if R >> (n - 1) < 1:
+        raise PicardError(f"{n} UNet blocks downsample {R}x{R} below 1 pixel")
+
+
+def load_data(c: DdpmConfig, data_root, dev) -> Data:
+    """CIFAR-10 train (``train_n``) and test (``test_n``), block-averaged to ``resolution``."""
+    import numpy as np
+    import torch
+
+    from ..data.cifar10 import load_cifar10
+    from ..errors import DataError
+    from ..models import ddpm as D
+
+    train = load_cifar10(data_root, "train", c.source, limit=c.train_n)
+    test = load_cifar10(data_root, "test", c.source, limit=c.test_n)
+    if len(train.images) < c.batch_size:
+        raise DataError(f"{len(train.images)} training images < batch_size={c.batch_size}")
+    tr_np, te_np = D.pool_uint8(train.images, c.resolution), D.pool_uint8(test.images, c.resolution)
+
+    def to(a):
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(dev)
+
+    return Data(train, test, tr_np, to(tr_np), to(te_np))
+
+
+def build_model(c: DdpmConfig, dev) -> Model:
+    """The reference's pieces (spec §1.1), initialised from the run seed: UNet2DModel, DDPMScheduler
+    (betas 1e-4..0.02 for every T unless zero_snr), AdamW, warmup + cosine LR, optional EMA."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from ..models import ddpm as D
+
+    torch.manual_seed(c.seed)
+    np.random.seed(c.seed % 2**32)
+    random.seed(c.seed)
+    cuda = dev.type == "cuda"
+    unet = D.build_unet(c.resolution, c.channels, c.layers_per_block, c.attn_down, c.head_dim, c.norm_groups,
+                        c.dropout).to(dev)
+    if c.channels_last and cuda:
+        unet = unet.to(memory_format=torch.channels_last)
+    sched = D.build_scheduler(c.timesteps, c.beta_schedule, c.variance_type, c.zero_snr)
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    opt = torch.optim.AdamW(unet.parameters(), lr=c.lr, betas=(c.adam_beta1, c.adam_beta2), eps=c.adam_eps,
+                            weight_decay=c.weight_decay, fused=cuda or None, foreach=None if cuda else True)
+    lr_sched = get_scheduler(c.lr_schedule, opt, num_warmup_steps=c.warmup_steps, num_training_steps=c.train_steps)
+    ema = (EMAModel(unet.parameters(), decay=c.ema_max_decay, use_ema_warmup=True, inv_gamma=1.0, power=c.ema_power,
+                    foreach=True) if c.ema else None)
+    gen = torch.Generator(device=dev).manual_seed(c.seed)
+    return Model(unet, sched, opt, lr_sched, ema, gen, dev, bf16=c.amp == "auto" and cuda,
+                 channels_last=c.channels_last and cuda)
+
+
+def resume(m: Model, c: DdpmConfig, path: Path | None) -> TrainState:
+    """The progress of the run's last checkpoint (of the same config: the folder is named by its hash),
+    with the weights, AdamW, the LR schedule, the EMA and every RNG restored; a fresh state without one."""
+    from ..models import ddpm as D
+
+    ck = D.load_checkpoint(path) if path else None
+    if ck is None:
+        return TrainState()
+    from ..checkpoint import check_config
+
+    check_config(ck, c, path)
+    m.unet.load_state_dict(ck["model"])
+    m.opt.load_state_dict(ck["optimizer"])
+    m.lr_sched.load_state_dict(ck["lr_scheduler"])
+    if m.ema is not None:
+        m.ema.load_state_dict(ck["ema"])
+        m.ema.to(m.device)
+    D.set_rng_state(ck["rng"], m.gen)
+    st = TrainState(**ck["state"])
+    st.resumed_from.append(st.step)
+    return st
+
+
+def save_checkpoint(run: DdpmRun) -> None:
+    """Rank 0 only (the model and optimizer are the same in every process); atomic."""
+    from .. import distributed as dist
+    from ..models import ddpm as D
+
+    if run.path is None or not dist.is_main():
+        return
+    m = run.m
+    D.save_checkpoint(run.path, {"format": 1, "config": asdict(run.c), "step": run.st.step,
+                                 "model": m.unet.state_dict(), "ema": m.ema.state_dict() if m.ema is not None else None,
+                                 "optimizer": m.opt.state_dict(), "lr_scheduler": m.lr_sched.state_dict(),
+                                 "rng": D.rng_state(m.gen), "state": run.st.to_dict()})
+
+
+def train_step(m: Model, fwd, images, c: DdpmConfig, mine=slice(None)):
+    """One optimizer step of the reference loop (spec §1.1; App. B.1's loss with C(t) = 1) on uint8
+    ``images`` (this process's part of a global batch of ``c.batch_size``): x_0 in [-1, 1], optionally
+    flipped; eps ~ N(0, I) and t ~ U{0..T-1} drawn for the whole batch from ``m.gen`` and sliced by
+    ``mine`` (the same numbers for any process count); x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps;
+    loss ||eps - eps_theta(x_t, t)||^2 (mean); AdamW step after a grad-norm clip, LR step, EMA update.
+    ``fwd`` is ``m.unet`` or its DDP / compiled wrapper. Returns the detached loss."""
+    import torch
+
+    from ..models import ddpm as D
+
+    B, dev = c.batch_size, m.device
+    x0 = D.to_unit(images)
+    if c.random_flip:
+        flip = torch.rand(B, generator=m.gen, device=dev)[mine] < 0.5
+        x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
+    if m.channels_last:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+    noise = torch.randn((B, *x0.shape[1:]), generator=m.gen, device=dev)[mine]
+    t = torch.randint(0, c.timesteps, (B,), generator=m.gen, device=dev)[mine]
+    xt = m.sched.add_noise(x0, noise, t)
+    with m.amp():
+        pred = fwd(xt, t).sample
+    loss = torch.nn.functional.mse_loss(pred.float(), noise.float())
+    optimizer_step(loss, m.unet.parameters(), m.opt, m.lr_sched, c.grad_clip)
+    if m.ema is not None:
+        m.ema.step(m.unet.parameters())
+    return loss.detach()
+
+
+def epoch_order(seed: int, epoch: int, n: int, dev):
+    """The image order of an epoch: a function of (seed, epoch), so a resumed run replays it."""
+    import torch
+
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch)).to(dev)
+
+
+def train(run: DdpmRun) -> bool:
+    """Train from ``run.st.step`` to ``train_steps``: log the train loss every ``log_every`` steps,
+    evaluate every ``eval_every`` (rank 0), checkpoint every ``checkpoint_every``. True when a logged
+    loss was not finite (diverged: training stops there)."""
+    import torch
+
+    from .. import distributed as dist
+
+    c, m, st = run.c, run.m, run.st
+    ddp = dist.wrap(m.unet)  # DistributedDataParallel with --nproc > 1; checkpoints hold the bare unet's weights
+    fwd = torch.compile(ddp) if c.compile else ddp
+    N, B = len(run.data.Xtr), c.batch_size
     mine = dist.shard(B)  # this process's part of each global batch (all of it in a single process)
     per_epoch = N // B  # the last incomplete batch of an epoch is dropped (constant batch size)
     perm_epoch, perm = -1, None
-    acc = torch.tensor(st["acc"][0], dtype=torch.float64, device=dev)
-    count = st["acc"][1]
-    unet.train()
+    acc = torch.tensor(st.acc[0], dtype=torch.float64, device=m.device)
+    count = st.acc[1]
+    m.unet.train()
     t0 = time.perf_counter()
     diverged = False
-    while st["step"] < c["train_steps"]:
-        step = st["step"]
-        epoch = step // per_epoch
-        if epoch != perm_epoch:  # epoch order: a function of (seed, epoch), so a resume replays it
-            perm_epoch = epoch
-            perm = torch.randperm(N, generator=torch.Generator().manual_seed(c["seed"] * 7919 + epoch)).to(dev)
+    while st.step < c.train_steps:
+        step = st.step
+        if step // per_epoch != perm_epoch:
+            perm_epoch = step // per_epoch
+            perm = epoch_order(c.seed, perm_epoch, N, m.device)
         # every process draws the whole batch's randomness and keeps its slice: the same steps for any N
         idx = perm[(step % per_epoch) * B:(step % per_epoch + 1) * B][mine]
-        x0 = D.to_unit(Xtr[idx])
-        if c["random_flip"]:
-            flip = torch.rand(B, generator=gen, device=dev)[mine] < 0.5
-            x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
-        if c["channels_last"] and cuda:
-            x0 = x0.contiguous(memory_format=torch.channels_last)
-        noise = torch.randn((B, *x0.shape[1:]), generator=gen, device=dev)[mine]
-        t = torch.randint(0, T, (B,), generator=gen, device=dev)[mine]
-        xt = sched.add_noise(x0, noise, t)
-        with amp():
-            pred = fwd(xt, t).sample
-        loss = torch.nn.functional.mse_loss(pred.float(), noise.float())
-        optimizer_step(loss, unet.parameters(), opt, lr_sched, c["grad_clip"])
-        if ema is not None:
-            ema.step(unet.parameters())
-        acc += loss.detach()
+        acc += train_step(m, fwd, run.data.Xtr[idx], c, mine)
         count += 1
-        st["step"] = step = step + 1
-        if step % c["log_every"] == 0 or step == c["train_steps"]:
+        st.step = step = step + 1
+        if step % c.log_every == 0 or step == c.train_steps:
             mean = dist.mean(acc / count).item()  # over processes: the global batch's loss
-            st["train_log"]["step"].append(step)
-            st["train_log"]["loss"].append(mean)
+            st.train_log["step"].append(step)
+            st.train_log["loss"].append(mean)
             acc.zero_()
             count = 0
             if not math.isfinite(mean):
                 diverged = True
                 break
-            ctx.on_epoch(step, c["train_steps"], f"loss {mean:.4f}")
-        if step % c["eval_every"] == 0 and step < c["train_steps"]:
-            st["train_s"] += time.perf_counter() - t0
+            run.ctx.on_epoch(step, c.train_steps, f"loss {mean:.4f}")
+        if step % c.eval_every == 0 and step < c.train_steps:
+            st.train_s += time.perf_counter() - t0
             if dist.is_main():  # the others wait at the next step's gradient all-reduce
-                evaluate(step, c["fid_n_steps"])
+                evaluate(run, step, c.fid_n_steps)
             t0 = time.perf_counter()
-        if step % c["checkpoint_every"] == 0 or step == c["train_steps"]:
-            st["acc"] = [dist.mean(acc).item(), count]  # the running loss sum, averaged: valid under any N
-            st["train_s"] += time.perf_counter() - t0
-            checkpoint()
+        if step % c.checkpoint_every == 0 or step == c.train_steps:
+            st.acc = [dist.mean(acc).item(), count]  # the running loss sum, averaged: valid under any N
+            st.train_s += time.perf_counter() - t0
+            save_checkpoint(run)
             t0 = time.perf_counter()
-    st["train_s"] += time.perf_counter() - t0
-    if not dist.is_main():  # rank 0 evaluates and returns the outcome
-        return {"status": "ok", "metrics": {}, "extra": {}}
+    st.train_s += time.perf_counter() - t0
+    return diverged
 
-    abar = D.alpha_bar_T(sched)
-    extra = {"n_params": sum(p.numel() for p in unet.parameters()), "amp": "bf16" if bf16 else "fp32",
-             "alpha_bar_T": abar, "sqrt_alpha_bar_T": math.sqrt(abar),
-             "scheduler": {k: sched.config[k] for k in ("beta_schedule", "beta_start", "beta_end", "variance_type",
-                                                        "clip_sample", "timestep_spacing", "rescale_betas_zero_snr")},
-             "eval_weights": "ema" if ema is not None else "raw", "resumed_from_step": st["resumed_from"],
-             "train_loss": st["train_log"], "smoothing_alpha": SMOOTH_ALPHA,
-             "train_s": round(st["train_s"], 3), "samples": {"train": N, "test": len(Xte)},
-             "data": {"train": train.meta, "test": test.meta}, "diffusers": _version("diffusers")}
+
+def evaluate(run: DdpmRun, step: int, n_fid: int) -> None:
+    """At a training checkpoint (Fig. 8): the held-out loss, and the FID of ``n_fid`` samples."""
+    c, st = run.c, run.st
+    with run.m.eval_weights():
+        losses = run.held_out_losses()
+        st.test_log["step"].append(step)
+        st.test_log["loss"].append(float(losses.mean()))
+        if c.fid and n_fid and run.weights is not None:
+            run.ctx.on_phase(f"sampling and FID at step {step} (N={n_fid})")
+            samples = run.sample(n_fid)
+            st.fid_log["step"].append(step)
+            st.fid_log["value"].append(run.fid(samples)["value"])
+            st.fid_log["n"].append(n_fid)
+
+
+def outcome(run: DdpmRun, diverged: bool) -> dict:
+    """The run's metrics and extra (rank 0): the training summary, then the final evaluation."""
+    st, extra = run.st, summary(run)
+    abar = extra["alpha_bar_T"]
     if diverged:
         nan = float("nan")
         return {"status": "diverged", "extra": extra,
-                "metrics": {"test_loss": nan, "train_loss_smoothed": nan, "alpha_bar_T": abar, "steps_run": st["step"]}}
+                "metrics": {"test_loss": nan, "train_loss_smoothed": nan, "alpha_bar_T": abar, "steps_run": st.step}}
     # training throughput over all sessions (evaluations excluded; steps redone after a kill counted once)
-    extra["train_img_per_s"] = round(st["step"] * B / max(st["train_s"], 1e-9), 2)
-
-    # Final evaluation: held-out loss, per-t/T loss, samples (grid = the first grid_n; FID on the first fid_n;
-    # the FID-vs-step curve keeps one N: fid_n_steps, or fid_n when there are no checkpoint FIDs)
-    n_curve = c["fid_n_steps"] or c["fid_n"]
-    n_final = max(c["grid_n"], max(c["fid_n"], n_curve) if (c["fid"] and weights is not None) else 0)
-    with eval_weights():
-        ctx.on_phase("evaluation (held-out loss)")
-        losses = D.triple_losses(unet, sched, Xte, u, eps, batch=c["sample_batch"], amp=amp)
-        ctx.on_phase(f"sampling ({n_final} images, T={T})")
-        samples = D.sample(unet, sched, n_final, seed=c["eval_seed"], batch=c["sample_batch"], amp=amp, device=dev)
-        fig7 = [n for n in c["fig7_steps"] if n <= T] if c["fig7_for_T"] in (0, T) else []
-        grids7 = [D.sample(unet, sched, c["grid_n"], n, seed=c["eval_seed"], batch=c["sample_batch"], amp=amp,
-                           device=dev) for n in fig7]
-    st["test_log"]["step"].append(st["step"])
-    st["test_log"]["loss"].append(float(losses.mean()))
-    if c["fid"]:
-        ctx.on_phase(f"FID (N={c['fid_n']})")
-        fid = fid_of(samples[:c["fid_n"]] if weights is not None else samples[:0])
-        extra["fid"] = fid
-        if fid["value"] is not None and n_curve:
-            v = fid["value"] if n_curve == c["fid_n"] else fid_of(samples[:n_curve])["value"]
-            st["fid_log"]["step"].append(st["step"])
-            st["fid_log"]["value"].append(v)
-            st["fid_log"]["n"].append(n_curve)
-    extra |= {"test_loss_curve": st["test_log"], "fid_curve": st["fid_log"],
-              "loss_by_t": D.binned(u, losses, c["loss_bins"]),
-              "test_loss_sem": float(losses.std() / math.sqrt(len(losses))) if len(losses) > 1 else None}
-    if getattr(ctx, "run_dir", None):
-        D.save_uint8(ctx.run_dir / "grid.npy", samples[:c["grid_n"]])
-        extra["grid"] = {"file": _rel(ctx, ctx.run_dir / "grid.npy"), "n": c["grid_n"], "sampling_steps": T,
-                         "seed": c["eval_seed"]}
-        if grids7:
-            D.save_uint8(ctx.run_dir / "grid_steps.npy", np.stack(grids7))
-            extra["fig7"] = {"file": _rel(ctx, ctx.run_dir / "grid_steps.npy"), "sampling_steps": fig7,
-                             "n": c["grid_n"], "seed": c["eval_seed"]}
-    log = st["train_log"]["loss"]
+    extra["train_img_per_s"] = round(st.step * run.c.batch_size / max(st.train_s, 1e-9), 2)
+    losses = final_evaluation(run, extra)
+    log = st.train_log["loss"]
     metrics = {"test_loss": float(losses.mean()), "train_loss_smoothed": smooth(log)[-1], "train_loss_last": log[-1],
-               "fid": (extra.get("fid") or {}).get("value"), "alpha_bar_T": abar, "steps_run": st["step"]}
+               "fid": (extra.get("fid") or {}).get("value"), "alpha_bar_T": abar, "steps_run": st.step}
     return {"status": "ok", "metrics": metrics, "extra": extra}
+
+
+def summary(run: DdpmRun) -> dict:
+    from ..models import ddpm as D
+
+    m, st = run.m, run.st
+    abar = D.alpha_bar_T(m.sched)
+    return {"n_params": sum(p.numel() for p in m.unet.parameters()), "amp": "bf16" if m.bf16 else "fp32",
+            "alpha_bar_T": abar, "sqrt_alpha_bar_T": math.sqrt(abar),
+            "scheduler": {k: m.sched.config[k] for k in ("beta_schedule", "beta_start", "beta_end", "variance_type",
+                                                         "clip_sample", "timestep_spacing", "rescale_betas_zero_snr")},
+            "eval_weights": "ema" if m.ema is not None else "raw", "resumed_from_step": st.resumed_from,
+            "train_loss": st.train_log, "smoothing_alpha": SMOOTH_ALPHA,
+            "train_s": round(st.train_s, 3), "samples": {"train": len(run.data.Xtr), "test": len(run.data.Xte)},
+            "data": {"train": run.data.train.meta, "test": run.data.test.meta}, "diffusers": _version("diffusers")}
+
+
+def final_evaluation(run: DdpmRun, extra: dict):
+    """Held-out loss and per-t/T loss (Fig. 8 top), samples (the grid = the first grid_n, Fig. 6; FID
+    on the first fid_n, Fig. 2 right), the Fig. 7 grids; into ``extra``. Returns the per-triple losses."""
+    from ..models import ddpm as D
+
+    c, st, ctx, T = run.c, run.st, run.ctx, run.c.timesteps
+    # the FID-vs-step curve keeps one N: fid_n_steps, or fid_n when there are no checkpoint FIDs
+    n_curve = c.fid_n_steps or c.fid_n
+    n_final = max(c.grid_n, max(c.fid_n, n_curve) if (c.fid and run.weights is not None) else 0)
+    with run.m.eval_weights():
+        ctx.on_phase("evaluation (held-out loss)")
+        losses = run.held_out_losses()
+        ctx.on_phase(f"sampling ({n_final} images, T={T})")
+        samples = run.sample(n_final)
+        fig7 = [n for n in c.fig7_steps if n <= T] if c.fig7_for_T in (0, T) else []
+        grids7 = [run.sample(c.grid_n, n) for n in fig7]
+    st.test_log["step"].append(st.step)
+    st.test_log["loss"].append(float(losses.mean()))
+    if c.fid:
+        extra["fid"] = final_fid(run, samples, n_curve)
+    extra |= {"test_loss_curve": st.test_log, "fid_curve": st.fid_log, "loss_by_t": D.binned(run.u, losses, c.loss_bins),
+              "test_loss_sem": float(losses.std() / math.sqrt(len(losses))) if len(losses) > 1 else None}
+    save_grids(run, samples, fig7, grids7, extra)
+    return losses
+
+
+def final_fid(run: DdpmRun, samples, n_curve: int) -> dict:
+    """FID of the first fid_n samples; its N = n_curve value also ends the FID-vs-step curve."""
+    c, st = run.c, run.st
+    run.ctx.on_phase(f"FID (N={c.fid_n})")
+    fid = run.fid(samples[:c.fid_n] if run.weights is not None else samples[:0])
+    if fid["value"] is not None and n_curve:
+        v = fid["value"] if n_curve == c.fid_n else run.fid(samples[:n_curve])["value"]
+        st.fid_log["step"].append(st.step)
+        st.fid_log["value"].append(v)
+        st.fid_log["n"].append(n_curve)
+    return fid
+
+
+def save_grids(run: DdpmRun, samples, fig7: list, grids7: list, extra: dict) -> None:
+    """The Fig. 6 grid (grid.npy) and the Fig. 7 grids (grid_steps.npy) into the run folder."""
+    import numpy as np
+
+    from ..models import ddpm as D
+
+    c, ctx = run.c, run.ctx
+    if not getattr(ctx, "run_dir", None):
+        return
+    D.save_uint8(ctx.run_dir / "grid.npy", samples[:c.grid_n])
+    extra["grid"] = {"file": _rel(ctx, ctx.run_dir / "grid.npy"), "n": c.grid_n, "sampling_steps": c.timesteps,
+                     "seed": c.eval_seed}
+    if grids7:
+        D.save_uint8(ctx.run_dir / "grid_steps.npy", np.stack(grids7))
+        extra["fig7"] = {"file": _rel(ctx, ctx.run_dir / "grid_steps.npy"), "sampling_steps": fig7,
+                         "n": c.grid_n, "seed": c.eval_seed}
 
 
 def run_fid(samples, real, meta: dict, weights, ctx, resolution: int) -> dict:

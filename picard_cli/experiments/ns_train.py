@@ -52,6 +52,23 @@ class Fit:
         return cls(**state)
 
 
+def autocast(bf16: bool):
+    """A trainer's ``amp``: a factory of bf16 autocast contexts on CUDA when ``bf16``, else of no-ops."""
+    def amp():
+        import torch
+
+        return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    return amp
+
+
+def on_device(dev, *arrays) -> list:
+    """numpy arrays as (contiguous) tensors on ``dev``."""
+    import numpy as np
+    import torch
+
+    return [torch.from_numpy(np.ascontiguousarray(a)).to(dev) for a in arrays]
+
+
 def per_sample_mse(model, X, frames, batch_size: int, n_iter=None, amp=contextlib.nullcontext):
     """Per-sample MSE over ``frames`` of the samples ``X`` (N, T, S, S), eval mode, compared
     in fp32: an (N,) tensor on the CPU."""
@@ -66,9 +83,9 @@ def per_sample_mse(model, X, frames, batch_size: int, n_iter=None, amp=contextli
     return torch.cat(out)
 
 
-def fit(model, Xtr, Xva, c: dict, ctx, amp=contextlib.nullcontext) -> Fit:
-    """Train ``model`` with config ``c`` (lr, weight_decay, scheduler, batch_size, epochs,
-    patience, seed); an epoch whose loss turned non-finite stops training and marks the fit
+def fit(model, Xtr, Xva, c, ctx, amp=contextlib.nullcontext) -> Fit:
+    """Train ``model`` with the typed config ``c`` (an AnieConfig or VitPdeConfig: lr, weight_decay,
+    scheduler, batch_size, epochs, patience, seed); an epoch whose loss turned non-finite stops training and marks the fit
     diverged (NaN last in its curve).
 
     Checkpoint (``ctx.run_dir/checkpoint.pt``, when due: picard_cli/checkpoint.py) after an epoch:
@@ -81,20 +98,20 @@ def fit(model, Xtr, Xva, c: dict, ctx, amp=contextlib.nullcontext) -> Fit:
 
     from ..checkpoint import Checkpointer
 
-    opt = torch.optim.Adam(model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+    opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=101, eta_min=1e-9)
-             if c["scheduler"] == "authors" else None)
-    g = torch.Generator().manual_seed(c["seed"])
-    bs, ck = c["batch_size"], Checkpointer(ctx, c)
+             if c.scheduler == "authors" else None)
+    g = torch.Generator().manual_seed(c.seed)
+    bs, ck = c.batch_size, Checkpointer(ctx, c)
     out, start = resume_fit(ck, model, opt, sched, g)
     ctx.on_phase("training" + (f" (resumed at epoch {start})" if start else ""))
     if start:
-        ctx.on_epoch(start, c["epochs"], "resumed")
+        ctx.on_epoch(start, c.epochs, "resumed")
     def stop(epoch):
-        return bool(c["patience"]) and epoch - out.best_epoch >= c["patience"]
+        return bool(c.patience) and epoch - out.best_epoch >= c.patience
     if start and stop(start - 1):  # the checkpoint is of the epoch that stopped early
-        start = c["epochs"]
-    for epoch in range(start, c["epochs"]):
+        start = c.epochs
+    for epoch in range(start, c.epochs):
         t0 = time.perf_counter()
         out.lrs.append(opt.param_groups[0]["lr"])
         mean = _train_epoch(model, opt, Xtr, g, bs, amp)
@@ -110,8 +127,8 @@ def fit(model, Xtr, Xva, c: dict, ctx, amp=contextlib.nullcontext) -> Fit:
         if sched is not None and epoch > 15:
             sched.step()
         out.epoch_s.append(time.perf_counter() - t0)
-        ck.epoch_end(epoch == c["epochs"] - 1 or stop(epoch), lambda: fit_state(epoch, model, opt, sched, out, g))
-        ctx.on_epoch(epoch + 1, c["epochs"], f"{out.epoch_s[-1]:.1f} s/epoch")
+        ck.epoch_end(epoch == c.epochs - 1 or stop(epoch), lambda: fit_state(epoch, model, opt, sched, out, g))
+        ctx.on_epoch(epoch + 1, c.epochs, f"{out.epoch_s[-1]:.1f} s/epoch")
         if stop(epoch):
             break
     return out

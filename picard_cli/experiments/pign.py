@@ -14,9 +14,11 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..fixedpoint.fields import fixedpoint_fields
-from ..recipes import SEED_RANGE, fld, int_list_field, parse_int_list
+from ..recipes import SEED_RANGE, as_config, fld, int_list_field, parse_int_list
+from ..experiment import Experiment, TableSpec
 from ..registry import register
 
 
@@ -82,16 +84,27 @@ def _data(dataset: str, noise: float, noise_seed: int, root: str):
     return d, x
 
 
-class Pign:
+class Pign(Experiment):
     name = "pign"
     config_cls = PignConfig
     default_recipe = "table5.yaml"
     batchable = True
-    table = "Table 5: test accuracy (%) on Planetoid with drop-in noise"
+    table = TableSpec(
+        title="Table 5: test accuracy (%) on Planetoid with drop-in noise",
+        rows=("GCN", "GAT", "IterGNN-GCN", "IterGNN-GAT", "PIGN-GCN", "PIGN-GAT"),
+        cols=("Cora", "Cora-50%", "CiteSeer", "CiteSeer-50%"),
+        paper=PAPER_TABLE5,
+        metrics={"last": "test_acc_last", "best-val": "test_acc_best_val"},
+        metric_scale=100.0,
+        curve_metric="test_acc",
+        quick_is_protocol=True,  # recipes' quick scale only runs fewer seeds of the same cells
+    )
 
     # -- labels and matching ------------------------------------------------------
     @staticmethod
     def row(cfg: dict) -> str:
+        # row / col read a record's stored config DICT by key (report.py; archived records too, which may
+        # lack fields added since): only fields Table 5 has had from the start.
         b = cfg["backbone"].upper()
         return {"plain": b, "pign": f"PIGN-{b}", "itergnn": f"IterGNN-{b}"}[cfg["model"]]
 
@@ -99,14 +112,6 @@ class Pign:
     def col(cfg: dict) -> str:
         name = {"cora": "Cora", "citeseer": "CiteSeer"}[cfg["dataset"]]
         return name if cfg["noise"] == 0 else f"{name}-{round(cfg['noise'] * 100):g}%"
-
-    rows = ("GCN", "GAT", "IterGNN-GCN", "IterGNN-GAT", "PIGN-GCN", "PIGN-GAT")
-    cols = ("Cora", "Cora-50%", "CiteSeer", "CiteSeer-50%")
-    paper = PAPER_TABLE5
-    metrics = {"last": "test_acc_last", "best-val": "test_acc_best_val"}
-    metric_scale = 100.0
-    curve_metric = "test_acc"
-    quick_is_protocol = True  # recipes' quick scale only runs fewer seeds of the same cells
 
     @staticmethod
     def match(cell, wanted, given: dict):
@@ -118,194 +123,281 @@ class Pign:
 
     # -- running --------------------------------------------------------------------
     @staticmethod
-    def seed_bytes(cfg: dict) -> int:
+    def seed_bytes(cfg) -> int:
         """Rough activation memory of one seed's training step, to size stacked groups:
         the widest per-layer tensor (N x width) kept for backward at every layer/iteration."""
-        n = {"cora": 2708, "citeseer": 3327}[cfg["dataset"]]
-        width = cfg["hidden"] * cfg["heads"] if cfg["backbone"] == "gat" and cfg["model"] != "itergnn" else cfg["hidden"]
-        return 4 * n * width * (cfg["depth"] + 1) * 4
+        c = as_config(PignConfig, cfg)
+        n = {"cora": 2708, "citeseer": 3327}[c.dataset]
+        width = c.hidden * c.heads if c.backbone == "gat" and c.model != "itergnn" else c.hidden
+        return 4 * n * width * (c.depth + 1) * 4
 
-    def run_group(self, configs: list[dict], ctx) -> list[dict]:
+    def run_group(self, configs: list, ctx) -> list[dict]:
+        """The seeds of one cell (PignConfigs or their dicts), trained together as one stacked model;
+        one outcome per seed, in order."""
         from ..models.stacked_gnn import dropout_rng
 
-        with dropout_rng(configs[0].get("dropout_rng", "torch")):
+        configs = [as_config(PignConfig, cfg) for cfg in configs]
+        with dropout_rng(configs[0].dropout_rng):
             return self._run_group(configs, ctx)
 
-    def _run_group(self, configs: list[dict], ctx) -> list[dict]:
+    def _run_group(self, configs: list[PignConfig], ctx) -> list[dict]:
         import torch
-        import torch.nn.functional as F
 
-        from ..fixedpoint.fields import fixed_masks, spec_from_config, toolkit_in_use
-        from ..models.stacked_gnn import PIGN, Graph, IterGNN, PlainGNN
-
-        c = configs[0]
-        if c["model"] != "pign" and toolkit_in_use(c):
-            from ..errors import RecipeError
-
-            raise RecipeError(f"the fixed-point fields (solver_method, grad_mode, jac_reg, diagnose, ...) apply to "
-                              f"model=pign only, not model={c['model']} (sweep with --filter PIGN)")
-        seeds = [cfg["seed"] for cfg in configs]
+        c, seeds = configs[0], [cfg.seed for cfg in configs]
+        _check_toolkit(c)
         dev = torch.device(ctx.device)
-        data, x = _data(c["dataset"], c["noise"], c["noise_seed"], str(ctx.data_root))
-        y = data.y.to(dev)
+        data = _Planetoid.load(c, ctx.data_root, dev)  # 1. the public split, drop-in noise (spec §2.1, §3)
+        model = _build_model(c, seeds, data, dev)  # 2. the stacked model: one set of weights per seed
+        fit = _train(c, model, data, len(seeds), ctx)  # 3. full-batch Adam, validation after every epoch
+        final = _final_pass(c, model, data)  # 4. the last epoch's traced pass (the paper's protocol)
+        return _outcomes(c, model, data, fit, final, len(seeds))  # 5. one record per seed
+
+
+def _check_toolkit(c: PignConfig) -> None:
+    """The fixed-point toolkit (issue 9) is wired into PIGN's solve only: refuse it elsewhere."""
+    from ..fixedpoint.fields import toolkit_in_use
+
+    if c.model != "pign" and toolkit_in_use(c):
+        from ..errors import RecipeError
+
+        raise RecipeError(f"the fixed-point fields (solver_method, grad_mode, jac_reg, diagnose, ...) apply to "
+                          f"model=pign only, not model={c.model} (sweep with --filter PIGN)")
+
+
+@dataclass
+class _Planetoid:
+    """One cell's graph on the device: features X (sparse CSR when sparse), graph, labels, split masks."""
+
+    X: Any
+    graph: Any
+    y: Any
+    masks: dict
+    F_in: int  # input features
+    C: int  # classes
+    sparse: bool
+    density: float  # fraction of non-zero feature entries (after the noise)
+
+    @classmethod
+    def load(cls, c: PignConfig, data_root, dev) -> _Planetoid:
+        from ..models.stacked_gnn import Graph
+
+        data, x = _data(c.dataset, c.noise, c.noise_seed, str(data_root))
         masks = {k: getattr(data, f"{k}_mask").to(dev) for k in ("train", "val", "test")}
         density = float((x != 0).float().mean())
-        sparse = c["features"] == "sparse" or (c["features"] == "auto" and density < 0.05)
+        sparse = c.features == "sparse" or (c.features == "auto" and density < 0.05)
         X = (x.to_sparse_csr() if sparse else x).to(dev)
         graph = Graph.build(data.edge_index, data.num_nodes, dev)
-        F_in, C = x.shape[1], int(data.y.max()) + 1
+        return cls(X, graph, data.y.to(dev), masks, x.shape[1], int(data.y.max()) + 1, sparse, density)
 
-        # Initial weights: one generator per seed (independent of stack mates);
-        # dropout: one stream per group, seeded from the group's seeds.
-        gens = [torch.Generator().manual_seed(s) for s in seeds]
-        torch.manual_seed(hash(tuple(seeds)) % (2**31))
-        common = dict(backbone=c["backbone"], F_in=F_in, C=C, depth=c["depth"], hidden=c["hidden"],
-                      heads=c["heads"], dropout=c["dropout"], attn_dropout=c["attn_dropout"])
-        eval_ks = parse_int_list(c["eval_iters"], "eval_iters") if c["model"] == "pign" else []
-        if c["model"] == "pign":
-            model = PIGN(gens, a=c["a"], init=c["init"], fp=spec_from_config(c), forcing=c["forcing"],
-                         fixed_masks=fixed_masks(c), spectral_cap=c["spectral_norm"], **common)
-        elif c["model"] == "itergnn":
-            model = IterGNN(gens, variant=c["itergnn_variant"], readout=c["readout"], stop_mass=c["stop_mass"],
-                            **common)
-        else:
-            model = PlainGNN(gens, **common)
-        model = model.to(dev)
-        n_params = sum(p.numel() for p in model.parameters()) // len(seeds)
-        opt = torch.optim.Adam(model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
-        S = len(seeds)
-        ytr = y[masks["train"]].unsqueeze(1).expand(-1, S)
+    def accuracy(self, logits, mask, targets=None):
+        """(N, S, C) logits -> (S,) accuracy on ``mask``; a field pass: its ``targets`` rows only."""
+        yt, m = (self.y, mask) if targets is None else (self.y[targets], mask[targets])
+        return (logits[m].argmax(-1) == yt[m].unsqueeze(1)).float().mean(0)
 
-        def accuracy(logits, mask, targets=None):  # (N, S, C) -> (S,); a field pass: rows of `targets` only
-            yt, m = (y, mask) if targets is None else (y[targets], mask[targets])
-            return (logits[m].argmax(-1) == yt[m].unsqueeze(1)).float().mean(0)
 
-        # Receptive-field passes (models/field.py): training computes the train nodes' logits only,
-        # the per-epoch evaluation those of the validation and test nodes; same numbers at those
-        # nodes as the full-size passes, less work. The final traced pass runs on the whole graph.
-        fields = _fields(c, model, graph, masks)
+def _build_model(c: PignConfig, seeds: list[int], data: _Planetoid, dev):
+    """PIGN (Alg. 1: K damped Picard steps of one GNN layer between an encoder and a decoder), the
+    plain L-layer GCN/GAT, or IterGNN (spec §4.3), stacked over the seeds."""
+    import torch
 
-        best_val = torch.full((S,), -1.0, device=dev)
-        best_epoch = torch.zeros(S, dtype=torch.long, device=dev)
-        test_at_best = torch.zeros(S, device=dev)
-        diverged = torch.zeros(S, dtype=torch.bool, device=dev)
-        losses, train_iters, jac_hist = [], [], []
+    from ..fixedpoint.fields import fixed_masks, spec_from_config
+    from ..models.stacked_gnn import PIGN, IterGNN, PlainGNN
 
-        def evaluate(epoch):  # validation/test accuracy at the current weights = after `epoch`'s step
-            nonlocal best_val, best_epoch, test_at_best, val, test
-            model.eval()
-            with torch.no_grad():
-                if fields:
-                    logits, _ = model(X, graph, field=fields["eval"])
-                    t = fields["eval"].targets
-                    val, test = accuracy(logits, masks["val"], t), accuracy(logits, masks["test"], t)
-                else:
-                    logits, _ = model(X, graph)
-                    val, test = accuracy(logits, masks["val"]), accuracy(logits, masks["test"])
-            better = val > best_val  # first epoch of the best validation accuracy
-            best_val = torch.where(better, val, best_val)
-            best_epoch = torch.where(better, torch.full_like(best_epoch, epoch), best_epoch)
-            test_at_best = torch.where(better, test, test_at_best)
-            ctx.on_epoch(epoch + 1, c["epochs"])
+    # Initial weights: one generator per seed (independent of stack mates);
+    # dropout: one stream per group, seeded from the group's seeds.
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    torch.manual_seed(hash(tuple(seeds)) % (2**31))
+    common = dict(backbone=c.backbone, F_in=data.F_in, C=data.C, depth=c.depth, hidden=c.hidden,
+                  heads=c.heads, dropout=c.dropout, attn_dropout=c.attn_dropout)
+    if c.model == "pign":
+        model = PIGN(gens, a=c.a, init=c.init, fp=spec_from_config(c), forcing=c.forcing,
+                     fixed_masks=fixed_masks(c), spectral_cap=c.spectral_norm, **common)
+    elif c.model == "itergnn":
+        model = IterGNN(gens, variant=c.itergnn_variant, readout=c.readout, stop_mass=c.stop_mass, **common)
+    else:
+        model = PlainGNN(gens, **common)
+    return model.to(dev)
 
-        val = test = None
-        for epoch in range(c["epochs"]):
-            model.train()
-            opt.zero_grad(set_to_none=True)
-            logits, st = model(X, graph, field=fields["train"]) if fields else model(X, graph)
-            if epoch > 0:
-                # The evaluation of the previous epoch (same weights: no step since) runs here, after
-                # this forward pass, so it reuses its first-layer product (stacked_gnn.shared_linear).
-                # Evaluation draws no random numbers: the order changes no number.
-                evaluate(epoch - 1)
-                model.train()
-            if c["model"] == "itergnn":
-                train_iters.append(st.iters)
-            # Per-seed mean cross-entropy on the train nodes, summed over seeds:
-            # each seed's gradient is its own loss's gradient.
-            train_logits = logits if fields else logits[masks["train"]]  # a field pass: the train rows only
-            loss_s = F.cross_entropy(train_logits.transpose(1, 2), ytr, reduction="none").mean(0)
-            diverged |= ~torch.isfinite(loss_s)
-            objective = loss_s
-            if getattr(st, "jac", None) is not None:  # Jacobian penalty per seed (jac_reg > 0)
-                objective = loss_s + c["jac_reg"] * st.jac
-                jac_hist.append(st.jac.detach())
-                st.jac = None
-            torch.nan_to_num(objective, nan=0.0, posinf=0.0).sum().backward()
-            opt.step()
-            losses.append(loss_s.detach())
-        evaluate(c["epochs"] - 1)
 
-        # Final evaluation pass with solver traces (paper protocol: last epoch).
+class _Fit:
+    """Per-seed state of one stacked training run: the last validation / test accuracies, the best
+    validation accuracy (its first epoch) and the test accuracy there, divergence, loss history."""
+
+    def __init__(self, S: int, dev):
+        import torch
+
+        self.best_val = torch.full((S,), -1.0, device=dev)
+        self.best_epoch = torch.zeros(S, dtype=torch.long, device=dev)
+        self.test_at_best = torch.zeros(S, device=dev)
+        self.diverged = torch.zeros(S, dtype=torch.bool, device=dev)
+        self.val = self.test = None
+        self.losses, self.train_iters, self.jac_hist = [], [], []
+        self.rows = "all"  # "field": receptive-field passes (models/field.py)
+
+    def evaluate(self, model, data: _Planetoid, fields: dict | None, epoch: int) -> None:
+        """Validation / test accuracy at the current weights (= after ``epoch``'s step)."""
+        import torch
+
         model.eval()
         with torch.no_grad():
-            logits, stats = model(X, graph, trace=True)
-            train_acc = accuracy(logits, masks["train"])
-            # Iteration-count curve: the trained PIGN run with k steps, no retraining (spec §6).
-            curve = {"k": eval_ks, "val_acc": [], "test_acc": []}
-            for k in eval_ks:
-                lk, _ = model(X, graph, iters=k)
-                curve["val_acc"].append(accuracy(lk, masks["val"]).tolist())
-                curve["test_acc"].append(accuracy(lk, masks["test"]).tolist())
-        loss_hist = torch.stack(losses).cpu()
-        fixedpoint = _diagnose(model, X, graph, accuracy, masks, c, S) if c["model"] == "pign" and c["diagnose"] else None
-        fp_train = _train_summary(getattr(model, "fp_log", []), jac_hist, S)
-        # Which attention-sum (GAT) or propagation (GCN) path ran: fused CPU kernels or torch ops, equal up to rounding.
-        kernel = {}
-        if c["backbone"] == "gat":
-            from ..models import gat_kernels
-
-            kernel = {"gat_kernel": gat_kernels.name() if dev.type == "cpu" else "torch"}
-        else:  # GCN propagation: fused CPU kernel or torch's sparse product
-            from ..models import spmm_kernels
-
-            kernel = {"spmm_kernel": spmm_kernels.name() if dev.type == "cpu" else "torch"}
-        if c.get("dropout_rng") == "counter":  # the masks' actual source (the kernel is CPU float32 only)
-            from ..models import dropout_kernels
-
-            kernel["dropout_kernel"] = "counter" if dropout_kernels.available(X) else "torch"
-        out = []
-        for i in range(S):
-            bad = bool(diverged[i]) or not math.isfinite(float(test[i]))
-            out.append({
-                "status": "diverged" if bad else "ok",
-                "metrics": {
-                    "test_acc_last": float("nan") if bad else float(test[i]),
-                    "val_acc_last": float(val[i]),
-                    "train_acc_last": float(train_acc[i]),
-                    "test_acc_best_val": float(test_at_best[i]),
-                    "best_val_acc": float(best_val[i]),
-                    "best_epoch": int(best_epoch[i]),
-                    "train_loss_last": float(loss_hist[-1, i]),
-                },
-                "solver": _solver_record(stats, i, train_iters),
-                "extra": {"n_params": n_params, "features": "sparse" if sparse else "dense", **kernel,
-                          "rows": "field" if fields else "all",
-                          "feature_density": round(density, 5),
-                          "train_loss_every_10": [round(float(v), 5) for v in loss_hist[::10, i]],
-                          **({"iter_curve": {"k": eval_ks, "val_acc": [round(v[i], 5) for v in curve["val_acc"]],
-                                             "test_acc": [round(v[i], 5) for v in curve["test_acc"]]}}
-                             if eval_ks else {}),
-                          **({"fixedpoint": fixedpoint[i]} if fixedpoint else {}),
-                          **({"fixedpoint_train": fp_train[i]} if fp_train else {})},
-            })
-        return out
+            if fields:
+                logits, _ = model(data.X, data.graph, field=fields["eval"])
+                t = fields["eval"].targets
+                val, test = data.accuracy(logits, data.masks["val"], t), data.accuracy(logits, data.masks["test"], t)
+            else:
+                logits, _ = model(data.X, data.graph)
+                val, test = data.accuracy(logits, data.masks["val"]), data.accuracy(logits, data.masks["test"])
+        self.val, self.test = val, test
+        better = val > self.best_val  # first epoch of the best validation accuracy
+        self.best_val = torch.where(better, val, self.best_val)
+        self.best_epoch = torch.where(better, torch.full_like(self.best_epoch, epoch), self.best_epoch)
+        self.test_at_best = torch.where(better, test, self.test_at_best)
 
 
-def _fields(c: dict, model, graph, masks) -> dict | None:
+def _train(c: PignConfig, model, data: _Planetoid, S: int, ctx) -> _Fit:
+    """Spec §2.1: ``epochs`` full-batch steps of Adam(lr, weight_decay), no scheduler, cross-entropy on
+    the train nodes; validation and test accuracy after every step (no early stopping: the paper
+    reports the last epoch, the record also the epoch of best validation accuracy)."""
+    import torch
+    import torch.nn.functional as F
+
+    opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    ytr = data.y[data.masks["train"]].unsqueeze(1).expand(-1, S)
+    # Receptive-field passes (models/field.py): training computes the train nodes' logits only,
+    # the per-epoch evaluation those of the validation and test nodes; same numbers at those
+    # nodes as the full-size passes, less work. The final traced pass runs on the whole graph.
+    fields = _fields(c, model, data.graph, data.masks)
+    fit = _Fit(S, data.y.device)
+    fit.rows = "field" if fields else "all"
+    for epoch in range(c.epochs):
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        logits, st = model(data.X, data.graph, field=fields["train"]) if fields else model(data.X, data.graph)
+        if epoch > 0:
+            # The evaluation of the previous epoch (same weights: no step since) runs here, after
+            # this forward pass, so it reuses its first-layer product (stacked_gnn.shared_linear).
+            # Evaluation draws no random numbers: the order changes no number.
+            fit.evaluate(model, data, fields, epoch - 1)
+            ctx.on_epoch(epoch, c.epochs)
+            model.train()
+        if c.model == "itergnn":
+            fit.train_iters.append(st.iters)
+        # Per-seed mean cross-entropy on the train nodes, summed over seeds:
+        # each seed's gradient is its own loss's gradient.
+        train_logits = logits if fields else logits[data.masks["train"]]  # a field pass: the train rows only
+        loss_s = F.cross_entropy(train_logits.transpose(1, 2), ytr, reduction="none").mean(0)
+        fit.diverged |= ~torch.isfinite(loss_s)
+        objective = loss_s
+        if getattr(st, "jac", None) is not None:  # Jacobian penalty per seed (jac_reg > 0)
+            objective = loss_s + c.jac_reg * st.jac
+            fit.jac_hist.append(st.jac.detach())
+            st.jac = None
+        torch.nan_to_num(objective, nan=0.0, posinf=0.0).sum().backward()
+        opt.step()
+        fit.losses.append(loss_s.detach())
+    fit.evaluate(model, data, fields, c.epochs - 1)
+    ctx.on_epoch(c.epochs, c.epochs)
+    return fit
+
+
+@dataclass
+class _Final:
+    """The trained model's final evaluation pass: solver traces, train accuracy, the iteration curve."""
+
+    stats: Any
+    train_acc: Any
+    eval_ks: list
+    val_acc: list  # per k: per-seed validation accuracy with k iterations
+    test_acc: list
+
+
+def _final_pass(c: PignConfig, model, data: _Planetoid) -> _Final:
+    """Final evaluation pass with solver traces (paper protocol: last epoch), and the iteration-count
+    curve: the trained PIGN run with k steps, no retraining (spec §6)."""
+    import torch
+
+    eval_ks = parse_int_list(c.eval_iters, "eval_iters") if c.model == "pign" else []
+    model.eval()
+    with torch.no_grad():
+        logits, stats = model(data.X, data.graph, trace=True)
+        final = _Final(stats, data.accuracy(logits, data.masks["train"]), eval_ks, [], [])
+        for k in eval_ks:
+            lk, _ = model(data.X, data.graph, iters=k)
+            final.val_acc.append(data.accuracy(lk, data.masks["val"]).tolist())
+            final.test_acc.append(data.accuracy(lk, data.masks["test"]).tolist())
+    return final
+
+
+def _kernels(c: PignConfig, X, dev) -> dict:
+    """Which attention-sum (GAT) or propagation (GCN) path ran: fused CPU kernels or torch ops, equal up
+    to rounding; and, with ``dropout_rng=counter``, the masks' actual source."""
+    if c.backbone == "gat":
+        from ..models import gat_kernels
+
+        kernel = {"gat_kernel": gat_kernels.name() if dev.type == "cpu" else "torch"}
+    else:  # GCN propagation: fused CPU kernel or torch's sparse product
+        from ..models import spmm_kernels
+
+        kernel = {"spmm_kernel": spmm_kernels.name() if dev.type == "cpu" else "torch"}
+    if c.dropout_rng == "counter":  # the kernel is CPU float32 only
+        from ..models import dropout_kernels
+
+        kernel["dropout_kernel"] = "counter" if dropout_kernels.available(X) else "torch"
+    return kernel
+
+
+def _outcomes(c: PignConfig, model, data: _Planetoid, fit: _Fit, final: _Final, S: int) -> list[dict]:
+    """One record per seed: test accuracy after the last epoch (the paper's Table 5) and at the epoch
+    of best validation accuracy, the solver traces, and the fixed-point diagnostics when asked for."""
+    import torch
+
+    n_params = sum(p.numel() for p in model.parameters()) // S
+    loss_hist = torch.stack(fit.losses).cpu()
+    fixedpoint = _diagnose(model, data.X, data.graph, data.accuracy, data.masks, c, S) \
+        if c.model == "pign" and c.diagnose else None
+    fp_train = _train_summary(getattr(model, "fp_log", []), fit.jac_hist, S)
+    kernel = _kernels(c, data.X, data.y.device)
+    val, test, ks = fit.val, fit.test, final.eval_ks
+    out = []
+    for i in range(S):
+        bad = bool(fit.diverged[i]) or not math.isfinite(float(test[i]))
+        out.append({
+            "status": "diverged" if bad else "ok",
+            "metrics": {
+                "test_acc_last": float("nan") if bad else float(test[i]),
+                "val_acc_last": float(val[i]),
+                "train_acc_last": float(final.train_acc[i]),
+                "test_acc_best_val": float(fit.test_at_best[i]),
+                "best_val_acc": float(fit.best_val[i]),
+                "best_epoch": int(fit.best_epoch[i]),
+                "train_loss_last": float(loss_hist[-1, i]),
+            },
+            "solver": _solver_record(final.stats, i, fit.train_iters),
+            "extra": {"n_params": n_params, "features": "sparse" if data.sparse else "dense", **kernel,
+                      "rows": fit.rows,
+                      "feature_density": round(data.density, 5),
+                      "train_loss_every_10": [round(float(v), 5) for v in loss_hist[::10, i]],
+                      **({"iter_curve": {"k": ks, "val_acc": [round(v[i], 5) for v in final.val_acc],
+                                         "test_acc": [round(v[i], 5) for v in final.test_acc]}} if ks else {}),
+                      **({"fixedpoint": fixedpoint[i]} if fixedpoint else {}),
+                      **({"fixedpoint_train": fp_train[i]} if fp_train else {})},
+        })
+    return out
+
+def _fields(c: PignConfig, model, graph, masks) -> dict | None:
     """Train and evaluation fields, where the model's passes allow them (plain GCN/GAT; PIGN with
     the plain K-step solve), unless PICARD_FIELD=all."""
     from ..models import field
 
-    if not field.enabled() or c["model"] not in ("pign", "plain"):
+    if not field.enabled() or c.model not in ("pign", "plain"):
         return None
-    if c["model"] == "pign" and not model.supports_field():
+    if c.model == "pign" and not model.supports_field():
         return None
-    return {"train": field.Field.build(graph, masks["train"], c["depth"]),
-            "eval": field.Field.build(graph, masks["val"] | masks["test"], c["depth"])}
+    return {"train": field.Field.build(graph, masks["train"], c.depth),
+            "eval": field.Field.build(graph, masks["val"] | masks["test"], c.depth)}
 
 
-def _diagnose(model, X, graph, accuracy, masks, c: dict, S: int) -> list[dict]:
+def _diagnose(model, X, graph, accuracy, masks, c, S: int) -> list[dict]:
     """Fixed-point diagnostics of the trained PIGN per seed (``diagnose=true``; see
     picard_cli/fixedpoint/diagnostics.py): test accuracy of dec(x_k) at every step k of a picard
     and an anderson solve, the tolerance grid's stopping points, spectral radius, Lipschitz bound."""
@@ -314,13 +406,14 @@ def _diagnose(model, X, graph, accuracy, masks, c: dict, S: int) -> list[dict]:
     from ..fixedpoint.diagnostics import diagnose
     from ..fixedpoint.fields import spec_from_config
 
+    c = as_config(PignConfig, c)
     model.eval()
     with torch.no_grad():
         T, h0, f = model.problem(X, graph)
     bound, note = model.lipschitz_bound(graph)
-    return diagnose(T, h0, f, a=c["a"], iters=c["diag_iters"], batch_dim=1, spec=spec_from_config(c),
+    return diagnose(T, h0, f, a=c.a, iters=c.diag_iters, batch_dim=1, spec=spec_from_config(c),
                     metric=lambda h: accuracy(model.dec(h), masks["test"]), lipschitz=bound, lipschitz_note=note,
-                    power_iters=c["power_iters"], metric_name="test_acc", seed=c["seed"])
+                    power_iters=c.power_iters, metric_name="test_acc", seed=c.seed)
 
 
 def _train_summary(log: list, jac_hist: list, S: int) -> list[dict] | None:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RecipeError
-from ..recipes import fld, int_list_field, parse_int_list
+from ..recipes import as_config, fld, int_list_field, parse_int_list, to_dict
+from ..experiment import Experiment, TableSpec
 from ..registry import register
 
 
@@ -78,66 +79,76 @@ MODEL_KEYS = ("framework", "backbone", "depth", "a", "head_layers", "use_bn", "u
               "mlp_dropout", "itergnn_variant", "readout", "stop_mass", "fk_unused_params")
 
 
-def build_model(cfg: dict, hidden: int):
+def _model_kwargs(c: LrgbConfig) -> dict:
+    return {k: getattr(c, k) for k in MODEL_KEYS}
+
+
+def build_model(cfg, hidden: int):
+    """The fork's model (``VocGNN``) of a config (an LrgbConfig or its dict) at width ``hidden``."""
     from ..models.lrgb_gnn import VocGNN
 
-    return VocGNN(hidden=hidden, **{k: cfg[k] for k in MODEL_KEYS})
+    return VocGNN(hidden=hidden, **_model_kwargs(as_config(LrgbConfig, cfg)))
 
 
 @functools.lru_cache(maxsize=256)
 def _count(items: tuple, hidden: int) -> int:
     import torch
 
+    from ..models.lrgb_gnn import VocGNN
+
     with torch.device("meta"):  # shapes only: no memory, no init cost
-        return build_model(dict(items), hidden).n_params()
+        return VocGNN(hidden=hidden, **dict(items)).n_params()
 
 
-def count_params(cfg: dict, hidden: int) -> int:
-    return _count(tuple(sorted((k, cfg[k]) for k in MODEL_KEYS)), hidden)
+def count_params(cfg, hidden: int) -> int:
+    return _count(tuple(sorted(_model_kwargs(as_config(LrgbConfig, cfg)).items())), hidden)
 
 
-def fit_hidden(cfg: dict) -> int:
-    """The width to use: ``cfg['hidden']`` if set (checked against the budget), else the
+def fit_hidden(cfg) -> int:
+    """The width to use: ``hidden`` if set (checked against the budget), else the
     largest H with count_params(H) <= budget (binary search; counts grow with H)."""
-    budget = cfg["budget"]
-    if cfg["hidden"]:
-        n = count_params(cfg, cfg["hidden"])
+    c = as_config(LrgbConfig, cfg)
+    budget = c.budget
+    if c.hidden:
+        n = count_params(c, c.hidden)
         if n > budget:
-            raise RecipeError(f"hidden={cfg['hidden']} gives {n:,} parameters, over the budget of {budget:,} "
+            raise RecipeError(f"hidden={c.hidden} gives {n:,} parameters, over the budget of {budget:,} "
                               f"(set hidden=0 to fit the width to the budget)")
-        return cfg["hidden"]
-    if count_params(cfg, 1) > budget:
-        raise RecipeError(f"budget={budget:,} is too small: even hidden=1 has {count_params(cfg, 1):,} parameters")
+        return c.hidden
+    if count_params(c, 1) > budget:
+        raise RecipeError(f"budget={budget:,} is too small: even hidden=1 has {count_params(c, 1):,} parameters")
     lo, hi = 1, 2
-    while count_params(cfg, hi) <= budget:
+    while count_params(c, hi) <= budget:
         lo, hi = hi, hi * 2
     while hi - lo > 1:  # invariant: count(lo) <= budget < count(hi)
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if count_params(cfg, mid) <= budget else (lo, mid)
+        lo, hi = (mid, hi) if count_params(c, mid) <= budget else (lo, mid)
     return lo
 
 
-class PignLrgb:
+class PignLrgb(Experiment):
     name = "pign-lrgb"
-    family = "pign"  # `picard sweep pign --recipe recipes/pign/table1.yaml` runs it
     recipe_dir = "pign"
     config_cls = LrgbConfig
     default_recipe = "table1.yaml"
     batchable = False
-    table = "Table 1: macro-F1 on LRGB PascalVOC-SP test split, 500k-parameter budget"
-    rows = tuple(ROWS.values())
-    cols = tuple(COLS.values())
-    paper = PAPER_TABLE1
-    metrics = {"last": "test_f1_last", "best-val": "test_f1_best_val"}
-    select_field = "lr"  # recipes/pign/table1-lrgrid.yaml: the report picks one lr per cell (report.select_variant)
-    select_metrics = {"val": "best_val_f1"}
-    metric_scale = 1.0
-    digits = 4
-    show_params = True
-    curve_metric = "test_f1"
+    table = TableSpec(
+        title="Table 1: macro-F1 on LRGB PascalVOC-SP test split, 500k-parameter budget",
+        rows=tuple(ROWS.values()),
+        cols=tuple(COLS.values()),
+        paper=PAPER_TABLE1,
+        metrics={"last": "test_f1_last", "best-val": "test_f1_best_val"},
+        metric_scale=1.0,
+        digits=4,
+        show_params=True,
+        curve_metric="test_f1",
+        select_field="lr",  # recipes/pign/table1-lrgrid.yaml: the report picks one lr per cell (report.select_variant)
+        select_metrics={"val": "best_val_f1"},
+    )
 
     @staticmethod
     def row(cfg):
+        # row / col read a record's stored config DICT by key (report.py): fields Table 1 has had from the start.
         return ROWS[cfg["framework"]]
 
     @staticmethod
@@ -154,155 +165,220 @@ class PignLrgb:
         return [self.run_one(c, ctx) for c in configs]
 
     @staticmethod
-    def data_facts(cfg: dict, data_root):
+    def data_facts(cfg, data_root):
         from ..data.lrgb import facts
 
-        return facts(Path(data_root), cfg["dataset"], cfg["max_graphs"])
+        c = as_config(LrgbConfig, cfg)
+        return facts(Path(data_root), c.dataset, c.max_graphs)
 
-    def run_one(self, c: dict, ctx) -> dict:
-        import random
-
-        import numpy as np
+    def run_one(self, c, ctx) -> dict:
+        """One seed of one cell (an LrgbConfig or its dict), by the fork's protocol (module docstring)."""
         import torch
-        from torch_geometric.loader import DataLoader
 
-        from ..data.lrgb import load_lrgb
-        from ..metrics.classification import macro_f1
-
+        c = as_config(LrgbConfig, c)
         dev = torch.device(ctx.device)
-        splits = load_lrgb(Path(ctx.data_root), c["dataset"])
-        if c["max_graphs"]:
-            splits = {k: v[: c["max_graphs"]] for k, v in splits.items()}
-        hidden = fit_hidden(c)
-        # The fork seeds torch, random and numpy after loading data, before building the model.
-        torch.manual_seed(c["seed"])
-        random.seed(c["seed"])
-        np.random.seed(c["seed"] % 2**32)
-        model = build_model(c, hidden).to(dev)
-        n_params = model.n_params()
-        g = torch.Generator().manual_seed(c["seed"])
-        # CUDA: worker processes collate and pin batches (the shuffle order still comes from g in this process)
-        cuda = dev.type == "cuda"
-        io = {"num_workers": 4, "pin_memory": True, "persistent_workers": True} if cuda else {}
-        train = DataLoader(splits["train"], batch_size=c["batch_size"], shuffle=True, generator=g, **io)
-        loaders = {k: DataLoader(splits[k], batch_size=c["batch_size"], **io) for k in ("val", "test")}
-        opt = torch.optim.Adam(model.parameters(), lr=c["lr"], eps=c["adam_eps"], weight_decay=c["weight_decay"])
-        sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c["lr"], epochs=c["epochs"],
-                                                     steps_per_epoch=len(train), pct_start=0.2)
-                 if c["scheduler"] == "onecycle" else None)
-
-        def evaluate(loader, iters=None):
-            model.eval()
-            preds, ys = [], []
-            with torch.no_grad():
-                for b in loader:
-                    b = b.to(dev)
-                    logits, _ = model(b.x, b.edge_index, b.batch, iters=iters)
-                    preds.append(logits.argmax(-1).cpu())
-                    ys.append(b.y.cpu())
-            return macro_f1(torch.cat(ys), torch.cat(preds))
-
-        st = train_loop(model, train, lambda: evaluate(loaders["val"]), opt, sched, g, c, ctx)
-        losses, val_f1, iters_used, epoch_s = st["losses"], st["val_f1"], st["iters_used"], st["epoch_s"]
-        best_val, best_epoch, best_state, diverged = st["best_val"], st["best_epoch"], st["best_state"], st["diverged"]
-
-        extra = {"n_params": n_params, "hidden": hidden, "budget": c["budget"],
-                 "epoch_s_mean": round(sum(epoch_s) / max(1, len(epoch_s)), 4),
-                 "train_loss": [round(v, 5) for v in losses], "val_f1": [round(v, 5) for v in val_f1],
-                 "graphs": {k: len(v) for k, v in splits.items()}, "resumed_from_epoch": st["resumed_from"]}
-        if diverged:
-            return {"status": "diverged", "extra": extra,
-                    "metrics": {"test_f1_last": float("nan"), "test_f1_best_val": float("nan"),
-                                "epochs_run": len(losses)}}
-        metrics = {"test_f1_last": evaluate(loaders["test"]), "val_f1_last": val_f1[-1],
-                   "train_loss_last": losses[-1], "best_val_f1": best_val, "best_epoch": best_epoch}
-        solver = None
-        if c["framework"] != "plain":
-            model.eval()
-            with torch.no_grad():  # traces of one validation batch, final model
-                b = next(iter(loaders["val"])).to(dev)
-                _, stats = model(b.x, b.edge_index, b.batch, trace=True)
-            solver = (stats.per_problem(0) if c["framework"] == "pign" else
-                      {"iters": stats.iters[0], "weight_sum": stats.weight_sum[0],
-                       "train_iters_mean": sum(iters_used) / max(1, len(iters_used))})
-        ks = parse_int_list(c["eval_iters"], "eval_iters") if c["framework"] != "plain" else []
-        if ks:  # iteration-count curve of the trained model (spec §6: the fork's perf_iter.py)
-            extra["iter_curve"] = {"k": ks, "val_f1": [round(evaluate(loaders["val"], k), 5) for k in ks],
-                                   "test_f1": [round(evaluate(loaders["test"], k), 5) for k in ks]}
-        model.load_state_dict(best_state)
-        metrics["test_f1_best_val"] = evaluate(loaders["test"])
-        return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
+        splits = _load_splits(c, ctx.data_root)  # 1. PascalVOC-SP (max_graphs: the first n graphs of each split)
+        hidden = fit_hidden(c)  # 2. the widest model within the parameter budget (paper: 500k)
+        model = _seeded_model(c, hidden, dev)  # 3. seeds, then the model, as the fork does
+        g = torch.Generator().manual_seed(c.seed)  # 4. mini-batches: the training order comes from g
+        train, loaders = _loaders(c, splits, g, dev)
+        opt, sched = _optimizer(c, model, len(train))  # 5. Adam(lr, eps 1e-5, wd), OneCycleLR per batch
+        st = train_loop(model, train, lambda: macro_f1_of(model, loaders["val"]), opt, sched, g, c, ctx)  # 6.
+        return _outcome(c, model, splits, loaders, hidden, st)  # 7. test after the final epoch (and best val)
 
 
-def train_loop(model, loader, validate, opt, sched, g, c: dict, ctx) -> dict:
+def _load_splits(c: LrgbConfig, data_root) -> dict:
+    from ..data.lrgb import load_lrgb
+
+    splits = load_lrgb(Path(data_root), c.dataset)
+    if c.max_graphs:
+        splits = {k: v[: c.max_graphs] for k, v in splits.items()}
+    return splits
+
+
+def _seeded_model(c: LrgbConfig, hidden: int, dev):
+    """The fork seeds torch, random and numpy after loading data, before building the model."""
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.manual_seed(c.seed)
+    random.seed(c.seed)
+    np.random.seed(c.seed % 2**32)
+    return build_model(c, hidden).to(dev)
+
+
+def _loaders(c: LrgbConfig, splits: dict, g, dev):
+    """The shuffled training loader (its order drawn from ``g``) and the validation / test loaders."""
+    from torch_geometric.loader import DataLoader
+
+    # CUDA: worker processes collate and pin batches (the shuffle order still comes from g in this process)
+    cuda = dev.type == "cuda"
+    io = {"num_workers": 4, "pin_memory": True, "persistent_workers": True} if cuda else {}
+    train = DataLoader(splits["train"], batch_size=c.batch_size, shuffle=True, generator=g, **io)
+    return train, {k: DataLoader(splits[k], batch_size=c.batch_size, **io) for k in ("val", "test")}
+
+
+def _optimizer(c: LrgbConfig, model, steps_per_epoch: int):
+    """Adam(lr, eps, weight decay) and, with ``scheduler=onecycle``, OneCycleLR(max_lr = lr, pct_start
+    0.2) stepped every batch (the fork's main/train.py)."""
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay)
+    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.lr, epochs=c.epochs,
+                                                 steps_per_epoch=steps_per_epoch, pct_start=0.2)
+             if c.scheduler == "onecycle" else None)
+    return opt, sched
+
+
+def macro_f1_of(model, loader, iters=None) -> float:
+    """Macro-F1 over all nodes of a split (spec §5), in evaluation mode; ``iters``: that many iterations."""
+    import torch
+
+    from ..metrics.classification import macro_f1
+
+    dev = next(model.parameters()).device
+    model.eval()
+    preds, ys = [], []
+    with torch.no_grad():
+        for b in loader:
+            b = b.to(dev)
+            logits, _ = model(b.x, b.edge_index, b.batch, iters=iters)
+            preds.append(logits.argmax(-1).cpu())
+            ys.append(b.y.cpu())
+    return macro_f1(torch.cat(ys), torch.cat(preds))
+
+
+def _outcome(c: LrgbConfig, model, splits: dict, loaders: dict, hidden: int, st: dict) -> dict:
+    """The record: test macro-F1 after the final epoch (the paper's Table 1) and with the best
+    validation epoch's weights, solver traces, the iteration-count curve; a diverged run: NaN."""
+    losses, val_f1 = st["losses"], st["val_f1"]
+    extra = {"n_params": model.n_params(), "hidden": hidden, "budget": c.budget,
+             "epoch_s_mean": round(sum(st["epoch_s"]) / max(1, len(st["epoch_s"])), 4),
+             "train_loss": [round(v, 5) for v in losses], "val_f1": [round(v, 5) for v in val_f1],
+             "graphs": {k: len(v) for k, v in splits.items()}, "resumed_from_epoch": st["resumed_from"]}
+    if st["diverged"]:
+        return {"status": "diverged", "extra": extra,
+                "metrics": {"test_f1_last": float("nan"), "test_f1_best_val": float("nan"),
+                            "epochs_run": len(losses)}}
+    metrics = {"test_f1_last": macro_f1_of(model, loaders["test"]), "val_f1_last": val_f1[-1],
+               "train_loss_last": losses[-1], "best_val_f1": st["best_val"], "best_epoch": st["best_epoch"]}
+    solver = _solver_record(c, model, loaders["val"], st["iters_used"])
+    ks = parse_int_list(c.eval_iters, "eval_iters") if c.framework != "plain" else []
+    if ks:  # iteration-count curve of the trained model (spec §6: the fork's perf_iter.py)
+        extra["iter_curve"] = {"k": ks, "val_f1": [round(macro_f1_of(model, loaders["val"], k), 5) for k in ks],
+                               "test_f1": [round(macro_f1_of(model, loaders["test"], k), 5) for k in ks]}
+    model.load_state_dict(st["best_state"])
+    metrics["test_f1_best_val"] = macro_f1_of(model, loaders["test"])
+    return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
+
+
+def _solver_record(c: LrgbConfig, model, val_loader, iters_used: list) -> dict | None:
+    """Traces of one validation batch, final model: PIGN's solver, or IterGNN's convs (and their
+    mean over training); plain: None."""
+    import torch
+
+    if c.framework == "plain":
+        return None
+    model.eval()
+    with torch.no_grad():
+        b = next(iter(val_loader)).to(next(model.parameters()).device)
+        _, stats = model(b.x, b.edge_index, b.batch, trace=True)
+    if c.framework == "pign":
+        return stats.per_problem(0)
+    return {"iters": stats.iters[0], "weight_sum": stats.weight_sum[0],
+            "train_iters_mean": sum(iters_used) / max(1, len(iters_used))}
+
+
+def train_loop(model, loader, validate, opt, sched, g, c, ctx) -> dict:
     """The fork's loop: per epoch the shuffled mini-batches of ``loader`` (order drawn from ``g``),
     per-batch class-weighted cross-entropy, Adam and the per-batch schedule, then ``validate()``
     (macro-F1) keeping the best weights; a batch loss non-finite or above ``diverge_loss`` stops
-    the run as diverged. Returns the fit: losses, val_f1, iters_used (itergnn), epoch_s, best_val,
-    best_epoch, best_state, diverged, resumed_from.
+    the run as diverged. ``c``: an LrgbConfig or its dict. Returns the fit (plain data, it is
+    checkpointed): losses, val_f1, iters_used (itergnn), epoch_s, best_val, best_epoch, best_state,
+    diverged, resumed_from.
 
     Checkpoint (``ctx.run_dir/checkpoint.pt`` when due, picard_cli/checkpoint.py) after an epoch:
     the model, Adam, the schedule, every RNG (torch, numpy, python, ``g``: the DataLoader's order),
     the fit so far, the epoch and the config; a re-run continues at the next epoch with the
     numbers of an uninterrupted run (``resumed_from``: the epochs done at each resume)."""
-    import torch.nn.functional as F
+    from ..checkpoint import Checkpointer, rng_state
 
-    from ..checkpoint import Checkpointer, rng_state, set_rng_state
-    from ..metrics.classification import class_weights
-    from ..models.lrgb_gnn import N_CLASSES
-
-    dev = next(model.parameters()).device
-    st = {"losses": [], "val_f1": [], "iters_used": [], "epoch_s": [], "best_val": -1.0, "best_epoch": 0,
-          "best_state": None, "diverged": False, "resumed_from": []}
-    ck, start = Checkpointer(ctx, c), 0
-    saved = ck.resume()
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(saved["lr_scheduler"])
-        if loader.persistent_workers and loader.num_workers > 0:
-            # its iterator draws the workers' base seed from g once, when made (epoch 0 of an uninterrupted
-            # run): make it now, from the fresh g as that run did, so that later epochs draw the same orders
-            iter(loader)
-        set_rng_state(saved["rng"], g)
-        st, start = saved["fit"], saved["epoch"] + 1
-        st["resumed_from"].append(start)
-    for epoch in range(start, c["epochs"]):
+    c = as_config(LrgbConfig, c)
+    ck = Checkpointer(ctx, to_dict(c))  # the checkpoint belongs to this config (its resolved dict)
+    st, start = _resume(ck, model, opt, sched, loader, g)
+    for epoch in range(start, c.epochs):
         t0 = time.perf_counter()
-        model.train()
-        total, count = 0.0, 0
-        for b in loader:
-            b = b.to(dev)
-            opt.zero_grad(set_to_none=True)
-            logits, stats = model(b.x, b.edge_index, b.batch)
-            # Per-batch class-weighted cross-entropy (spec §5).
-            loss = F.cross_entropy(logits, b.y, weight=class_weights(b.y, N_CLASSES).to(dev))
-            value = loss.item()
-            if not math.isfinite(value) or value > c["diverge_loss"]:
-                st["diverged"] = True
-                break
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            total, count = total + value, count + 1
-            if c["framework"] == "itergnn":
-                st["iters_used"].append(stats.iters[0])
+        _train_epoch(model, loader, opt, sched, c, st)
         if st["diverged"]:
             st["losses"].append(float("nan"))
             break
-        st["losses"].append(total / max(1, count))
         st["val_f1"].append(validate())
         if st["val_f1"][-1] > st["best_val"]:
             st["best_val"], st["best_epoch"] = st["val_f1"][-1], epoch
             st["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         st["epoch_s"].append(time.perf_counter() - t0)
-        ck.epoch_end(epoch == c["epochs"] - 1, lambda: {
+        ck.epoch_end(epoch == c.epochs - 1, lambda: {
             "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(g),
             "lr_scheduler": sched.state_dict() if sched is not None else None, "fit": st})
-        ctx.on_epoch(epoch + 1, c["epochs"], f"{st['epoch_s'][-1]:.2f} s/epoch")
+        ctx.on_epoch(epoch + 1, c.epochs, f"{st['epoch_s'][-1]:.2f} s/epoch")
     return st
+
+
+def _resume(ck, model, opt, sched, loader, g) -> tuple[dict, int]:
+    """(the fit so far, the first epoch to run): from the run's checkpoint when there is one, which
+    restores the model, Adam, the schedule and every RNG; else a fresh fit from epoch 0."""
+    from ..checkpoint import set_rng_state
+
+    st = {"losses": [], "val_f1": [], "iters_used": [], "epoch_s": [], "best_val": -1.0, "best_epoch": 0,
+          "best_state": None, "diverged": False, "resumed_from": []}
+    saved = ck.resume()
+    if saved is None:
+        return st, 0
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["optimizer"])
+    if sched is not None:
+        sched.load_state_dict(saved["lr_scheduler"])
+    if loader.persistent_workers and loader.num_workers > 0:
+        # its iterator draws the workers' base seed from g once, when made (epoch 0 of an uninterrupted
+        # run): make it now, from the fresh g as that run did, so that later epochs draw the same orders
+        iter(loader)
+    set_rng_state(saved["rng"], g)
+    st, start = saved["fit"], saved["epoch"] + 1
+    st["resumed_from"].append(start)
+    return st, start
+
+
+def _train_epoch(model, loader, opt, sched, c: LrgbConfig, st: dict) -> None:
+    """One pass over the shuffled mini-batches; appends the epoch's mean loss to ``st["losses"]``,
+    or sets ``st["diverged"]`` at the first batch loss that is non-finite or above ``diverge_loss``."""
+    import torch.nn.functional as F
+
+    from ..metrics.classification import class_weights
+    from ..models.lrgb_gnn import N_CLASSES
+
+    dev = next(model.parameters()).device
+    model.train()
+    total, count = 0.0, 0
+    for b in loader:
+        b = b.to(dev)
+        opt.zero_grad(set_to_none=True)
+        logits, stats = model(b.x, b.edge_index, b.batch)
+        # Per-batch class-weighted cross-entropy (spec §5).
+        loss = F.cross_entropy(logits, b.y, weight=class_weights(b.y, N_CLASSES).to(dev))
+        value = loss.item()
+        if not math.isfinite(value) or value > c.diverge_loss:
+            st["diverged"] = True
+            return
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        total, count = total + value, count + 1
+        if c.framework == "itergnn":
+            st["iters_used"].append(stats.iters[0])
+    st["losses"].append(total / max(1, count))
 
 
 register(PignLrgb())

@@ -16,12 +16,12 @@ last-epoch and the best-validation model (default: ``best-val``, the authors' Sa
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
 from ..errors import DataError
-from ..recipes import fld, int_list_field, parse_int_list
+from ..recipes import as_config, fld, int_list_field, parse_int_list
+from ..experiment import Experiment, TableSpec
 from ..registry import register
 from .ns_train import BASELINE_ROWS
 from .anie import NSSplit, data_facts, load_splits
@@ -77,33 +77,37 @@ COLS = tuple(f"N_iter = {k}" for k in (1, 2, 3))
 PAPER_TABLE2 = {(r, c): v for r, vals in _T2.items() for c, v in zip(COLS, vals)}
 
 
-def build_model(c: dict, size: int, frames: int = 10):
+def build_model(c: VitPdeConfig | dict, size: int, frames: int = 10):
+    """The operator T (spec §3.3) on ``size`` x ``size`` fields of ``frames`` stamps, iterated by Alg. 2."""
     from ..models.vit_pde import PicardOperator, build_operator
 
-    T = build_operator(c["model"], size, frames, dim=c["dim"], depth=c["depth"], heads=c["heads"], mlp=c["mlp"],
-                       patch=c["patch"], frame_patch=c["frame_patch"], branches=c["branches"], head=c["head"],
-                       dropout=c["dropout"], small_reading=c["small_reading"])
-    return PicardOperator(T, frames, n_iter=c["n_iter"], a=c["a"], tol=c["tol"], tol_norm=c["tol_norm"])
+    c = as_config(VitPdeConfig, c)
+    T = build_operator(c.model, size, frames, dim=c.dim, depth=c.depth, heads=c.heads, mlp=c.mlp, patch=c.patch,
+                       frame_patch=c.frame_patch, branches=c.branches, head=c.head, dropout=c.dropout,
+                       small_reading=c.small_reading)
+    return PicardOperator(T, frames, n_iter=c.n_iter, a=c.a, tol=c.tol, tol_norm=c.tol_norm)
 
 
-class VitPde:
+class VitPde(Experiment):
     name = "vit-pde"
     config_cls = VitPdeConfig
     default_recipe = "table2.yaml"
     batchable = False
-    table = "Table 2: ViT test MSE on Navier-Stokes (t=0 -> 9 stamps) vs Picard iterations"
-    rows = tuple(_T2)
-    cols = COLS
-    paper = PAPER_TABLE2
-    metrics = {"last": "test_mse_last", "best-val": "test_mse_best_val",
-               "last-10": "test_mse10_last", "best-val-10": "test_mse10_best_val"}
-    default_protocol = "best-val"  # as ANIE: the authors' SaveBestModel
-    metric_scale = 1.0
-    digits = 4
-    show_params = True
-    curve_metric = "test_mse"
-    baselines = BASELINE_ROWS  # rows of predictors that learn nothing (ns_train.trivial_baselines)
-    paired_columns = True  # report: each N_iter minus N_iter = 1, paired over seeds
+    table = TableSpec(
+        title="Table 2: ViT test MSE on Navier-Stokes (t=0 -> 9 stamps) vs Picard iterations",
+        rows=tuple(_T2),
+        cols=COLS,
+        paper=PAPER_TABLE2,
+        metrics={"last": "test_mse_last", "best-val": "test_mse_best_val",
+                   "last-10": "test_mse10_last", "best-val-10": "test_mse10_best_val"},
+        default_protocol="best-val",  # as ANIE: the authors' SaveBestModel
+        metric_scale=1.0,
+        digits=4,
+        show_params=True,
+        curve_metric="test_mse",
+        baselines=BASELINE_ROWS,  # rows of predictors that learn nothing (ns_train.trivial_baselines)
+        paired_columns=True,  # report: each N_iter minus N_iter = 1, paired over seeds
+    )
 
     @staticmethod
     def row(cfg):
@@ -122,43 +126,30 @@ class VitPde:
 
     data_facts = staticmethod(data_facts)
 
-    def run_one(self, c: dict, ctx) -> dict:
+    def run_one(self, c: VitPdeConfig | dict, ctx) -> dict:
+        """Train one ViT operator with N_iter = ``c.n_iter`` (resuming from the run's checkpoint); test the
+        last and the best-validation model."""
         import numpy as np
         import torch
 
-        from ..models.vit_pde import sizes
-        from .ns_train import fit, per_sample_mse, trivial_baselines
+        from .ns_train import autocast, fit, on_device, trivial_baselines
 
-        ks = parse_int_list(c["eval_iters"], "eval_iters") or list(range(1, c["n_iter"] + 1))
+        c = as_config(VitPdeConfig, c)
+        ks = parse_int_list(c.eval_iters, "eval_iters") or list(range(1, c.n_iter + 1))
         dev = torch.device(ctx.device)
         train, val, test, meta = load_splits(c, ctx.data_root)  # ANIE's split (spec §2.1)
         S, frames = train.shape[-1], train.shape[1]
-        if S % c["patch"]:
-            raise DataError(f"field size {S} is not a multiple of patch={c['patch']}")
-        def to(a):
-            return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
-        Xtr, Xva, Xte = to(train), to(val), to(test)
-        torch.manual_seed(c["seed"])
-        np.random.seed(c["seed"] % 2**32)
+        if S % c.patch:
+            raise DataError(f"field size {S} is not a multiple of patch={c.patch}")
+        Xtr, Xva, Xte = on_device(dev, train, val, test)
+        torch.manual_seed(c.seed)
+        np.random.seed(c.seed % 2**32)
         model = build_model(c, S, frames).to(dev)
-        bf16 = c["amp"] == "auto" and dev.type == "cuda"
-        def amp():
-            return (torch.autocast("cuda", dtype=torch.bfloat16) if bf16
-                       else contextlib.nullcontext())
+        bf16 = c.amp == "auto" and dev.type == "cuda"
+        amp = autocast(bf16)
         run = fit(model, Xtr, Xva, c, ctx, amp)
         ctx.on_phase("evaluation")
-
-        def test_mse():  # 9 frames t > 0 (spec §2.3), and all 10 frames
-            per9 = per_sample_mse(model, Xte, slice(1, None), c["batch_size"], amp=amp)
-            per10 = per_sample_mse(model, Xte, slice(None), c["batch_size"], amp=amp)
-            return per9.mean().item(), per9.std(unbiased=False).item(), per10.mean().item()
-
-        T = model.T
-        extra = {"n_params": model.n_params(), "n_params_embed": sum(p.numel() for p in T.embed.parameters()),
-                 "n_params_head": sum(p.numel() for p in T.head.parameters()),
-                 "arch": sizes(c["model"], c["dim"], c["depth"], c["heads"], c["mlp"], c["branches"],
-                               c["small_reading"]) | {"class": type(T).__name__, "tokens": T.pos.shape[1] - 1},
-                 "amp": "bf16" if bf16 else "fp32", **run.extra(),
+        extra = {**describe(model, c, bf16), **run.extra(),
                  "samples": {"train": len(Xtr), "val": len(Xva), "test": len(Xte)}, "size": S,
                  "data": {k: meta[k] for k in ("source", "n_total", "n_done", "file") if k in meta}}
         if run.diverged:
@@ -166,22 +157,56 @@ class VitPde:
             return {"status": "diverged", "extra": extra,
                     "metrics": {"test_mse_last": nan, "test_mse_best_val": nan, "test_mse10_last": nan,
                                 "test_mse10_best_val": nan, "epochs_run": len(run.losses)}}
-        last, last_std, last10 = test_mse()
-        metrics = {**trivial_baselines(train, test), "test_mse_last": last, "test_mse_std": last_std, "test_mse10_last": last10,
-                   "val_mse_last": run.val_mse[-1], "train_loss_last": run.losses[-1], "val_mse_best": run.best_val,
-                   "best_epoch": run.best_epoch, "epochs_run": len(run.losses)}
-        model.load_state_dict(run.best_state)  # the reported (best-val) model from here on
-        metrics["test_mse_best_val"], metrics["test_mse_std_best_val"], metrics["test_mse10_best_val"] = test_mse()
-        # MSE after each k (a prefix of the trained N_iter run for k <= N_iter; beyond: extrapolation)
-        extra["iter_curve"] = {"k": ks, "test_mse": [float(f"{per_sample_mse(model, Xte, slice(1, None), c['batch_size'], k, amp).mean():.6g}")
-                                                     for k in ks], "model": "best-val"}
-        with torch.no_grad(), amp():  # solver traces on the first test batch
-            x, stats = model(Xte[:c["batch_size"], 0], trace=True)
-            f = Xte[:c["batch_size"], 0].unsqueeze(1).expand_as(x)
-            res_out = torch.linalg.vector_norm((T(x) + f - x).float()).item()
-        solver = stats.per_problem(0) | {"n_iter": c["n_iter"], "n_evals": stats.steps, "residual_out": res_out,
-                                         "batch": len(x), "tol": c["tol"] or None}
-        return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
+        return evaluate(model, run, Xte, c, amp, ks, trivial_baselines(train, test), extra)
+
+
+def describe(model, c: VitPdeConfig, bf16: bool) -> dict:
+    """Parameter counts (all, patch embedding, head), the architecture's sizes, the precision."""
+    from ..models.vit_pde import sizes
+
+    T = model.T
+    return {"n_params": model.n_params(), "n_params_embed": sum(p.numel() for p in T.embed.parameters()),
+            "n_params_head": sum(p.numel() for p in T.head.parameters()),
+            "arch": sizes(c.model, c.dim, c.depth, c.heads, c.mlp, c.branches, c.small_reading)
+            | {"class": type(T).__name__, "tokens": T.pos.shape[1] - 1},
+            "amp": "bf16" if bf16 else "fp32"}
+
+
+def test_mse(model, X, batch_size: int, amp) -> tuple[float, float, float]:
+    """Test MSE on the 9 frames t > 0 (spec §2.3; mean, std over samples) and on all 10 frames (mean)."""
+    from .ns_train import per_sample_mse
+
+    per9 = per_sample_mse(model, X, slice(1, None), batch_size, amp=amp)
+    per10 = per_sample_mse(model, X, slice(None), batch_size, amp=amp)
+    return per9.mean().item(), per9.std(unbiased=False).item(), per10.mean().item()
+
+
+def evaluate(model, run, Xte, c: VitPdeConfig, amp, ks: list[int], baselines: dict, extra: dict) -> dict:
+    """The last model (protocols ``last``, ``last-10``), then the best-validation one (``best-val``, the
+    authors' SaveBestModel): its MSE after each k applications of T and its solver trace on the first test
+    batch, with the residual ||T(x_N) + f - x_N|| of the output. ``run``: the ns_train.Fit. The outcome."""
+    import torch
+
+    from .ns_train import per_sample_mse
+
+    bs = c.batch_size
+    last, last_std, last10 = test_mse(model, Xte, bs, amp)
+    metrics = {**baselines, "test_mse_last": last, "test_mse_std": last_std, "test_mse10_last": last10,
+               "val_mse_last": run.val_mse[-1], "train_loss_last": run.losses[-1], "val_mse_best": run.best_val,
+               "best_epoch": run.best_epoch, "epochs_run": len(run.losses)}
+    model.load_state_dict(run.best_state)  # the reported (best-val) model from here on
+    metrics["test_mse_best_val"], metrics["test_mse_std_best_val"], metrics["test_mse10_best_val"] = \
+        test_mse(model, Xte, bs, amp)
+    # MSE after each k (a prefix of the trained N_iter run for k <= N_iter; beyond: extrapolation)
+    extra["iter_curve"] = {"k": ks, "test_mse": [float(f"{per_sample_mse(model, Xte, slice(1, None), bs, k, amp).mean():.6g}")
+                                                 for k in ks], "model": "best-val"}
+    with torch.no_grad(), amp():  # solver traces on the first test batch
+        x, stats = model(Xte[:bs, 0], trace=True)
+        f = Xte[:bs, 0].unsqueeze(1).expand_as(x)  # Alg. 2: f = w(t=0) on every stamp
+        res_out = torch.linalg.vector_norm((model.T(x) + f - x).float()).item()
+    solver = stats.per_problem(0) | {"n_iter": c.n_iter, "n_evals": stats.steps, "residual_out": res_out,
+                                     "batch": len(x), "tol": c.tol or None}
+    return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
 
 
 register(VitPde())

@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..solver import TOL_NORMS, SolverStats, StepMonitor, schedule
+from .names import ANDERSON_COND, SPEC_DEFAULTS
 
 
 def _flat(t: torch.Tensor, batch_dim: int | None) -> torch.Tensor:
@@ -51,9 +52,9 @@ def anderson(
     f: torch.Tensor | None = None,
     *,
     a: float | Sequence[float] = 0.5,
-    m: int = 5,
-    lam: float = 1e-4,
-    cond_max: float = 1e10,
+    m: int = SPEC_DEFAULTS["anderson_m"],
+    lam: float = SPEC_DEFAULTS["anderson_lam"],
+    cond_max: float = ANDERSON_COND,
     max_iter: int = 10,
     tol: float | None = None,
     tol_norm: str = "rel_residual",

@@ -8,33 +8,34 @@ made before the toolkit existed keep their keys, and the defaults are the paper'
 from __future__ import annotations
 
 from ..recipes import fld
-from .names import GRAD_MODES, METHODS, TOL_NORMS
+from .names import GRAD_MODES, METHODS, SPEC_DEFAULTS, TOL_NORMS
 
 
 def _fields() -> dict:
+    D = SPEC_DEFAULTS  # the solver fields' defaults (names.py: FixedPointSpec reads the same)
     return {
-        "solver_method": (str, fld("picard", "fixed-point method: picard (the paper) or anderson (Anderson "
+        "solver_method": (str, fld(D["solver_method"], "fixed-point method: picard (the paper) or anderson (Anderson "
                                    "acceleration; damping = a, memory anderson_m, ridge anderson_lam)",
                                    choices=METHODS, added=True)),
-        "solver_tol": (float, fld(0.0, "stop once every problem is below this on solver_tol_norm (0 = always the "
+        "solver_tol": (float, fld(D["solver_tol"], "stop once every problem is below this on solver_tol_norm (0 = always the "
                                   "full iteration count, the paper); the count becomes a cap",
                                   range=(0.0, 1e9), added=True)),
-        "solver_tol_norm": (str, fld("rel_residual", "what solver_tol tests: rel_residual ||T(x)+f-x||/||T(x)+f||, "
+        "solver_tol_norm": (str, fld(D["solver_tol_norm"], "what solver_tol tests: rel_residual ||T(x)+f-x||/||T(x)+f||, "
                                      "residual ||T(x)+f-x|| or step ||x_k+1 - x_k||", choices=TOL_NORMS, added=True)),
-        "anderson_m": (int, fld(5, "Anderson memory (past differences mixed)", range=(1, 100), added=True)),
-        "anderson_lam": (float, fld(1e-4, "Anderson ridge, relative to the mean diagonal of the normal equations",
+        "anderson_m": (int, fld(D["anderson_m"], "Anderson memory (past differences mixed)", range=(1, 100), added=True)),
+        "anderson_lam": (float, fld(D["anderson_lam"], "Anderson ridge, relative to the mean diagonal of the normal equations",
                                     range=(0.0, 1e6), added=True)),
-        "grad_mode": (str, fld("unrolled", "gradient: unrolled (through every step, the paper), implicit "
+        "grad_mode": (str, fld(D["grad_mode"], "gradient: unrolled (through every step, the paper), implicit "
                                "(implicit-function theorem, backward fixed-point solve, O(1) memory in the steps) "
                                "or phantom:k (no graph, then k damped steps with one)", choices=GRAD_MODES,
                                added=True)),
-        "implicit_tol": (float, fld(1e-4, "implicit gradient: tolerance of the backward solve (relative residual)",
+        "implicit_tol": (float, fld(D["implicit_tol"], "implicit gradient: tolerance of the backward solve (relative residual)",
                                     range=(0.0, 1.0), added=True)),
-        "implicit_max_iter": (int, fld(50, "implicit gradient: at most this many backward steps", range=(1, 10000),
+        "implicit_max_iter": (int, fld(D["implicit_max_iter"], "implicit gradient: at most this many backward steps", range=(1, 10000),
                                        added=True)),
-        "jac_reg": (float, fld(0.0, "weight of the Jacobian penalty: Hutchinson estimate of ||dT/dx||_F^2 / d at the "
+        "jac_reg": (float, fld(D["jac_reg"], "weight of the Jacobian penalty: Hutchinson estimate of ||dT/dx||_F^2 / d at the "
                                "solution, added to the training loss (0 = off)", range=(0.0, 1e6), added=True)),
-        "jac_samples": (int, fld(1, "Jacobian penalty: Hutchinson probes per step", range=(1, 64), added=True)),
+        "jac_samples": (int, fld(D["jac_samples"], "Jacobian penalty: Hutchinson probes per step", range=(1, 64), added=True)),
         "spectral_norm": (float, fld(0.0, "cap the spectral norm of every operator weight matrix at this value "
                                      "(0 = off)", range=(0.0, 1e6), added=True)),
         "forcing": (str, fld("none", "forcing f of x = T(x) + f: none (the paper's f = 0; the input enters via x0) "
@@ -54,6 +55,15 @@ def _fields() -> dict:
 
 
 FIELD_NAMES = tuple(_fields())
+# Every toolkit field's default (the solver fields' from names.SPEC_DEFAULTS): a stored config dict without
+# a field (a record made before the field existed) reads its default here.
+DEFAULTS = {name: f.default for name, (_, f) in _fields().items()}
+SPEC_FIELDS = tuple(SPEC_DEFAULTS)  # the fields a FixedPointSpec holds, by the same names (spec.py)
+
+
+def _value(c, name: str):
+    """Field ``name`` of a typed config, or of a config dict (absent: its default, :data:`DEFAULTS`)."""
+    return c.get(name, DEFAULTS[name]) if isinstance(c, dict) else getattr(c, name)
 
 
 def fixedpoint_fields(cls):
@@ -68,28 +78,24 @@ def fixedpoint_fields(cls):
     return cls
 
 
-def spec_from_config(c: dict):
-    """The solver spec (a :class:`picard_cli.fixedpoint.spec.FixedPointSpec`) a resolved config asks for
-    (the paper's plain spec at the defaults)."""
+def spec_from_config(c):
+    """The solver spec (a :class:`picard_cli.fixedpoint.spec.FixedPointSpec`) a config asks for: its toolkit
+    fields, copied by name (the paper's plain spec at the defaults). ``c``: a typed experiment config, or its
+    dict."""
     from .spec import FixedPointSpec
 
-    return FixedPointSpec(method=c.get("solver_method", "picard"), tol=c.get("solver_tol") or None,
-                          tol_norm=c.get("solver_tol_norm", "rel_residual"), grad=c.get("grad_mode", "unrolled"),
-                          anderson_m=c.get("anderson_m", 5), anderson_lam=c.get("anderson_lam", 1e-4),
-                          backward_tol=c.get("implicit_tol", 1e-4), backward_max_iter=c.get("implicit_max_iter", 50),
-                          jac_samples=c.get("jac_samples", 1) if c.get("jac_reg", 0.0) > 0 else 0)
+    return FixedPointSpec(**{name: _value(c, name) for name in SPEC_FIELDS})
 
 
-def fixed_masks(c: dict) -> bool:
+def fixed_masks(c) -> bool:
     """Whether dropout inside T uses one mask per solve (see picard_cli/fixedpoint/noise.py)."""
-    mode = c.get("dropout_mask", "auto")
+    mode = _value(c, "dropout_mask")
     if mode != "auto":
         return mode == "fixed"
     spec = spec_from_config(c)  # the solve itself needs one deterministic map:
-    return spec.method != "picard" or spec.tol is not None or spec.grad != "unrolled"
+    return spec.solver_method != "picard" or spec.tol is not None or spec.grad_mode != "unrolled"
 
 
-def toolkit_in_use(c: dict) -> bool:
-    """True when any toolkit field is away from its default."""
-    defaults = {name: f.default for name, (_, f) in _fields().items()}
-    return any(name in c and c[name] != d for name, d in defaults.items())
+def toolkit_in_use(c) -> bool:
+    """True when any toolkit field of a config (typed, or its dict) is away from its default."""
+    return any(_value(c, name) != d for name, d in DEFAULTS.items())

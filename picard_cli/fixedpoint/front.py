@@ -37,15 +37,15 @@ def solve(
                       callback=callback)
     tol = spec.tol
     trace = trace or tol is not None
-    kw = dict(a=a, tol=tol, tol_norm=spec.tol_norm, divergence=divergence, batch_dim=batch_dim, trace=trace,
+    kw = dict(a=a, tol=tol, tol_norm=spec.solver_tol_norm, divergence=divergence, batch_dim=batch_dim, trace=trace,
               callback=callback)
     grad_on = torch.is_grad_enabled()
-    if spec.grad == "unrolled":
-        x, stats = run_method(spec.method, T, x0, f, spec=spec, max_iter=max_iter, **kw)
+    if spec.grad_mode == "unrolled":
+        x, stats = run_method(spec.solver_method, T, x0, f, spec=spec, max_iter=max_iter, **kw)
         stats.n_evals = stats.steps
-    elif spec.grad == "implicit":
+    elif spec.grad_mode == "implicit":
         with torch.no_grad():
-            x, stats = run_method(spec.method, T, x0, f, spec=spec, max_iter=max_iter, **kw)
+            x, stats = run_method(spec.solver_method, T, x0, f, spec=spec, max_iter=max_iter, **kw)
         stats.n_evals = stats.steps
         if grad_on:
             from .implicit import attach_implicit
@@ -58,7 +58,7 @@ def solve(
         a_list = schedule(a, max_iter)
         if max_iter - k > 0:
             with torch.no_grad():
-                x, stats = run_method(spec.method, T, x0, f, spec=spec, max_iter=max_iter - k,
+                x, stats = run_method(spec.solver_method, T, x0, f, spec=spec, max_iter=max_iter - k,
                                       **(kw | {"a": a_list[: max_iter - k]}))
         else:
             x, stats = x0, SolverStats(steps=0, status="max_iter")
@@ -71,7 +71,7 @@ def solve(
         shifted = (lambda j, xx: callback(off + j, xx)) if callback is not None else None
         x, tail = picard(T, x, f, a=a_list[max_iter - k:], max_iter=k, divergence=None, batch_dim=batch_dim,
                          trace=trace, callback=shifted,
-                         rel_trace=bool(stats.rel_residual) or spec.tol_norm == "rel_residual")
+                         rel_trace=bool(stats.rel_residual) or spec.solver_tol_norm == "rel_residual")
         if trace:
             stats.residual += tail.residual
             stats.rel_residual += tail.rel_residual
@@ -83,9 +83,9 @@ def solve(
         stats.steps += tail.steps
         stats.status = first if first == "converged" else tail.status
         stats.n_evals = stats.steps
-    stats.method = spec.method
-    if spec.jac_samples and grad_on:
+    stats.method = spec.solver_method
+    if spec.jac_probes and grad_on:
         from .jacobian import hutchinson_frobenius
 
-        stats.jac = hutchinson_frobenius(T, x, batch_dim=batch_dim, samples=spec.jac_samples)
+        stats.jac = hutchinson_frobenius(T, x, batch_dim=batch_dim, samples=spec.jac_probes)
     return x, stats

@@ -32,7 +32,7 @@ def attach_implicit(T, z: torch.Tensor, f: torch.Tensor | None, *, a: float, spe
                     stats=None) -> torch.Tensor:
     """``z`` (a fixed point of ``T(.) + f``, no graph) -> the same values, with implicit gradients to
     T's parameters and ``f``. ``spec`` (a :class:`picard_cli.fixedpoint.spec.FixedPointSpec`) gives the backward
-    method, tolerance (``backward_tol`` on the relative residual) and cap (``backward_max_iter``);
+    method, tolerance (``implicit_tol`` on the relative residual) and cap (``implicit_max_iter``);
     the backward solve's summary lands in ``stats.backward`` when ``stats`` is given."""
     from .spec import run_method
 
@@ -47,14 +47,14 @@ def attach_implicit(T, z: torch.Tensor, f: torch.Tensor | None, *, a: float, spe
             return torch.autograd.grad(g, z_in, u, retain_graph=True)[0]
 
         with torch.no_grad():
-            u, st = run_method(spec.method, JT, v, v, spec=spec, a=a, max_iter=spec.backward_max_iter,
-                               tol=spec.backward_tol, tol_norm="rel_residual", divergence=BACKWARD_DIVERGENCE,
+            u, st = run_method(spec.solver_method, JT, v, v, spec=spec, a=a, max_iter=spec.implicit_max_iter,
+                               tol=spec.implicit_tol, tol_norm="rel_residual", divergence=BACKWARD_DIVERGENCE,
                                batch_dim=batch_dim, trace=True)
         # A backward iteration that blows up or gets nowhere (the operator is not contractive at this
         # point: no fixed point to differentiate) returns a useless, often huge, gradient; such
         # problems fall back to the Jacobian-free gradient u = v (phantom:1's direction) instead.
         rel = torch.as_tensor(st.rel_residual[-1] if st.rel_residual else float("nan"), dtype=torch.float64)
-        ok = torch.isfinite(rel) & (rel <= max(BACKWARD_FALLBACK_REL, spec.backward_tol))  # per problem
+        ok = torch.isfinite(rel) & (rel <= max(BACKWARD_FALLBACK_REL, spec.implicit_tol))  # per problem
         finite = torch.isfinite(u)
         if batch_dim is None:
             ok = ok & finite.all()

@@ -97,29 +97,29 @@ class MaskedViT(nn.Module):
         return unpatchify(self.head(self.dec_norm(self.decoder(t))), self.patch, self.channels)
 
 
-def damping(lam: float, n_iter: int, first_step: str = "damped") -> list[float]:
+def damping(a: float, n_iter: int, first_step: str = "damped") -> list[float]:
     """Per-step weights on the old iterate for ``n_iter`` applications of T: Table 3's
-    x_{i+1} = (1 - lam) T(x_i) + lam x_i at every step (``damped``), or an undamped first step
+    x_{i+1} = (1 - λ) T(x_i) + λ x_i with λ = ``a`` at every step (``damped``), or an undamped first step
     x_1 = T(x_0) (``plain``: N_iter = 1 is then the plain one-pass ViT)."""
     if first_step not in ("damped", "plain"):
         raise ValueError(f"first_step must be 'damped' or 'plain', got {first_step!r}")
-    return [0.0 if (k == 0 and first_step == "plain") else lam for k in range(n_iter)]
+    return [0.0 if (k == 0 and first_step == "plain") else a for k in range(n_iter)]
 
 
 class PicardImage(nn.Module):
     """Table 3's iteration through the shared solver core: x_0 = the masked image, f = 0,
-    a = lam (the weight on the old iterate), N_iter applications of T; the prediction is x_N
-    and the loss MSE(x_N, y) (the caption's MSE((1-lam) T(x_{N-1}) + lam x_{N-1}, y)).
+    damping a = Table 3's λ (the weight on the old iterate), N_iter applications of T; the prediction
+    is x_N and the loss MSE(x_N, y) (the caption's MSE((1-λ) T(x_{N-1}) + λ x_{N-1}, y)).
     Gradients flow through every application."""
 
-    def __init__(self, T: nn.Module, n_iter=1, lam=0.5, first_step="damped"):
+    def __init__(self, T: nn.Module, n_iter=1, a=0.5, first_step="damped"):
         super().__init__()
-        self.T, self.n_iter, self.lam, self.first_step = T, n_iter, lam, first_step
-        damping(lam, n_iter, first_step)  # validates
+        self.T, self.n_iter, self.a, self.first_step = T, n_iter, a, first_step
+        damping(a, n_iter, first_step)  # validates
 
     def forward(self, x0, n_iter=None, trace=False):
         n = n_iter or self.n_iter
-        return picard(self.T, x0, None, a=damping(self.lam, n, self.first_step), max_iter=n, divergence=None,
+        return picard(self.T, x0, None, a=damping(self.a, n, self.first_step), max_iter=n, divergence=None,
                       trace=trace, batch_dim=None)
 
     def n_params(self) -> int:

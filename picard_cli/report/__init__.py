@@ -2,10 +2,11 @@
 the paper's reference values; rendered to the terminal and written as Markdown,
 CSV and LaTeX next to the results file.
 
-An experiment describes its table with ``rows``, ``cols``, ``row(cfg)``,
-``col(cfg)``, ``metrics`` (protocol -> metric key), ``metric_scale`` and
-``paper`` ((row, col) -> (mean, std)). Std is the population std (ddof 0), as in
-the authors' notebooks (np.std).
+An experiment describes its table declaratively (``exp.table``, a
+:class:`picard_cli.experiment.TableSpec`: title, rows, cols, metrics per protocol,
+paper values, digits, baselines, ...) and places each record with ``row(cfg)`` /
+``col(cfg)`` (or ``table_values(record, protocol)``). Std is the population std
+(ddof 0), as in the authors' notebooks (np.std).
 """
 from __future__ import annotations
 
@@ -46,19 +47,9 @@ class Table:
     quick_is_protocol: bool = False  # the experiment's quick scale = its paper protocol with fewer runs
     data: str = ""  # the data used, when it is not the paper's (datacheck.caption)
     selection: str = ""  # how one variant per cell was chosen from a grid (select_variant)
-    baseline_rows: list = field(default_factory=list)  # rows of predictors that learn nothing (exp.baselines)
+    baseline_rows: list = field(default_factory=list)  # rows of predictors that learn nothing (exp.table.baselines)
     higher_is_better: bool = False  # direction of the metric, for the paired verdicts
     paired: list = field(default_factory=list)  # paired differences vs the first column (paired_differences)
-
-
-def values(exp, record: dict, metric: str) -> list[dict]:
-    """The table entries one record contributes: by default one, at (row(cfg), col(cfg)), its
-    ``metric``. An experiment with several metrics in one table (Table 3: an MSE row and an FID
-    row) defines ``table_values(record, protocol)`` returning such dicts itself. ``value`` None
-    = not measured (``note`` says why), ``std_within`` = a spread inside the run (e.g. over
-    test images) shown when a cell has a single run."""
-    cfg = record["config"]
-    return [{"row": exp.row(cfg), "col": exp.col(cfg), "value": record["metrics"].get(metric)}]
 
 
 def select_variant(exp, variants: dict, metric: str, select_on: str | None) -> tuple[str, str, str]:
@@ -66,12 +57,12 @@ def select_variant(exp, variants: dict, metric: str, select_on: str | None) -> t
     An experiment with ``select_field`` (e.g. pign-lrgb's lr grid, Table 1) picks among configs that differ
     in that field the one with the best mean over seeds of its validation metric (``select_on='val'``, the
     default) or of the reported test metric (``'test'``, as the authors selected: optimistic)."""
-    field_ = getattr(exp, "select_field", None)
+    field_ = exp.table.select_field
     most = max(variants.items(), key=lambda kv: (len(kv[1]), max(x["started"] for x, _ in kv[1])))[0]
     if not field_ or len({runs[0][0]["config"].get(field_) for runs in variants.values()}) < 2:
         return most, "", ""
     on = select_on or "val"
-    key_metric = exp.select_metrics[on] if on == "val" else metric
+    key_metric = exp.table.select_metrics[on] if on == "val" else metric
 
     def score(runs):
         vals = [r["metrics"].get(key_metric) for r, _ in runs if r["status"] == "ok"]
@@ -97,42 +88,41 @@ def first_per_key(records: list[dict]) -> list[dict]:
 
 
 def build(exp, records: list[dict], protocol: str | None = None, select_on: str | None = None) -> Table:
-    protocol = protocol or getattr(exp, "default_protocol", "last")
-    if protocol not in exp.metrics:
+    spec = exp.table
+    protocol = protocol or spec.default_protocol
+    if protocol not in spec.metrics:
         from ..errors import PicardError
 
-        raise PicardError(f"unknown protocol {protocol!r} (choose from {', '.join(exp.metrics)})")
-    metric = exp.metrics[protocol]
+        raise PicardError(f"unknown protocol {protocol!r} (choose from {', '.join(spec.metrics)})")
+    metric = spec.metric(protocol)
     records = first_per_key(records)
-    entries = getattr(exp, "table_values", None)
-    baselines = getattr(exp, "baselines", None) or {}
+    baselines = spec.baselines
     by_cell: dict = {}
     for r in records:
-        for v in (entries(r, protocol) if entries else values(exp, r, metric)) + baseline_values(exp, r, baselines):
+        for v in exp.table_values(r, protocol) + baseline_values(exp, r, baselines):
             by_cell.setdefault((v["row"], v["col"]), {}).setdefault(r["cell_key"], []).append((r, v))
-    table = Table(exp.table, list(exp.rows), list(exp.cols), paper=dict(exp.paper), protocol=protocol,
-                  digits=getattr(exp, "digits", 1), show_params=getattr(exp, "show_params", False),
-                  quick_is_protocol=getattr(exp, "quick_is_protocol", False), data=caption(records),
-                  higher_is_better=getattr(exp, "higher_is_better", False))
+    table = Table(spec.title, list(spec.rows), list(spec.cols), paper=dict(spec.paper), protocol=protocol,
+                  digits=spec.digits, show_params=spec.show_params, quick_is_protocol=spec.quick_is_protocol,
+                  data=caption(records), higher_is_better=spec.higher_is_better)
     for rc, variants in by_cell.items():
         key, chosen, rule = select_variant(exp, variants, metric, select_on)
         runs = variants[key]
         table.selection = rule or table.selection
-        ok = [v["value"] * exp.metric_scale for r, v in runs
+        ok = [v["value"] * exp.table.metric_scale for r, v in runs
               if r["status"] == "ok" and v["value"] is not None and math.isfinite(v["value"])]
         missing = [v.get("note") or "not measured" for r, v in runs if r["status"] == "ok" and v["value"] is None]
         c = Cell(n=len(ok), diverged=len(runs) - len(ok) - len(missing), variants=len(variants), cell_key=key,
                  missing=len(missing), note=missing[0] if missing else "", chosen=chosen)
         counts = sorted(r["extra"]["n_params"] for r, _ in runs if "n_params" in (r.get("extra") or {}))
         c.params = counts[len(counts) // 2] if counts else None
-        c.by_seed = {r["config"].get("seed"): v["value"] * exp.metric_scale for r, v in runs
+        c.by_seed = {r["config"].get("seed"): v["value"] * exp.table.metric_scale for r, v in runs
                      if r["status"] == "ok" and v["value"] is not None and math.isfinite(v["value"])}
         if ok:
             c.mean = sum(ok) / len(ok)
             c.std = math.sqrt(sum((v - c.mean) ** 2 for v in ok) / len(ok))
             within = [v.get("std_within") for r, v in runs if r["status"] == "ok" and v["value"] is not None]
             if len(ok) == 1 and within and within[0] is not None:
-                c.std, c.std_label = within[0] * exp.metric_scale, runs[0][1].get("std_label", "within run")
+                c.std, c.std_label = within[0] * exp.table.metric_scale, runs[0][1].get("std_label", "within run")
         table.ours[rc] = c
         table.scales = sorted(set(table.scales) | {r["scale"] for r, _ in runs if r.get("scale")})  # older records: none
         for extra in (rc[0],) if rc[0] not in table.rows else ():
@@ -141,13 +131,13 @@ def build(exp, records: list[dict], protocol: str | None = None, select_on: str 
             table.cols.append(rc[1])
     table.baseline_rows = [lab for lab in baselines.values() if lab in table.rows]
     table.rows = [r for r in table.rows if r not in table.baseline_rows] + table.baseline_rows  # baselines last
-    if getattr(exp, "paired_columns", False):
+    if spec.paired_columns:
         table.paired = paired_differences(table)
     return table
 
 
 def baseline_values(exp, record: dict, baselines: dict) -> list[dict]:
-    """Entries of the predictors that learn nothing (``exp.baselines``: metric -> row label), in
+    """Entries of the predictors that learn nothing (``exp.table.baselines``: metric -> row label), in
     the column of the record that measured them on its own test set: the same number in every
     column when the test set is shared. Std over runs; a baseline computed without a seed is 0."""
     cfg, m = record["config"], record.get("metrics") or {}
@@ -368,7 +358,7 @@ def write_curves(exp, records: list[dict], root: Path, stem: str) -> list[Path]:
 
 def curve_frame(exp, records: list[dict]):
     """The points of :func:`write_curves` as a DataFrame (row, cell, k, mean, std, n), or None."""
-    metric = getattr(exp, "curve_metric", None)
+    metric = exp.table.curve_metric
     by_cell: dict = {}
     for r in records:
         cur = (r.get("extra") or {}).get("iter_curve")
@@ -383,7 +373,7 @@ def curve_frame(exp, records: list[dict]):
     for (row, col), variants in by_cell.items():
         ks, curves = max(variants.items(), key=lambda kv: len(kv[1]))
         for j, k in enumerate(ks):
-            vals = [c[j] * exp.metric_scale for c in curves]
+            vals = [c[j] * exp.table.metric_scale for c in curves]
             m = sum(vals) / len(vals)
             rows.append({"row": row, "cell": f"{row} / {col}", "k": k, "mean": m, "n": len(vals),
                          "std": math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))})
@@ -407,7 +397,7 @@ def _plot_curves(exp, frame, png: Path) -> None:
         ax.set_xlabel("iterations k at evaluation (trained with N_iter)")
         ax.set_title(row, fontsize=9)
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel(exp.curve_metric.replace("_", " ") + " (mean ± std over seeds)")
+    axes[0][0].set_ylabel(exp.table.curve_metric.replace("_", " ") + " (mean ± std over seeds)")
     fig.suptitle(f"{exp.name}: metric vs iteration count", fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
@@ -435,7 +425,7 @@ def _fmt(v, digits=3) -> str:
 
 def convergence_rows(exp, records: list[dict]) -> tuple[list[dict], list[dict]]:
     """(per-run rows, per-group rows) of the fixed-point diagnostics (``extra.fixedpoint``)."""
-    scale = exp.metric_scale
+    scale = exp.table.metric_scale
     runs, groups = [], {}
     for r in records:
         fp = (r.get("extra") or {}).get("fixedpoint")
@@ -578,7 +568,7 @@ def write_convergence(exp, records: list[dict], root: Path, stem: str) -> list[P
             mets = [fp["methods"][method].get("metric") for fp in fps if fp["methods"][method].get("metric")]
             if mets:
                 n = min(len(m) for m in mets)
-                ax2.plot(range(n), [sum(m[k] for m in mets) / len(mets) * exp.metric_scale for k in range(n)], style,
+                ax2.plot(range(n), [sum(m[k] for m in mets) / len(mets) * exp.table.metric_scale for k in range(n)], style,
                          color=color, label=f"{label} {method}")
     ax1.set_xlabel("iteration k")
     ax1.set_ylabel("relative residual ||T(x_k)+f-x_k|| / ||T(x_k)+f||")

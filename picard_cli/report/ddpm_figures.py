@@ -94,6 +94,7 @@ def _grid_figure(columns, labels, title, path):
 
 
 def write_all(records: list[dict], root: Path) -> list[Path]:
+    """Figures 2, 6, 7, 8 and the per-T table of the selected sweep (:func:`select`): the files written."""
     runs = select(records)
     if not runs:
         return []
@@ -103,12 +104,17 @@ def write_all(records: list[dict], root: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     root.mkdir(parents=True, exist_ok=True)
-    Ts = [r["config"]["timesteps"] for r in runs]
     colors = plt.cm.viridis([i / max(1, len(runs) - 1) for i in range(len(runs))])
     note, fid_label = _scale_note(runs), _fid_label(runs)
-    written = []
+    return (fig2(runs, colors, root, note, fid_label) + fig6(runs, root, note) + fig7(runs, root, note)
+            + fig8(runs, colors, root, note, fid_label) + write_table(runs, root, fid_label, note))
 
-    # Figure 2: train loss (left), test loss (middle) vs training step; FID and loss vs T (right)
+
+def fig2(runs: list[dict], colors, root: Path, note: str, fid_label: str) -> list[Path]:
+    """Figure 2: train loss (left), test loss (middle) vs training step; FID and loss vs T (right)."""
+    import matplotlib.pyplot as plt
+
+    Ts = [r["config"]["timesteps"] for r in runs]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for r, col in zip(runs, colors):
         ex = r["extra"]
@@ -137,32 +143,42 @@ def write_all(records: list[dict], root: Path) -> list[Path]:
                     textcoords="offset points", xytext=(0, 6), ha="center", rotation=60)
     fig.suptitle(f"Figure 2: DDPMs vs T on CIFAR-10 (right: small labels = alpha-bar_T). {note}", fontsize=9)
     fig.tight_layout()
-    written.append(root / "ddpm_fig2.png")
-    fig.savefig(written[-1], dpi=120)
+    fig.savefig(root / "ddpm_fig2.png", dpi=120)
     plt.close(fig)
+    return [root / "ddpm_fig2.png"]
 
-    # Figure 6: one column per model (T), same noise, sampled with T steps
+
+def fig6(runs: list[dict], root: Path, note: str) -> list[Path]:
+    """Figure 6: one column per model (T), same noise, sampled with T steps."""
     cols = [(r, _load(root, r["extra"]["grid"]["file"])) for r in runs if r["extra"].get("grid")]
     cols = [(r, g) for r, g in cols if g is not None]
-    if cols:
-        written.append(root / "ddpm_fig6.png")
-        _grid_figure([g for _, g in cols], [f"T={r['config']['timesteps']}" for r, _ in cols],
-                     "Figure 6: one column per model trained with T timesteps, sampled with T steps, same noise\n"
-                     + note,
-                     written[-1])
+    if not cols:
+        return []
+    _grid_figure([g for _, g in cols], [f"T={r['config']['timesteps']}" for r, _ in cols],
+                 "Figure 6: one column per model trained with T timesteps, sampled with T steps, same noise\n" + note,
+                 root / "ddpm_fig6.png")
+    return [root / "ddpm_fig6.png"]
 
-    # Figure 7: the T = fig7_for_T model sampled with 100..1000 steps
+
+def fig7(runs: list[dict], root: Path, note: str) -> list[Path]:
+    """Figure 7: the T = fig7_for_T model sampled with 100..1000 steps."""
     f7 = [r for r in runs if r["extra"].get("fig7")]
-    if f7:
-        r = max(f7, key=lambda r: r["config"]["timesteps"])
-        grids = _load(root, r["extra"]["fig7"]["file"])
-        if grids is not None:
-            written.append(root / "ddpm_fig7.png")
-            _grid_figure(list(grids), [f"{n} steps" for n in r["extra"]["fig7"]["sampling_steps"]],
-                         f"Figure 7: the T={r['config']['timesteps']} model sampled with n steps "
-                         f"(set_timesteps(n), leading spacing), same noise\n{note}", written[-1])
+    if not f7:
+        return []
+    r = max(f7, key=lambda r: r["config"]["timesteps"])
+    grids = _load(root, r["extra"]["fig7"]["file"])
+    if grids is None:
+        return []
+    _grid_figure(list(grids), [f"{n} steps" for n in r["extra"]["fig7"]["sampling_steps"]],
+                 f"Figure 7: the T={r['config']['timesteps']} model sampled with n steps "
+                 f"(set_timesteps(n), leading spacing), same noise\n{note}", root / "ddpm_fig7.png")
+    return [root / "ddpm_fig7.png"]
 
-    # Figure 8: loss vs t/T (top), FID vs training step (bottom)
+
+def fig8(runs: list[dict], colors, root: Path, note: str, fid_label: str) -> list[Path]:
+    """Figure 8: loss vs t/T (top), FID vs training step (bottom)."""
+    import matplotlib.pyplot as plt
+
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 8))
     for r, col in zip(runs, colors):
         lb = r["extra"]["loss_by_t"]
@@ -185,11 +201,9 @@ def write_all(records: list[dict], root: Path) -> list[Path]:
         bottom.text(0.5, 0.5, f"FID vs training step: {fid_label}", ha="center", fontsize=9, transform=bottom.transAxes)
     fig.suptitle(f"Figure 8. {note}", fontsize=8)
     fig.tight_layout()
-    written.append(root / "ddpm_fig8.png")
-    fig.savefig(written[-1], dpi=120)
+    fig.savefig(root / "ddpm_fig8.png", dpi=120)
     plt.close(fig)
-
-    return written + write_table(runs, root, fid_label, note)
+    return [root / "ddpm_fig8.png"]
 
 
 def write_table(runs: list[dict], root: Path, fid_label: str, note: str) -> list[Path]:

@@ -14,6 +14,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from ..errors import DataError, PicardError
 
@@ -123,23 +124,24 @@ def check_weights(model_type: str, num_models: int, data_dir: Path) -> None:
                           "weights again; create it (touch) if the .npz files above are complete")
 
 
-def command(cfg: dict, input_dir: str | Path, out_dir: str | Path, exe: str = "colabfold_batch") -> list[str]:
-    """The argument list (never a shell string) for one ``colabfold_batch`` call (spec §3.1)."""
+def command(cfg, input_dir: str | Path, out_dir: str | Path, exe: str = "colabfold_batch") -> list[str]:
+    """The argument list (never a shell string) for one ``colabfold_batch`` call (spec §3.1). ``cfg``: the
+    run's config (an ``AlphafoldRecycleConfig``; its resolved dict is read by the same field names)."""
+    c = SimpleNamespace(**cfg) if isinstance(cfg, dict) else cfg
     argv = [exe, str(input_dir), str(out_dir),
-            "--model-type", cfg["model_type"],
-            "--num-recycle", str(cfg["num_recycle"]),
-            "--recycle-early-stop-tolerance", f"{cfg['recycle_early_stop_tolerance']:g}",
-            "--num-models", str(cfg["num_models"]),
-            "--num-seeds", str(cfg["num_seeds"]),
-            "--random-seed", str(cfg["seed"]),
-            "--msa-mode", cfg["msa_mode"],
+            "--model-type", c.model_type,
+            "--num-recycle", str(c.num_recycle),
+            "--recycle-early-stop-tolerance", f"{c.recycle_early_stop_tolerance:g}",
+            "--num-models", str(c.num_models),
+            "--num-seeds", str(c.num_seeds),
+            "--random-seed", str(c.seed),
+            "--msa-mode", c.msa_mode,
             "--save-recycles"]
-    if cfg.get("weights_dir"):
-        argv += ["--data", str(Path(cfg["weights_dir"]).expanduser())]
-    if cfg.get("templates"):  # only with a custom folder (experiments/alphafold_recycle.check_templates)
-        argv += ["--templates", "--custom-template-path", str(Path(cfg["custom_template_path"]).expanduser())]
-    return argv + [str(a) for a in cfg.get("colabfold_args") or []]
-
+    if c.weights_dir:
+        argv += ["--data", str(Path(c.weights_dir).expanduser())]
+    if c.templates:  # only with a custom folder (experiments/alphafold_recycle.check_templates)
+        argv += ["--templates", "--custom-template-path", str(Path(c.custom_template_path).expanduser())]
+    return argv + [str(a) for a in c.colabfold_args or []]
 
 def link_inputs(targets: list[str], inputs: Path, dest: Path) -> dict[str, str]:
     """Link the input file (a3m preferred, then fasta / faa) of each target's job into ``dest``; job per
