@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from .errors import PicardError, RecipeError
+from .recipes import as_config
 
 SUPPORTED = ("ddpm", "vit-mask")  # experiments with data_parallel = True (named here so the error needs no imports)
 TIMEOUT = timedelta(hours=1)  # collectives wait this long while rank 0 evaluates (FID sampling) or saves
@@ -194,7 +195,8 @@ def _worker(tmp: Path) -> int:
 
             ctx.on_epoch = on_epoch
         try:
-            (outcome,) = registry.get(task["experiment"]).run_group([task["config"]], ctx)
+            exp = registry.get(task["experiment"])
+            (outcome,) = exp.run_group([as_config(exp.config_cls, task["config"])], ctx)
         except PicardError as e:
             (tmp / "error.txt").write_text(str(e))
             return 2

@@ -80,6 +80,13 @@ class Outcome:
             raise ValueError(f"unknown outcome field(s) {', '.join(unknown)}")
         return cls(**value)
 
+    @classmethod
+    def diverged(cls, table: TableSpec, extra: dict, *also_nan: str, **values) -> Outcome:
+        """A run whose loss went non-finite: every metric of its table (each protocol's) and ``also_nan``
+        as NaN, plus ``values`` (e.g. ``epochs_run``) as given; the sweep goes on."""
+        nan = float("nan")
+        return cls("diverged", {m: nan for m in (*table.metrics.values(), *also_nan)} | values, extra=extra)
+
     def to_dict(self) -> dict:
         out = {"status": self.status, "metrics": self.metrics, "solver": self.solver, "extra": self.extra}
         if self.status == "failed":
@@ -140,17 +147,10 @@ class Experiment:
         """Refuse (RecipeError) a config that cannot train on ``nproc`` processes (data_parallel only)."""
 
     # -- running --------------------------------------------------------------------------------
-    def run_group(self, configs: list, ctx) -> list[Outcome | dict]:
+    def run_group(self, configs: list, ctx) -> list[Outcome]:
         """Run the configs of one group (several seeds of one cell) and return one outcome each, in
         order. By default one run at a time."""
         return [self.run_one(c, ctx) for c in configs]
 
-    def diverged(self, extra: dict, *also_nan: str, **values) -> Outcome:
-        """The outcome of a run whose loss went non-finite: every metric of the table (each
-        protocol's), and ``also_nan``, as NaN, plus ``values`` (e.g. ``epochs_run``) as given."""
-        nan = float("nan")
-        metrics = {m: nan for m in (*self.table.metrics.values(), *also_nan)} | values
-        return Outcome("diverged", metrics, extra=extra)
-
-    def run_one(self, c, ctx) -> Outcome | dict:
+    def run_one(self, c, ctx) -> Outcome:
         raise NotImplementedError(f"{type(self).__name__} implements neither run_one nor run_group")

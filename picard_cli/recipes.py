@@ -289,11 +289,16 @@ def _renamed(fields: dict, key, path: str, where: str, delta: dict):
         return key
     if new in delta:
         raise RecipeError(f"{where}{path} was renamed to {new!r}: set only {new!r}")
-    import warnings
+    if (key, new) not in _WARNED_RENAMES:  # once per process: a plan applies the same delta several times
+        import warnings
 
-    warnings.warn(f"{where}{path} was renamed to {new!r} (same meaning, same run keys); the old name still works",
-                  stacklevel=2)
+        _WARNED_RENAMES.add((key, new))
+        warnings.warn(f"{where}{path} was renamed to {new!r} (same meaning, same run keys); the old name still "
+                      f"works", stacklevel=2)
     return new
+
+
+_WARNED_RENAMES: set = set()
 
 
 def _per_run_message(path: str, value) -> str:

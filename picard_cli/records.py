@@ -44,7 +44,7 @@ class Context:
 
     device: str
     data_root: Path
-    fid_weights: str | None = None  # --fid-weights (else $PICARD_FID_WEIGHTS; see metrics/fid.py)
+    fid_weights: str | None = None  # --fid-weights (else $PICARD_FID_WEIGHTS; see metrics/fid/)
     allow_unverified_weights: bool = False
     results_root: Path | None = None  # where results/<experiment>.jsonl lives (run folders go beside it)
     run_dir: Path | None = None  # per-run folder for checkpoints and artifacts; set by execute() per run

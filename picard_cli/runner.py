@@ -22,7 +22,7 @@ from typing import Iterable
 
 from . import env
 from .errors import RecipeError
-from .recipes import Sweep, apply, config_hash, identity, read_recipe, to_dict
+from .recipes import Sweep, apply, as_config, config_hash, identity, read_recipe, to_dict
 from .leases import Leases
 from .records import Context, Plan, Run, make_records, run_dir  # noqa: F401 - the runner's public names
 from .results import ResultStore, default_root
@@ -73,38 +73,49 @@ def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overri
     base = apply(exp.config_cls(), recipe.get("defaults"), where, prefix="defaults.")
     # Validate the overrides once against the bare defaults so errors name the flag.
     apply(base, overrides, "command line: ")
-    cell_defs = recipe.get("cells") or {}
-    resolved = {}
-    for name, delta in cell_defs.items():
-        cfg = apply(base, delta, where, prefix=f"cells.{name}.")
-        resolved[name] = apply(cfg, preset.get("config"), where, prefix=f"scales.{scale}.config.")
-
+    resolved = {name: apply(apply(base, delta, where, prefix=f"cells.{name}."), preset.get("config"), where,
+                            prefix=f"scales.{scale}.config.")
+                for name, delta in (recipe.get("cells") or {}).items()}
     if cells == "match":
-        wanted = apply(base, overrides, "command line: ")
-        scored = [(exp.match(cfg, wanted, overrides), name) for name, cfg in resolved.items()]
-        scored = [(s, n) for s, n in scored if s is not None]
-        if scored:
-            name = min(scored)[1]
-            chosen = {name: apply(resolved[name], overrides, "command line: ")}
-        else:
-            chosen = {"custom": apply(apply(base, preset.get("config")), overrides, "command line: ")}
+        chosen = _match_cell(exp, base, resolved, preset, overrides)
     else:
-        try:
-            pattern = re.compile(filter_ or "", re.IGNORECASE)
-        except re.error as e:
-            raise RecipeError(f"--filter {filter_!r} is not a valid regular expression ({e})") from None
-        only = _preset_cells(preset, scale, where)  # a preset may run a subset of the table (laptop scale)
-        chosen = {n: apply(c, overrides, "command line: ") for n, c in resolved.items()
-                  if pattern.search(n) and only.search(n)}
-        if not chosen and only.pattern:
-            raise RecipeError(f"{where}no cell of scale {scale!r} (cells matching {only.pattern!r}) matches "
-                              f"--filter {filter_!r}")
-        if not chosen:
-            raise RecipeError(f"{where}no cell matches --filter {filter_!r} (cells: {', '.join(cell_defs)})")
-
+        chosen = _filter_cells(resolved, preset, scale, where, filter_, overrides)
     if axis is not None:
         chosen = _multiply(exp, chosen, axis, overrides)
+    return _runs(exp, recipe, sweep, scale, chosen)
 
+
+def _match_cell(exp, base, resolved: dict, preset: dict, overrides: dict) -> dict:
+    """``picard run``: the one recipe cell closest to the flags (``exp.match``), else the defaults."""
+    wanted = apply(base, overrides, "command line: ")
+    scored = [(exp.match(cfg, wanted, overrides), name) for name, cfg in resolved.items()]
+    scored = [(s, n) for s, n in scored if s is not None]
+    if scored:
+        name = min(scored)[1]
+        return {name: apply(resolved[name], overrides, "command line: ")}
+    return {"custom": apply(apply(base, preset.get("config")), overrides, "command line: ")}
+
+
+def _filter_cells(resolved: dict, preset: dict, scale: str, where: str, filter_: str | None,
+                  overrides: dict) -> dict:
+    """``picard sweep``: the cells whose names match ``--filter`` and the scale preset's ``cells``."""
+    try:
+        pattern = re.compile(filter_ or "", re.IGNORECASE)
+    except re.error as e:
+        raise RecipeError(f"--filter {filter_!r} is not a valid regular expression ({e})") from None
+    only = _preset_cells(preset, scale, where)  # a preset may run a subset of the table (laptop scale)
+    chosen = {n: apply(c, overrides, "command line: ") for n, c in resolved.items()
+              if pattern.search(n) and only.search(n)}
+    if not chosen and only.pattern:
+        raise RecipeError(f"{where}no cell of scale {scale!r} (cells matching {only.pattern!r}) matches "
+                          f"--filter {filter_!r}")
+    if not chosen:
+        raise RecipeError(f"{where}no cell matches --filter {filter_!r} (cells: {', '.join(resolved)})")
+    return chosen
+
+
+def _runs(exp, recipe: dict, sweep: Sweep, scale: str, chosen: dict) -> Plan:
+    """The plan: ``sweep.seeds`` runs of every chosen cell, each named by the hash of its identity."""
     shown = _display_path(recipe.get("_path"))
     digest = hashlib.sha256(Path(recipe["_path"]).read_bytes()).hexdigest()[:16] if recipe.get("_path") else None
     out = Plan(exp.name, shown, sweep, digest, scale=scale)
@@ -412,7 +423,7 @@ def _run_here(exp, p: Plan, batch: list[Run], store: ResultStore, ctx: Context, 
         outcomes = [distributed.launch(exp, r, ctx, nproc, progress) for r in batch]
         info = {"name": "torchrun", "nproc": nproc}
     else:
-        outcomes = exp.run_group([r.config for r in batch], ctx)
+        outcomes = exp.run_group([as_config(exp.config_cls, r.config) for r in batch], ctx)  # typed, not dicts
         info = {"name": name, "threads": _torch_threads()}  # float results depend on the thread count
     payload = {"outcomes": outcomes, "started": started, "wall": time.perf_counter() - t0,
                "device": ctx.device, "device_name": env.device_name(ctx.device)}

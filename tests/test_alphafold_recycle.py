@@ -147,13 +147,13 @@ def test_colabfold_source_end_to_end_with_a_stand_in(tmp_path, data_root):
     c = dict(plan(EXP, None, "quick", {"colabfold_bin": str(fake), "weights_dir": str(weights), "num_recycle": 3,
                                        "targets": "T9001-D1,T9002-D1"}, {}, cells="match").runs[0].config)
     out = EXP.run_group([c], ctx_for(data_root, tmp_path))[0]
-    ex = out["extra"]
+    ex = out.extra
     argv = ex["colabfold"]["argv"]
     work = Path(ex["workdir"])
     assert json.loads((work / "argv.json").read_text()) == argv  # what the process received, exactly
     assert argv == cf.command(c, work / "colabfold_input", work / "colabfold", str(fake))
     assert sorted(p.name for p in (work / "colabfold_input").iterdir()) == ["T9001-D1.fasta", "T9002-D1.fasta"]
-    assert out["metrics"]["n_targets"] == 2 and out["metrics"]["n_structures"] == 2 * 2 * 4
+    assert out.metrics["n_targets"] == 2 and out.metrics["n_structures"] == 2 * 2 * 4
     # FASTA inputs hold the observed residues, so predictions are numbered 1..L: T9001-D1 (CASP numbering from 5)
     # is paired by order, T9002-D1 (numbered from 1 anyway) by number; a caveat says so
     assert ex["targets"]["T9001-D1"]["pairing"] == "order" and ex["targets"]["T9002-D1"]["pairing"] == "number"
@@ -185,12 +185,12 @@ def test_predictions_source_pairs_domains_with_parent_jobs(tmp_path, data_root):
     c = dict(plan(EXP, None, "quick", {"source": "predictions", "predictions_dir": str(pred), "num_recycle": 4},
                   {}, cells="match").runs[0].config)
     out = EXP.run_group([c], ctx_for(data_root, tmp_path))[0]
-    tg = out["extra"]["targets"]
+    tg = out.extra["targets"]
     assert {t: v["job"] for t, v in tg.items()} == {"T9001-D1": "T9001", "T9001-D2": "T9001", "T9002-D1": "T9002-D1"}
     assert tg["T9001-D2"]["length"] == 30 and tg["T9001-D2"]["n_common_min"] == 30
-    assert out["extra"]["not_converged"]["gdt_ts"] == ["T9002-D1"] and "T9002-D1" in out["extra"]["not_converged"]["rmsd"]
-    assert out["metrics"]["n_structures"] == 3 * 2 * 5
-    rows = Path(out["extra"]["scores_csv"]).read_text().splitlines()
+    assert out.extra["not_converged"]["gdt_ts"] == ["T9002-D1"] and "T9002-D1" in out.extra["not_converged"]["rmsd"]
+    assert out.metrics["n_structures"] == 3 * 2 * 5
+    rows = Path(out.extra["scores_csv"]).read_text().splitlines()
     assert rows[0].startswith("target,job,model,seed,recycle,rmsd,gdt_ts") and len(rows) == 31
     only_other = tmp_path / "other"
     write_ca_pdb(only_other / cf.recycle_filename("T7777", "alphafold2_multimer_v3", 1, 0, 0), t2)
@@ -204,11 +204,11 @@ def test_synthetic_source_and_figures_offline(tmp_path, data_root):
     c = dict(plan(EXP, None, "quick", {"source": "synthetic", "num_recycle": 6, "synth_wander": 0.5}, {},
                   cells="match").runs[0].config)
     out = EXP.run_group([c], ctx_for(data_root, tmp_path))[0]
-    ex = out["extra"]
+    ex = out.extra
     assert ex["synthetic"] and "SYNTHETIC" in ex["label"] and "SYNTHETIC" in ex["caveats"][0]
     files = list((Path(ex["workdir"]) / "predictions").rglob("*.pdb"))
     assert len(files) == 3 * 2 * 7 and "SYNTHETIC" in files[0].read_text().splitlines()[0]
-    rec = {"status": "ok", "config": c, "extra": ex, "metrics": out["metrics"], "started": "x", "scale": "quick",
+    rec = {"status": "ok", "config": c, "extra": ex, "metrics": out.metrics, "started": "x", "scale": "quick",
            "cell_key": "k"}
     written = figs.write_all([rec], tmp_path / "report")
     names = sorted(p.name for p in written)

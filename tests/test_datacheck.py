@@ -87,7 +87,7 @@ def test_ddpm_fid_reference_of_the_whole_offline_training_split_is_class_balance
                               "sample_batch=100", "fig7_for_T=1"])
     ctx = runner.Context(device="cpu", data_root=_offline())
     (out,) = exp.run_group([c], ctx)
-    assert out["status"] == "ok" and captured_fid
+    assert out.status == "ok" and captured_fid
     lookup = _labels_by_image("train", 8)
     for real in captured_fid:
         counts = Counter(lookup[im.tobytes()] for im in real)
@@ -100,7 +100,7 @@ def test_vit_mask_fid_reference_of_the_whole_offline_test_split_is_class_balance
                                   "patch=8", "eval_iters=1"])
     ctx = runner.Context(device="cpu", data_root=_offline())
     (out,) = exp.run_group([c], ctx)
-    assert out["status"] == "ok" and captured_fid
+    assert out.status == "ok" and captured_fid
     lookup = _labels_by_image("test")
     for real in captured_fid:
         counts = Counter(lookup[im.tobytes()] for im in real)

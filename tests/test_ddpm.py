@@ -144,7 +144,7 @@ def test_checkpoint_round_trip_and_interrupted_run_resumes_exactly(cifar_root, t
     from picard_cli.experiments.ddpm import run_one
 
     full = run_one(c, _ctx(tmp_path / "a", cifar_root, fid_weights=None))
-    assert full["status"] == "ok" and full["metrics"]["steps_run"] == 12
+    assert full.status == "ok" and full.metrics["steps_run"] == 12
 
     def stop_at_8(done, total, info=""):
         if done == 8:
@@ -160,14 +160,14 @@ def test_checkpoint_round_trip_and_interrupted_run_resumes_exactly(cifar_root, t
     assert ck["state"]["fid_log"]["step"] == [6]  # evaluations done before the checkpoint are kept
 
     resumed = run_one(c, _ctx(tmp_path / "b", cifar_root, fid_weights=None))
-    ex, ref = resumed["extra"], full["extra"]
+    ex, ref = resumed.extra, full.extra
     assert ex["resumed_from_step"] == [6] and ref["resumed_from_step"] == []
     assert ex["train_loss"] == ref["train_loss"] and ex["train_loss"]["step"] == [2, 4, 6, 8, 10, 12]
     assert ex["test_loss_curve"] == ref["test_loss_curve"] and ex["test_loss_curve"]["step"] == [6, 12]
     assert ex["fid_curve"]["step"] == [6, 12] and ex["fid_curve"]["n"] == [4, 4]
     assert ex["fid"]["metric"] == "fid_random_test" and ex["fid"]["alpha_bar_T"] == ex["alpha_bar_T"]
     assert ex["fid"]["n_fake"] == 6 and ex["fid"]["reference"]["split"] == "train"  # the curve keeps N = 4
-    assert resumed["metrics"] == full["metrics"]
+    assert resumed.metrics == full.metrics
     a = D.load_checkpoint(tmp_path / "a" / "run" / "checkpoint.pt")
     b = D.load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])  # bit-identical to the uninterrupted run

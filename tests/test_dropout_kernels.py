@@ -106,9 +106,9 @@ def test_counter_runs_are_deterministic_recorded_and_distinct(synth_root):
         def run(cfg):
             return Pign().run_group([dict(cfg, seed=s) for s in (0, 1)], ctx)
         a, b, t = run(counter_cfg), run(counter_cfg), run(torch_cfg)
-        assert [r["metrics"] for r in a] == [r["metrics"] for r in b]
-        assert a[0]["extra"]["dropout_kernel"] == "counter" and "dropout_kernel" not in t[0]["extra"]
-        assert [r["extra"]["train_loss_every_10"] for r in a] != [r["extra"]["train_loss_every_10"] for r in t]
+        assert [r.metrics for r in a] == [r.metrics for r in b]
+        assert a[0].extra["dropout_kernel"] == "counter" and "dropout_kernel" not in t[0].extra
+        assert [r.extra["train_loss_every_10"] for r in a] != [r.extra["train_loss_every_10"] for r in t]
     # the default keeps the identity (config hash) of every run recorded before the option existed
     default = PignConfig()
     assert "dropout_rng" not in identity(default)

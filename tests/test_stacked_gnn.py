@@ -148,7 +148,7 @@ def test_reusing_products_and_evaluating_late_change_no_number(synth_root, monke
     for cell in cells:
         cfg = asdict(PignConfig(epochs=6, hidden=8, **cell))
         def runs():
-            return [r["metrics"] for r in Pign().run_group([dict(cfg, seed=s) for s in (0, 1)], ctx)]
+            return [r.metrics for r in Pign().run_group([dict(cfg, seed=s) for s in (0, 1)], ctx)]
         feature_products.clear()
         reused, n_reused = runs(), sum(feature_products)
         monkeypatch.setattr(stacked_gnn.ops, "REUSE_PRODUCTS", False)

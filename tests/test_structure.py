@@ -289,7 +289,7 @@ def test_gdt_ts_at_least_tmscore_and_not_far_above(oracle):
 
 
 def test_tm_score_close_to_tmscore(oracle):
-    """Both searches are heuristic; observed |difference| <= 0.008 on the validation sets (README "AlphaFold recycling")."""
+    """Both searches are heuristic; observed |difference| <= 0.008 on the validation sets (docs/scoring.md)."""
     for r in oracle:
         assert abs(r["tm"] - r["ref"]["tm"]) <= 0.01, (r["target"], r["case"], r["tm"], r["ref"]["tm"])
 

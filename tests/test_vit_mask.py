@@ -168,7 +168,7 @@ def test_missing_data_offline_is_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_real_offline_cifar10_arrays():
-    """CI sets PICARD_DATA=../shared/data: the real arrays must load (fail, not skip, when absent)."""
+    """CI sets PICARD_DATA to the data root: the real arrays must load (fail, not skip, when absent)."""
     root = os.environ.get("PICARD_DATA")
     if not root:
         pytest.skip("PICARD_DATA not set")
@@ -177,7 +177,7 @@ def test_real_offline_cifar10_arrays():
     assert te.images.shape == (10000, 32, 32, 3) and np.bincount(te.labels).tolist() == [1000] * 10
     assert tr.images.shape == (100, 32, 32, 3) and np.bincount(tr.labels).tolist() == [10] * 10
     mean = te.images.reshape(-1, 3).mean(0)
-    assert np.allclose(mean, [125.99, 123.69, 114.85], atol=0.05)  # the README's per-channel means
+    assert np.allclose(mean, [125.99, 123.69, 114.85], atol=0.05)  # the commonly quoted CIFAR-10 test-set means
 
 
 # ---------------------------------------------------------------- CLI end to end

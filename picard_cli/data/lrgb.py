@@ -1,4 +1,4 @@
-"""LRGB PascalVOC-SP through PyG's real loader (spec ../shared/specs/pign.md §5).
+"""LRGB PascalVOC-SP through PyG's real loader (spec: pign §5).
 
 Dataset facts (§5): superpixel graphs, 14 node features, 2 edge features (unused:
 the GNNs get ``edge_index`` only), 21 classes with per-node labels, splits

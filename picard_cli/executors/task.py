@@ -27,6 +27,7 @@ def run_task(exp, configs: list[dict], ctx_fields: dict, device_choice: str, thr
 
     from .. import env
     from ..errors import PicardError
+    from ..recipes import as_config
     from ..records import Context
 
     if threads >= 1:  # the worker's share of the node's cores (Ray also sets OMP_NUM_THREADS)
@@ -41,7 +42,7 @@ def run_task(exp, configs: list[dict], ctx_fields: dict, device_choice: str, thr
     try:
         device = env.pick_device(device_choice)
         ctx = Context(device=device, **fields)
-        outcomes = exp.run_group(configs, ctx)
+        outcomes = exp.run_group([as_config(exp.config_cls, c) for c in configs], ctx)
     except PicardError as e:
         return {"user_error": str(e)}
     return {"outcomes": outcomes, "started": started, "wall": time.perf_counter() - t0, "device": device,

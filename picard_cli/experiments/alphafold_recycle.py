@@ -32,7 +32,7 @@ from pathlib import Path
 from ..metrics.curves import convergence
 from ..metrics.structure_names import HIGHER_BETTER, ROW_NAMES, SCALE
 from ..recipes import as_config, fld, to_dict
-from ..experiment import Experiment, TableSpec
+from ..experiment import Experiment, Outcome, TableSpec
 from ..registry import register
 
 SOURCES = ("colabfold", "predictions", "synthetic")
@@ -230,7 +230,7 @@ def run_one(c, ctx) -> dict:
               "scores_csv": str(csv_path), "n_recycles": c.num_recycle + 1,
               "timing_s": {"generate_or_predict": round(t_read - t_start, 2), "read": round(t_score - t_read, 2),
                            "score": round(t_end - t_score, 2)}}
-    return {"status": "ok", "metrics": metrics, "extra": extra}
+    return Outcome("ok", metrics, extra=extra)
 
 
 def _make_structures(c: AlphafoldRecycleConfig, targets: list, natives: dict, work: Path, data_root, extra: dict,

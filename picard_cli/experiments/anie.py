@@ -27,7 +27,7 @@ from pathlib import Path
 from ..errors import DataError
 from ..fixedpoint.fields import fixedpoint_fields
 from ..recipes import as_config, fld, int_list_field, parse_int_list
-from ..experiment import Experiment, TableSpec
+from ..experiment import Experiment, Outcome, TableSpec
 from ..registry import register
 from .ns_train import BASELINE_ROWS
 
@@ -224,9 +224,7 @@ class Anie(Experiment):
                  **run.extra(), "samples": {"train": len(Xtr), "val": len(Xva), "test": len(Xte)}, "size": S,
                  "data": {k: meta[k] for k in ("source", "n_total", "n_done", "file") if k in meta}}
         if run.diverged:
-            nan = float("nan")
-            return {"status": "diverged", "extra": extra,
-                    "metrics": {"test_mse_last": nan, "test_mse_best_val": nan, "epochs_run": len(run.losses)}}
+            return Outcome.diverged(Anie.table, extra, epochs_run=len(run.losses))
         return evaluate(model, run, Xte, c, amp, ks, trivial_baselines(train, test), extra)
 
 
@@ -263,7 +261,7 @@ def evaluate(model, run, Xte, c: AnieConfig, amp, ks: list[int], baselines: dict
                                "model": "last"}
     model.load_state_dict(run.best_state)
     metrics["test_mse_best_val"], metrics["test_mse_std_best_val"] = test_mse(model, Xte, bs, amp)
-    return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
+    return Outcome("ok", metrics, solver, extra)
 
 
 def diagnose_anie(model, X, c: AnieConfig) -> dict:

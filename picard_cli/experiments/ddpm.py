@@ -33,7 +33,7 @@ from typing import Any
 
 from ..metrics.curves import SMOOTH_ALPHA, smooth
 from ..recipes import SEED_RANGE, as_config, fld
-from ..experiment import Experiment, TableSpec
+from ..experiment import Experiment, Outcome, TableSpec
 from ..registry import register
 from ..training import optimizer_step
 
@@ -270,7 +270,7 @@ def run_one(c: DdpmConfig | dict, ctx) -> dict:
     run = setup(c, ctx)
     diverged = train(run)
     if not dist.is_main():  # rank 0 evaluates and returns the outcome
-        return {"status": "ok", "metrics": {}, "extra": {}}
+        return Outcome("ok")
     return outcome(run, diverged)
 
 
@@ -510,16 +510,14 @@ def outcome(run: DdpmRun, diverged: bool) -> dict:
     st, extra = run.st, summary(run)
     abar = extra["alpha_bar_T"]
     if diverged:
-        nan = float("nan")
-        return {"status": "diverged", "extra": extra,
-                "metrics": {"test_loss": nan, "train_loss_smoothed": nan, "alpha_bar_T": abar, "steps_run": st.step}}
+        return Outcome.diverged(Ddpm.table, extra, "train_loss_smoothed", alpha_bar_T=abar, steps_run=st.step)
     # training throughput over all sessions (evaluations excluded; steps redone after a kill counted once)
     extra["train_img_per_s"] = round(st.step * run.c.batch_size / max(st.train_s, 1e-9), 2)
     losses = final_evaluation(run, extra)
     log = st.train_log["loss"]
     metrics = {"test_loss": float(losses.mean()), "train_loss_smoothed": smooth(log)[-1], "train_loss_last": log[-1],
                "fid": (extra.get("fid") or {}).get("value"), "alpha_bar_T": abar, "steps_run": st.step}
-    return {"status": "ok", "metrics": metrics, "extra": extra}
+    return Outcome("ok", metrics, extra=extra)
 
 
 def summary(run: DdpmRun) -> dict:

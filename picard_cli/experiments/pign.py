@@ -18,7 +18,7 @@ from typing import Any
 
 from ..fixedpoint.fields import fixedpoint_fields
 from ..recipes import SEED_RANGE, as_config, fld, int_list_field, parse_int_list
-from ..experiment import Experiment, TableSpec
+from ..experiment import Experiment, Outcome, TableSpec
 from ..registry import register
 
 
@@ -361,9 +361,9 @@ def _outcomes(c: PignConfig, model, data: _Planetoid, fit: _Fit, final: _Final, 
     out = []
     for i in range(S):
         bad = bool(fit.diverged[i]) or not math.isfinite(float(test[i]))
-        out.append({
-            "status": "diverged" if bad else "ok",
-            "metrics": {
+        out.append(Outcome(
+            "diverged" if bad else "ok",
+            metrics={
                 "test_acc_last": float("nan") if bad else float(test[i]),
                 "val_acc_last": float(val[i]),
                 "train_acc_last": float(final.train_acc[i]),
@@ -372,8 +372,8 @@ def _outcomes(c: PignConfig, model, data: _Planetoid, fit: _Fit, final: _Final, 
                 "best_epoch": int(fit.best_epoch[i]),
                 "train_loss_last": float(loss_hist[-1, i]),
             },
-            "solver": _solver_record(final.stats, i, fit.train_iters),
-            "extra": {"n_params": n_params, "features": "sparse" if data.sparse else "dense", **kernel,
+            solver=_solver_record(final.stats, i, fit.train_iters),
+            extra={"n_params": n_params, "features": "sparse" if data.sparse else "dense", **kernel,
                       "rows": fit.rows,
                       "feature_density": round(data.density, 5),
                       "train_loss_every_10": [round(float(v), 5) for v in loss_hist[::10, i]],
@@ -381,8 +381,9 @@ def _outcomes(c: PignConfig, model, data: _Planetoid, fit: _Fit, final: _Final, 
                                          "test_acc": [round(v[i], 5) for v in final.test_acc]}} if ks else {}),
                       **({"fixedpoint": fixedpoint[i]} if fixedpoint else {}),
                       **({"fixedpoint_train": fp_train[i]} if fp_train else {})},
-        })
+        ))
     return out
+
 
 def _fields(c: PignConfig, model, graph, masks) -> dict | None:
     """Train and evaluation fields, where the model's passes allow them (plain GCN/GAT; PIGN with

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import RecipeError
 from ..recipes import as_config, fld, int_list_field, parse_int_list, to_dict
-from ..experiment import Experiment, TableSpec
+from ..experiment import Experiment, Outcome, TableSpec
 from ..registry import register
 
 
@@ -259,9 +259,7 @@ def _outcome(c: LrgbConfig, model, splits: dict, loaders: dict, hidden: int, st:
              "train_loss": [round(v, 5) for v in losses], "val_f1": [round(v, 5) for v in val_f1],
              "graphs": {k: len(v) for k, v in splits.items()}, "resumed_from_epoch": st["resumed_from"]}
     if st["diverged"]:
-        return {"status": "diverged", "extra": extra,
-                "metrics": {"test_f1_last": float("nan"), "test_f1_best_val": float("nan"),
-                            "epochs_run": len(losses)}}
+        return Outcome.diverged(PignLrgb.table, extra, epochs_run=len(losses))
     metrics = {"test_f1_last": macro_f1_of(model, loaders["test"]), "val_f1_last": val_f1[-1],
                "train_loss_last": losses[-1], "best_val_f1": st["best_val"], "best_epoch": st["best_epoch"]}
     solver = _solver_record(c, model, loaders["val"], st["iters_used"])
@@ -271,7 +269,7 @@ def _outcome(c: LrgbConfig, model, splits: dict, loaders: dict, hidden: int, st:
                                "test_f1": [round(macro_f1_of(model, loaders["test"], k), 5) for k in ks]}
     model.load_state_dict(st["best_state"])
     metrics["test_f1_best_val"] = macro_f1_of(model, loaders["test"])
-    return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
+    return Outcome("ok", metrics, solver, extra)
 
 
 def _solver_record(c: LrgbConfig, model, val_loader, iters_used: list) -> dict | None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..recipes import SEED_RANGE, as_config, fld, int_list_field, parse_int_list
-from ..experiment import Experiment, TableSpec
+from ..experiment import Experiment, Outcome, TableSpec
 from ..registry import register
 from ..training import optimizer_step
 
@@ -181,16 +181,14 @@ class VitMask(Experiment):
         amp = autocast(bf16)
         fit = train_model(model, data.Ytr, data.Yva, data.tr_ids, c, ctx, amp)
         if not dist.is_main():  # --nproc: rank 0 evaluates and returns the outcome
-            return {"status": "ok", "metrics": {}, "extra": {}}
+            return Outcome("ok")
         extra = {"n_params": model.n_params(), "amp": "bf16" if bf16 else "fp32",
                  "gflop_per_image_T": round(flops_per_image(32, c.patch, c.dim, c.depth, c.dec_dim, c.dec_depth,
                                                             c.mlp_ratio) / 1e9, 4),
                  "samples": {"train": len(data.Ytr), "val": len(data.Yva), "test": len(data.Yte)},
                  "data": {"train": data.train.meta, "test": data.test.meta}, **fit.extra()}
-        nan = float("nan")
         if fit.diverged:
-            return {"status": "diverged", "extra": extra,
-                    "metrics": {"test_mse_last": nan, "test_mse_best_val": nan, "epochs_run": len(fit.losses)}}
+            return Outcome.diverged(VitMask.table, extra, epochs_run=len(fit.losses))
         metrics = {"train_loss_last": fit.losses[-1], "epochs_run": len(fit.losses)}
         if fit.val_mse:
             metrics |= {"val_mse_last": fit.val_mse[-1], "val_mse_best": fit.best_val, "best_epoch": fit.best_epoch}
@@ -318,7 +316,7 @@ def evaluate_test(ev: TestEval, fit, ks: list[int]) -> dict:
     # MSE after each k applications of T (k <= N_iter: a prefix of the trained iteration)
     extra["iter_curve"] = {"k": ks, "model": "last", "test_mse": [
         float(f"{per_image_mse(model, ev.data.Yte, ev.masks, bs, ev.amp, n_iter=k)[0].mean():.6g}") for k in ks]}
-    return {"status": "ok", "metrics": metrics, "solver": ev.solver_trace(), "extra": extra}
+    return Outcome("ok", metrics, ev.solver_trace(), extra)
 
 
 def masks_for(indices, ratio, seed, stream, dev):

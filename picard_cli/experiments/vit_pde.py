@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..errors import DataError
 from ..recipes import as_config, fld, int_list_field, parse_int_list
-from ..experiment import Experiment, TableSpec
+from ..experiment import Experiment, Outcome, TableSpec
 from ..registry import register
 from .ns_train import BASELINE_ROWS
 from .anie import NSSplit, data_facts, load_splits
@@ -153,10 +153,7 @@ class VitPde(Experiment):
                  "samples": {"train": len(Xtr), "val": len(Xva), "test": len(Xte)}, "size": S,
                  "data": {k: meta[k] for k in ("source", "n_total", "n_done", "file") if k in meta}}
         if run.diverged:
-            nan = float("nan")
-            return {"status": "diverged", "extra": extra,
-                    "metrics": {"test_mse_last": nan, "test_mse_best_val": nan, "test_mse10_last": nan,
-                                "test_mse10_best_val": nan, "epochs_run": len(run.losses)}}
+            return Outcome.diverged(VitPde.table, extra, epochs_run=len(run.losses))
         return evaluate(model, run, Xte, c, amp, ks, trivial_baselines(train, test), extra)
 
 
@@ -206,7 +203,7 @@ def evaluate(model, run, Xte, c: VitPdeConfig, amp, ks: list[int], baselines: di
         res_out = torch.linalg.vector_norm((model.T(x) + f - x).float()).item()
     solver = stats.per_problem(0) | {"n_iter": c.n_iter, "n_evals": stats.steps, "residual_out": res_out,
                                      "batch": len(x), "tol": c.tol or None}
-    return {"status": "ok", "metrics": metrics, "solver": solver, "extra": extra}
+    return Outcome("ok", metrics, solver, extra)
 
 
 register(VitPde())

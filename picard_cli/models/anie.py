@@ -1,5 +1,5 @@
 """ANIE (Attentional Neural Integral Equations, Zappala et al. 2022) for 2D
-Navier-Stokes, as the authors built it (spec ../shared/specs/navier-stokes.md §1).
+Navier-Stokes, as the authors built it (spec: navier-stokes §1).
 
     w(t=0) --encoder--> f (one latent per 4x4 patch, copied to the T time stamps)
     solve  y = G(y),  G(y) = y + N([y, pos])[..., :dim]      (N: Galerkin transformer)

@@ -1,4 +1,4 @@
-"""DDPM building blocks on diffusers (spec ../shared/specs/ddpm-fid-alphafold.md §1): the reference
+"""DDPM building blocks on diffusers (spec: ddpm-fid-alphafold §1): the reference
 UNet2DModel, the DDPMScheduler, a throughput sampling loop, fixed held-out loss triples and atomic
 checkpoints. Images live in [-1, 1] (the reference's Normalize(0.5, 0.5)); uint8 on the way out.
 

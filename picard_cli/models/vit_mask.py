@@ -1,6 +1,6 @@
 """The masked-pixel ViT of the paper's Table 3 as an image operator T, and its Picard wrapper.
 
-Caption of Table 3 (../shared/paper/paper.md): 12 encoder layers, 4 decoder layers, 3 heads in
+Caption of Table 3 (the paper): 12 encoder layers, 4 decoder layers, 3 heads in
 both, embedding dim 192, patch size 2. Built from timm blocks (``PatchEmbed``, pre-LN ``Block``):
 
     image (3, 32, 32) -> 2x2 patches -> Linear(12 -> 192) + pos -> 12 encoder Blocks -> LN

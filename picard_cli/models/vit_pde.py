@@ -1,5 +1,5 @@
 """Vision Transformers as Picard operators for 2D Navier-Stokes: the paper's Table 2
-(spec ../shared/specs/navier-stokes.md §3; no author code exists, §3.1).
+(spec: navier-stokes §3; no author code exists, §3.1).
 
 Every variant is an operator T: R^{F x S x S} -> R^{F x S x S} on the state = vorticity
 at the F = 10 ANIE stamps (spec §3.3). The four names follow the four modules of

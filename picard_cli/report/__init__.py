@@ -521,6 +521,13 @@ def write_convergence(exp, records: list[dict], root: Path, stem: str) -> list[P
     root.mkdir(parents=True, exist_ok=True)
     md, csv, png = (root / f"{stem}_convergence.{ext}" for ext in ("md", "csv", "png"))
     pd.DataFrame([{k: v for k, v in x.items() if k != "_fp"} for x in runs]).to_csv(csv, index=False)
+    md.write_text(_convergence_markdown(exp, runs, groups))
+    _convergence_figure(exp, runs, png)
+    return [md, csv, png]
+
+
+def _convergence_markdown(exp, runs: list[dict], groups: list[dict]) -> str:
+    """The per-group and per-run tables of :func:`write_convergence` as Markdown."""
     lines = [f"**{exp.name}: fixed-point convergence** (operator evaluations until the relative residual "
              f"||T(x)+f-x|| / ||T(x)+f|| <= tol; mean over runs; `(r/n)`: runs that reached it)", "",
              "| cell | n | certified / empirical / neither | rho(J) | rho(damped) | Lipschitz bound | "
@@ -540,8 +547,11 @@ def write_convergence(exp, records: list[dict], root: Path, stem: str) -> list[P
     for x in runs:
         lines.append(f"| {x['group']} | {x['seed']} | {x['contraction']} | {_fmt(x['lipschitz_bound'])} | "
                      f"{_fmt(x['spectral_radius'])} | {_fmt(x['spectral_radius_damped'])} | {_fmt(x['ratio_tail_max'])} |")
-    md.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
+
+def _convergence_figure(exp, runs: list[dict], png: Path) -> None:
+    """Relative residual (geometric mean over runs) and task metric vs k, per group and method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -581,7 +591,6 @@ def write_convergence(exp, records: list[dict], root: Path, stem: str) -> list[P
     fig.legend(handles, labels, loc="lower center", fontsize=7, ncol=1, frameon=False)
     fig.savefig(png, dpi=120)
     plt.close(fig)
-    return [md, csv, png]
 
 
 # Experiment-specific figures, by experiment name: module under picard_cli/report/ with write_all(records, root)

@@ -1,6 +1,6 @@
 """`picard report alphafold-recycle`: the paper's Figures 3-5 as PNGs plus the non-convergence table
-(Markdown + CSV) and the plotted curves (CSV), one set per source of structures (spec
-../shared/specs/ddpm-fid-alphafold.md §4.1 for the per-target min-max normalisation).
+(Markdown + CSV) and the plotted curves (CSV), one set per source of structures (spec:
+ddpm-fid-alphafold §4.1 for the per-target min-max normalisation).
 
 * Fig. 3: mean over targets of the per-target mean (over models x seeds) GDT_TS / GDT_HA and RMSD vs
   recycle, with a band of +- 1 standard error over targets.
@@ -91,16 +91,13 @@ def _label(src: str, runs: list[dict]) -> tuple[str, str]:
 
 
 def write_all(records: list[dict], root: Path) -> list[Path]:
+    """Figs. 3-5, the non-convergence table and the curves' CSVs, per prediction source."""
     chosen = select(records)
     if not chosen:
         return []
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.ticker import MaxNLocator
-
     root.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for src, runs in sorted(chosen.items()):
@@ -109,87 +106,111 @@ def write_all(records: list[dict], root: Path) -> list[Path]:
         prefix, note = _label(src, runs)
         tag = src.upper() if src == "synthetic" else src
         ids = sorted(tgt)
-        R = max(len(tgt[t]["gdt_ts"]["mean"]) for t in ids)
-        x = np.arange(R)
-
-        def matrix(m):
-            A = np.full((len(ids), R), np.nan)
-            for i, t in enumerate(ids):
-                c = tgt[t][m]["mean"]
-                A[i, :len(c)] = [np.nan if v is None else v for v in c]
-            return A * SCALE[m]
-
-        # ---- Figure 3: mean over targets vs recycle ----------------------------------------------
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-        rows_csv = []
-        for ax, ms in ((axes[0], ("gdt_ts", "gdt_ha")), (axes[1], ("rmsd",))):
-            for m, style in zip(ms, ("o-", "s--")):
-                A = matrix(m)
-                n = np.isfinite(A).sum(0)
-                mean = np.nanmean(A, 0)
-                sem = np.nanstd(A, 0) / np.sqrt(np.maximum(n, 1))
-                ax.plot(x, mean, style, ms=3, label=f"{ROW_NAMES[m]} (n={int(n.max())} targets)")
-                ax.fill_between(x, mean - sem, mean + sem, alpha=0.2)
-                rows_csv += [{"source": src, "metric": m, "recycle": int(r), "mean_over_targets": float(mean[r]),
-                              "sem": float(sem[r]), "n_targets": int(n[r])} for r in range(R)]
-            ax.set_xlabel("recycles")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.legend(fontsize=8)
-        axes[0].set_ylabel("GDT (x100, higher is better)")
-        axes[1].set_ylabel("C-alpha RMSD, Å (lower is better)")
-        axes[0].set_title("GDT vs recycles (mean ± s.e.m. over targets)", fontsize=10)
-        axes[1].set_title("RMSD vs recycles", fontsize=10)
-        fig.suptitle(f"Fig. 3 - {prefix}\n{note}", fontsize=9)
-        fig.tight_layout()
-        written.append(_save(fig, root / f"{STEM}_fig3_{tag}.png"))
-
-        # ---- Figures 4 (GDT_TS) and 5 (RMSD): per-target min-max normalised -------------------------
+        fig3, rows_csv = _fig3(tgt, ids, src, prefix, note)
+        written.append(_save(fig3, root / f"{STEM}_fig3_{tag}.png"))
         tol = {"gdt_ts": cfg["tol_gdt"] / 100.0, "rmsd": cfg["tol_rmsd"]}
         conv = {m: {t: convergence(tgt[t][m]["mean"], HIGHER_BETTER[m], tol[m]) for t in ids} for m in tol}
         for fig_no, m in ((4, "gdt_ts"), (5, "rmsd")):
-            fig, ax = plt.subplots(figsize=(11, 5.5))
-            cmap = plt.get_cmap("tab20")
-            flat, curves = [], []
-            for i, t in enumerate(ids):
-                v = normalised(tgt[t][m]["mean"], tgt[t][m]["min"], tgt[t][m]["max"])
-                if v is None:
-                    flat.append(t)
-                    continue
-                y = np.array([np.nan if a is None else a for a in v])
-                curves.append(y)
-                bad = not conv[m][t]["converged"]
-                ax.plot(np.arange(len(y)), y, "--" if bad else "-", color=cmap(i % 20), lw=1.0 if bad else 0.8,
-                        alpha=0.9 if bad else 0.6, label=f"{t}{' (not converged)' if bad else ''}")
-            if curves:
-                Y = np.full((len(curves), R), np.nan)
-                for i, y in enumerate(curves):
-                    Y[i, :len(y)] = y
-                ax.plot(x, np.nanmean(Y, 0), "k-", lw=2.5, label="mean over targets")
-            what = ("1 = the target's best (highest) GDT_TS structure" if m == "gdt_ts"
-                    else "0 = the target's lowest (best) RMSD; lower is better")
-            ax.set_xlabel("recycles")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_ylabel(f"normalised {ROW_NAMES[m]} (per target: (s - min) / (max - min))")
-            nbad = sum(not v["converged"] for v in conv[m].values())
-            ax.set_title(f"Fig. {fig_no} - {prefix}: per-target {ROW_NAMES[m]}\n{what}; dashed: not converged "
-                         f"({nbad} of {len(ids)}); max = min, left out: {len(flat)}\n{note}", fontsize=8)
-            ax.legend(fontsize=5, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-            fig.tight_layout()
+            fig = _fig_normalised(tgt, ids, m, conv[m], fig_no, prefix, note)
             written.append(_save(fig, root / f"{STEM}_fig{fig_no}_{tag}.png"))
-
-        # ---- non-convergence table and the curves ---------------------------------------------------
         written += _table(root, tag, src, prefix, note, ids, tgt, conv, cfg)
-        per_target = []
-        for t in ids:
-            for m in ROW_NAMES:
-                nv = normalised(tgt[t][m]["mean"], tgt[t][m]["min"], tgt[t][m]["max"])
-                for r, v in enumerate(tgt[t][m]["mean"]):
-                    per_target.append({"source": src, "target": t, "metric": m, "recycle": r, "mean": v,
-                                       "normalised": None if nv is None else nv[r],
-                                       "min_all": tgt[t][m]["min"], "max_all": tgt[t][m]["max"]})
         written.append(_csv(root / f"{STEM}_curves_{tag}.csv", rows_csv))
-        written.append(_csv(root / f"{STEM}_targets_{tag}.csv", per_target))
+        written.append(_csv(root / f"{STEM}_targets_{tag}.csv", _per_target_rows(tgt, ids, src)))
     return written
+
+
+def _matrix(tgt: dict, ids: list, m: str, R: int):
+    """targets x recycles of metric m's mean (NaN where a target has fewer recycles), in display units."""
+    import numpy as np
+
+    A = np.full((len(ids), R), np.nan)
+    for i, t in enumerate(ids):
+        c = tgt[t][m]["mean"]
+        A[i, :len(c)] = [np.nan if v is None else v for v in c]
+    return A * SCALE[m]
+
+
+def _fig3(tgt: dict, ids: list, src: str, prefix: str, note: str):
+    """Figure 3: GDT and RMSD, mean ± s.e.m. over targets, vs recycle; and its points as CSV rows."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    R = max(len(tgt[t]["gdt_ts"]["mean"]) for t in ids)
+    x = np.arange(R)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    rows_csv = []
+    for ax, ms in ((axes[0], ("gdt_ts", "gdt_ha")), (axes[1], ("rmsd",))):
+        for m, style in zip(ms, ("o-", "s--")):
+            A = _matrix(tgt, ids, m, R)
+            n = np.isfinite(A).sum(0)
+            mean = np.nanmean(A, 0)
+            sem = np.nanstd(A, 0) / np.sqrt(np.maximum(n, 1))
+            ax.plot(x, mean, style, ms=3, label=f"{ROW_NAMES[m]} (n={int(n.max())} targets)")
+            ax.fill_between(x, mean - sem, mean + sem, alpha=0.2)
+            rows_csv += [{"source": src, "metric": m, "recycle": int(r), "mean_over_targets": float(mean[r]),
+                          "sem": float(sem[r]), "n_targets": int(n[r])} for r in range(R)]
+        ax.set_xlabel("recycles")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("GDT (x100, higher is better)")
+    axes[1].set_ylabel("C-alpha RMSD, Å (lower is better)")
+    axes[0].set_title("GDT vs recycles (mean ± s.e.m. over targets)", fontsize=10)
+    axes[1].set_title("RMSD vs recycles", fontsize=10)
+    fig.suptitle(f"Fig. 3 - {prefix}\n{note}", fontsize=9)
+    fig.tight_layout()
+    return fig, rows_csv
+
+
+def _fig_normalised(tgt: dict, ids: list, m: str, conv: dict, fig_no: int, prefix: str, note: str):
+    """Figures 4 (GDT_TS) and 5 (RMSD): per-target min-max normalised curves, dashed where not converged."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    R = max(len(tgt[t]["gdt_ts"]["mean"]) for t in ids)
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    cmap = plt.get_cmap("tab20")
+    flat, curves = [], []
+    for i, t in enumerate(ids):
+        v = normalised(tgt[t][m]["mean"], tgt[t][m]["min"], tgt[t][m]["max"])
+        if v is None:
+            flat.append(t)
+            continue
+        y = np.array([np.nan if a is None else a for a in v])
+        curves.append(y)
+        bad = not conv[t]["converged"]
+        ax.plot(np.arange(len(y)), y, "--" if bad else "-", color=cmap(i % 20), lw=1.0 if bad else 0.8,
+                alpha=0.9 if bad else 0.6, label=f"{t}{' (not converged)' if bad else ''}")
+    if curves:
+        Y = np.full((len(curves), R), np.nan)
+        for i, y in enumerate(curves):
+            Y[i, :len(y)] = y
+        ax.plot(np.arange(R), np.nanmean(Y, 0), "k-", lw=2.5, label="mean over targets")
+    what = ("1 = the target's best (highest) GDT_TS structure" if m == "gdt_ts"
+            else "0 = the target's lowest (best) RMSD; lower is better")
+    ax.set_xlabel("recycles")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(f"normalised {ROW_NAMES[m]} (per target: (s - min) / (max - min))")
+    nbad = sum(not v["converged"] for v in conv.values())
+    ax.set_title(f"Fig. {fig_no} - {prefix}: per-target {ROW_NAMES[m]}\n{what}; dashed: not converged "
+                 f"({nbad} of {len(ids)}); max = min, left out: {len(flat)}\n{note}", fontsize=8)
+    ax.legend(fontsize=5, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _per_target_rows(tgt: dict, ids: list, src: str) -> list[dict]:
+    """Every target's curve of every metric, raw and min-max normalised, as CSV rows."""
+    out = []
+    for t in ids:
+        for m in ROW_NAMES:
+            nv = normalised(tgt[t][m]["mean"], tgt[t][m]["min"], tgt[t][m]["max"])
+            for r, v in enumerate(tgt[t][m]["mean"]):
+                out.append({"source": src, "target": t, "metric": m, "recycle": r, "mean": v,
+                            "normalised": None if nv is None else nv[r],
+                            "min_all": tgt[t][m]["min"], "max_all": tgt[t][m]["max"]})
+    return out
 
 
 def _table(root, tag, src, prefix, note, ids, tgt, conv, cfg) -> list[Path]:

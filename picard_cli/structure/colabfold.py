@@ -1,6 +1,6 @@
 """ColabFold: the ``colabfold_batch`` command line, checks of the user's install (binary, weights,
-inputs) with one-line errors, and the per-recycle file naming it writes (spec
-../shared/specs/ddpm-fid-alphafold.md §3.1; read from sokrypton/ColabFold ``colabfold/batch.py``).
+inputs) with one-line errors, and the per-recycle file naming it writes (spec:
+ddpm-fid-alphafold §3.1; read from sokrypton/ColabFold ``colabfold/batch.py``).
 
 ``--save-recycles`` writes one PDB per recycle r = 0..num_recycle (r0 = the first pass) named
 ``{job}_unrelaxed_{model_type}_{model_name}_seed_{seed:03d}.r{r}.pdb``; after ranking ColabFold

@@ -1,5 +1,5 @@
 """Reading and writing C-alpha traces through biotite (or fastpdb, its compiled drop-in PDB reader, when
-installed: ``pip install fastpdb``) (spec ../shared/specs/ddpm-fid-alphafold.md §4.1:
+installed: ``pip install fastpdb``) (spec: ddpm-fid-alphafold §4.1:
 residues are paired by residue number, never by an alignment).
 
 Only ``ATOM`` records are read (``HETATM`` are skipped, so a calcium ion named ``CA`` never counts),

@@ -1,5 +1,5 @@
 """Perturbed copies of a native C-alpha trace: the validation cases of the tests and the benchmark
-(spec ../shared/specs/ddpm-fid-alphafold.md §3.2 "offline testing plan", §4.3 "validation": noise
+(spec: ddpm-fid-alphafold §3.2 "offline testing plan", §4.3 "validation": noise
 levels, hinge motions, missing residues) and the building blocks of the synthetic recycle
 trajectories. Everything is a pure function of its numpy Generator."""
 from __future__ import annotations

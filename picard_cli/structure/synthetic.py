@@ -1,5 +1,5 @@
 """SYNTHETIC recycle trajectories: perturbed copies of the real CASP15 natives whose deviation shrinks
-over "recycles", some of which wander off again (spec ../shared/specs/ddpm-fid-alphafold.md §3.2,
+over "recycles", some of which wander off again (spec: ddpm-fid-alphafold §3.2,
 "offline testing plan"). They exercise the scoring / normalisation / plotting pipeline offline; they
 are NOT AlphaFold predictions and every output made from them says so.
 

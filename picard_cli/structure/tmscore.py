@@ -1,7 +1,7 @@
 """The external oracle: the ``TMscore`` program (Zhang & Skolnick 2004; Debian package ``tm-align``,
-spec ../shared/specs/ddpm-fid-alphafold.md §4.2). It pairs residues by number and normalises by the
+spec: ddpm-fid-alphafold §4.2). It pairs residues by number and normalises by the
 SECOND structure, so it is called as ``TMscore MODEL NATIVE``. Used by the tests and the benchmark;
-the library's own scorer (``scoring.py``) does not need it."""
+the library's own scorer (``scoring/``) does not need it."""
 from __future__ import annotations
 
 import os

@@ -1,6 +1,6 @@
 """Fréchet Inception Distance (FID) with honest provenance.
 
-Spec: ``../shared/specs/ddpm-fid-alphafold.md`` §2 (FID). In short:
+Spec: ddpm-fid-alphafold §2 (FID). In short:
 
 * The feature network is identified by the **sha256 of its weight file**, never by its name. Only the
   files in :data:`KNOWN_WEIGHTS` are accepted; any other file is refused unless the caller opts in

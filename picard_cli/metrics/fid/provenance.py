@@ -1,5 +1,5 @@
 """Which Inception weights a file holds, by the sha256 of its bytes (never by its name), and where the
-weights are looked for (spec ../shared/specs/ddpm-fid-alphafold.md §2.1-2.2).
+weights are looked for (spec: ddpm-fid-alphafold §2.1-2.2).
 
 Only the files in :data:`KNOWN_WEIGHTS` are accepted; any other file is refused unless the caller opts
 in with ``allow_unverified=True``, and its metric is then called ``fid_unverified``. Each kind of

@@ -1,5 +1,5 @@
 """C-alpha RMSD, GDT_TS / GDT_HA and TM-score of many models against one native, batched in torch
-(CPU or GPU). Definitions: spec ../shared/specs/ddpm-fid-alphafold.md §4.1; the GDT search: §4.3.
+(CPU or GPU). Definitions: spec ddpm-fid-alphafold §4.1; the GDT search: §4.3.
 
 * Residues are paired by residue number (``pair``); the denominator of GDT and TM-score is the
   native's residue count, so residues a model lacks count as misses.

@@ -1,4 +1,4 @@
-"""The GDT / TM-score superposition search (spec ../shared/specs/ddpm-fid-alphafold.md §4.3).
+"""The GDT / TM-score superposition search (spec: ddpm-fid-alphafold §4.3).
 
 Seeds are contiguous windows of the common residues (:func:`windows`); from every seed, one chain of
 superpositions per extension threshold e (Kabsch on the subset, then the subset := residues within
