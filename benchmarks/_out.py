@@ -1,4 +1,5 @@
 """Shared by the laptop benchmarks: print a result and, with an output path, write it as JSON."""
+
 from __future__ import annotations
 
 import json

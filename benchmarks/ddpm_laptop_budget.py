@@ -10,6 +10,7 @@ sampling batch (scaled to fid_n images) and the Inception features of fid_n imag
 picard resolves, when present), then projects: per model = train_steps x train step + T x sampling
 step + Inception; table = the sum over T = 100, 200, ..., 1000, times the seeds. One torch thread.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,13 @@ def measure(res, ch, layers, attn, groups, fid_n: int) -> dict:
     xs = torch.randn(250, 3, res, res)
     with torch.no_grad():
         sample_s = timed(lambda: unet(xs, torch.full((250,), 5)), repeat=2) * fid_n / 250
-    return {"resolution": res, "channels": ch, "params": sum(p.numel() for p in unet.parameters()),
-            "train_step_s": round(timed(train), 4), "sampling_step_s_for_fid_n": round(sample_s, 3)}
+    return {
+        "resolution": res,
+        "channels": ch,
+        "params": sum(p.numel() for p in unet.parameters()),
+        "train_step_s": round(timed(train), 4),
+        "sampling_step_s_for_fid_n": round(sample_s, 3),
+    }
 
 
 def inception_s(fid_n: int) -> float | None:
@@ -88,17 +94,27 @@ def main() -> None:
     rows = []
     for cand in CANDIDATES:
         m = measure(*cand, a.fid_n)
-        per_t = {T: a.train_steps * m["train_step_s"] + T * m["sampling_step_s_for_fid_n"] + (inc or 0.0)
-                 for T in T_VALUES}
+        per_t = {
+            T: a.train_steps * m["train_step_s"] + T * m["sampling_step_s_for_fid_n"] + (inc or 0.0) for T in T_VALUES
+        }
         m["projected_model_s"] = {str(T): round(v) for T, v in per_t.items()}
         m["projected_table_core_h"] = round(a.seeds * sum(per_t.values()) / 3600, 2)
-        m["projected_sampling_share"] = round(sum(T * m["sampling_step_s_for_fid_n"] for T in T_VALUES)
-                                              / sum(per_t.values()), 3)
+        m["projected_sampling_share"] = round(
+            sum(T * m["sampling_step_s_for_fid_n"] for T in T_VALUES) / sum(per_t.values()), 3
+        )
         rows.append(m)
-    out = {"train_steps": a.train_steps, "fid_n": a.fid_n, "seeds": a.seeds, "T": T_VALUES,
-           "inception_s_for_fid_n": None if inc is None else round(inc, 1), "candidates": rows,
-           "threads": 1, "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2),
-           "torch": torch.__version__}
+    out = {
+        "train_steps": a.train_steps,
+        "fid_n": a.fid_n,
+        "seeds": a.seeds,
+        "T": T_VALUES,
+        "inception_s_for_fid_n": None if inc is None else round(inc, 1),
+        "candidates": rows,
+        "threads": 1,
+        "cpus": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+        "torch": torch.__version__,
+    }
     from _out import emit  # benchmarks/_out.py (this script's folder is on sys.path)
 
     emit(out, a.out)

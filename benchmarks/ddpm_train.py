@@ -19,6 +19,7 @@ Measured in the same process, after ``--warmup`` untimed steps, over ``--steps``
 (CUDA synchronised). On a CPU the tiny quick-scale config runs (no bf16 there: the ratio then
 measures the data path and optimizer only). Writes results/bench_ddpm_train.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,8 +96,14 @@ def reference_loop(cfg, dev, imgs, args):
     from torchvision import transforms
 
     R = cfg[0]
-    tf = transforms.Compose([transforms.Resize(R, interpolation=transforms.InterpolationMode.BILINEAR),
-                             transforms.RandomCrop(R), transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
+    tf = transforms.Compose(
+        [
+            transforms.Resize(R, interpolation=transforms.InterpolationMode.BILINEAR),
+            transforms.RandomCrop(R),
+            transforms.ToTensor(),
+            transforms.Normalize([0.5], [0.5]),
+        ]
+    )
 
     class DS(torch.utils.data.Dataset):
         def __len__(self):
@@ -113,8 +120,9 @@ def reference_loop(cfg, dev, imgs, args):
             yield from loader
 
     it = batches()
-    return _time(lambda: reference_step(unet, fwd, opt, lr, sched, next(it).to(dev), args.T, contextlib.nullcontext),
-                 dev, args)
+    return _time(
+        lambda: reference_step(unet, fwd, opt, lr, sched, next(it).to(dev), args.T, contextlib.nullcontext), dev, args
+    )
 
 
 def picard_loop(cfg, dev, imgs, args):
@@ -124,8 +132,16 @@ def picard_loop(cfg, dev, imgs, args):
     from picard_cli.models import ddpm as D
 
     R, ch, lpb, attn, groups = cfg
-    c = ddpm.DdpmConfig(resolution=R, channels=list(ch), layers_per_block=lpb, attn_down=attn, norm_groups=groups,
-                        batch_size=args.batch, timesteps=args.T, compile=args.compile)
+    c = ddpm.DdpmConfig(
+        resolution=R,
+        channels=list(ch),
+        layers_per_block=lpb,
+        attn_down=attn,
+        norm_groups=groups,
+        batch_size=args.batch,
+        timesteps=args.T,
+        compile=args.compile,
+    )
     m = ddpm.build_model(c, dev)
     fwd = torch.compile(m.unet) if c.compile else m.unet
     m.unet.train()
@@ -176,19 +192,33 @@ def main() -> None:
     imgs, source = images(max(2000, 4 * args.batch), args.data_root)
     ref = reference_loop(cfg, dev, imgs, args)
     ours = picard_loop(cfg, dev, imgs, args)
-    row = {"device": env.device_name(dev.type), "config": args.config, "resolution": cfg[0], "channels": cfg[1],
-           "batch": args.batch, "timed_steps": args.steps, "data": source, "compile": args.compile,
-           "reference_img_per_s": round(ref, 2), "picard_img_per_s": round(ours, 2), "speedup": round(ours / ref, 3),
-           "picard_settings": "bf16 autocast, channels_last, fused AdamW, data on device" if cuda
-           else "fp32 (no bf16 on CPU), foreach AdamW, data as a uint8 tensor"}
-    print(f"{row['device']}: {args.config} UNet {cfg[1]} at {cfg[0]}x{cfg[0]}, batch {args.batch}: "
-          f"reference {ref:.1f} img/s, picard {ours:.1f} img/s, ratio {ours / ref:.2f}x")
+    row = {
+        "device": env.device_name(dev.type),
+        "config": args.config,
+        "resolution": cfg[0],
+        "channels": cfg[1],
+        "batch": args.batch,
+        "timed_steps": args.steps,
+        "data": source,
+        "compile": args.compile,
+        "reference_img_per_s": round(ref, 2),
+        "picard_img_per_s": round(ours, 2),
+        "speedup": round(ours / ref, 3),
+        "picard_settings": "bf16 autocast, channels_last, fused AdamW, data on device"
+        if cuda
+        else "fp32 (no bf16 on CPU), foreach AdamW, data as a uint8 tensor",
+    }
+    print(
+        f"{row['device']}: {args.config} UNet {cfg[1]} at {cfg[0]}x{cfg[0]}, batch {args.batch}: "
+        f"reference {ref:.1f} img/s, picard {ours:.1f} img/s, ratio {ours / ref:.2f}x"
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     import diffusers
 
-    out.write_text(json.dumps({"versions": env.versions() | {"diffusers": diffusers.__version__}, "rows": [row]},
-                              indent=1) + "\n")
+    out.write_text(
+        json.dumps({"versions": env.versions() | {"diffusers": diffusers.__version__}, "rows": [row]}, indent=1) + "\n"
+    )
     print(f"wrote {out}")
 
 

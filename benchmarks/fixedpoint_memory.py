@@ -21,6 +21,7 @@ on 32x32 fields (random, batch 8), ``forcing=input``. The forward always runs ex
 tolerance); ``implicit`` keeps one application of T for backward, ``phantom:1`` one step.
 Writes results/bench_fixedpoint_memory.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,23 @@ def build(exp: str, K: int, mode: str, device):
         X, y = x.to_sparse_csr().to(device), data.y.to(device)
         graph = Graph.build(data.edge_index, data.num_nodes, device)
         gens = [torch.Generator().manual_seed(s) for s in range(4)]
-        model = PIGN(gens, "gcn", x.shape[1], int(data.y.max()) + 1, K, 64, 1, 0.5, 0.0, 0.5, "xavier", fp=spec,
-                     forcing="input", fixed_masks=True, spectral_cap=0.9).to(device)
+        model = PIGN(
+            gens,
+            "gcn",
+            x.shape[1],
+            int(data.y.max()) + 1,
+            K,
+            64,
+            1,
+            0.5,
+            0.0,
+            0.5,
+            "xavier",
+            fp=spec,
+            forcing="input",
+            fixed_masks=True,
+            spectral_cap=0.9,
+        ).to(device)
         mask = data.train_mask.to(device)
 
         def step():
@@ -82,6 +98,7 @@ def build(exp: str, K: int, mode: str, device):
         def step():
             pred, _ = model(w[:, 0])
             return F.mse_loss(pred, w)
+
     model.train()
     return model, step
 
@@ -109,8 +126,14 @@ def child(exp: str, mode: str, ks: list[int], device: str) -> list[dict]:
         loss.backward()
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        row = {"exp": exp, "mode": mode, "K": K, "saved_mb": round(acc["bytes"] / 2**20, 2),
-               "peak_rss_mb": round(_rss_mb() - base, 1), "step_s": round(time.perf_counter() - t0, 3)}
+        row = {
+            "exp": exp,
+            "mode": mode,
+            "K": K,
+            "saved_mb": round(acc["bytes"] / 2**20, 2),
+            "peak_rss_mb": round(_rss_mb() - base, 1),
+            "step_s": round(time.perf_counter() - t0, 3),
+        }
         if dev.type == "cuda":
             row["cuda_peak_mb"] = round((torch.cuda.max_memory_allocated() - start) / 2**20, 1)
         out.append(row)
@@ -133,8 +156,24 @@ def main():
     rows = []
     for exp in args.exp.split(","):
         for mode in args.modes.split(","):
-            proc = subprocess.run([sys.executable, __file__, "--child", "--exp", exp, "--modes", mode, "--ks", args.ks,
-                                   "--device", args.device], capture_output=True, text=True, cwd=REPO)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--exp",
+                    exp,
+                    "--modes",
+                    mode,
+                    "--ks",
+                    args.ks,
+                    "--device",
+                    args.device,
+                ],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+            )
             if proc.returncode:
                 sys.exit(proc.stderr)
             rows += json.loads(proc.stdout.strip().splitlines()[-1])
@@ -150,8 +189,11 @@ def main():
 
     path = REPO / "results" / "bench_fixedpoint_memory.json"
     path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps({"rows": rows, "device": args.device, "torch": torch.__version__,
-                                "cpu_count": os.cpu_count()}, indent=1))
+    path.write_text(
+        json.dumps(
+            {"rows": rows, "device": args.device, "torch": torch.__version__, "cpu_count": os.cpu_count()}, indent=1
+        )
+    )
     print(f"\nwrote {path}")
 
 

@@ -21,6 +21,7 @@ Writes ``--out`` (default benchmarks/results/gpu_smoke.json): device, torch vers
 model steps/s, items/s (samples, images, graphs or seeds), peak memory and parameters. Exit status 1
 when a model failed (its entry holds the error; the others are still measured).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,22 +41,70 @@ MODELS = {
     "vit-small": ("vit-pde", "^ViTsmall/N3$", {}, _VIT_TINY, {"size": 64}, {"size": 16}, (1, 1)),
     "vit-parallel": ("vit-pde", "^ViTparallel/N3$", {}, _VIT_TINY, {"size": 64}, {"size": 16}, (1, 1)),
     "vit-3d": ("vit-pde", "^ViT3D/N3$", {}, _VIT_TINY, {"size": 64}, {"size": 16}, (1, 1)),
-    "vit-mask": ("vit-mask", "^ViT/N3$", {},
-                 {"dim": 32, "depth": 1, "heads": 2, "dec_dim": 32, "dec_depth": 1, "dec_heads": 2, "batch_size": 4},
-                 {}, {}, (1, 1)),
-    "anie-4H4B-N8": ("anie", "^4H4B/N8$", {}, {"dim": 8, "emb": 16, "n_ff": 32, "batch_size": 2},
-                     {"size": 64}, {"size": 16}, (1, 1)),
+    "vit-mask": (
+        "vit-mask",
+        "^ViT/N3$",
+        {},
+        {"dim": 32, "depth": 1, "heads": 2, "dec_dim": 32, "dec_depth": 1, "dec_heads": 2, "batch_size": 4},
+        {},
+        {},
+        (1, 1),
+    ),
+    "anie-4H4B-N8": (
+        "anie",
+        "^4H4B/N8$",
+        {},
+        {"dim": 8, "emb": 16, "n_ff": 32, "batch_size": 2},
+        {"size": 64},
+        {"size": 16},
+        (1, 1),
+    ),
     "ddpm-unet": ("ddpm", "^T=1000$", {}, {"batch_size": 4}, {}, {}, (1, 1)),
-    "pign-lrgb-gcn": ("pign-lrgb", "^PIGN/GCN$", {}, {"hidden": 16, "batch_size": 2}, {},
-                      {"nodes_per_graph": 40, "edges_per_graph": 200}, (1, 1)),
-    "pign-lrgb-gat": ("pign-lrgb", "^PIGN/GAT$", {}, {"hidden": 16, "batch_size": 2}, {},
-                      {"nodes_per_graph": 40, "edges_per_graph": 200}, (1, 1)),
-    "pign-lrgb-sage": ("pign-lrgb", "^PIGN/SAGE$", {}, {"hidden": 16, "batch_size": 2}, {},
-                       {"nodes_per_graph": 40, "edges_per_graph": 200}, (1, 1)),
-    "pign-gcn-cora-stacked": ("pign", "^PIGN-GCN/Cora$", {}, {}, {}, {"nodes": 300, "edges": 1200, "features": 100},
-                              (100, 2)),
-    "pign-gat-cora-stacked": ("pign", "^PIGN-GAT/Cora$", {}, {}, {}, {"nodes": 300, "edges": 1200, "features": 100},
-                              (100, 2)),
+    "pign-lrgb-gcn": (
+        "pign-lrgb",
+        "^PIGN/GCN$",
+        {},
+        {"hidden": 16, "batch_size": 2},
+        {},
+        {"nodes_per_graph": 40, "edges_per_graph": 200},
+        (1, 1),
+    ),
+    "pign-lrgb-gat": (
+        "pign-lrgb",
+        "^PIGN/GAT$",
+        {},
+        {"hidden": 16, "batch_size": 2},
+        {},
+        {"nodes_per_graph": 40, "edges_per_graph": 200},
+        (1, 1),
+    ),
+    "pign-lrgb-sage": (
+        "pign-lrgb",
+        "^PIGN/SAGE$",
+        {},
+        {"hidden": 16, "batch_size": 2},
+        {},
+        {"nodes_per_graph": 40, "edges_per_graph": 200},
+        (1, 1),
+    ),
+    "pign-gcn-cora-stacked": (
+        "pign",
+        "^PIGN-GCN/Cora$",
+        {},
+        {},
+        {},
+        {"nodes": 300, "edges": 1200, "features": 100},
+        (100, 2),
+    ),
+    "pign-gat-cora-stacked": (
+        "pign",
+        "^PIGN-GAT/Cora$",
+        {},
+        {},
+        {},
+        {"nodes": 300, "edges": 1200, "features": 100},
+        (100, 2),
+    ),
 }
 
 
@@ -78,14 +127,29 @@ def smoke_one(name: str, spec: tuple, args, device: str) -> dict:
     cell, cfg = cell_config(experiment, pattern, scale, dict(over))
     probe = preflight.probe_for(experiment, cfg, None, None, seeds=seeds[1] if args.tiny else seeds[0], shape=shape)
     m = preflight.measure(probe, device, args.steps, args.warmup)
-    out = {"experiment": experiment, "cell": cell, "scale": scale, "overrides": over, "batch": probe.items,
-           "item": probe.item, "seeds_stacked": probe.seeds, "notes": probe.notes}
+    out = {
+        "experiment": experiment,
+        "cell": cell,
+        "scale": scale,
+        "overrides": over,
+        "batch": probe.items,
+        "item": probe.item,
+        "seeds_stacked": probe.seeds,
+        "notes": probe.notes,
+    }
     if "error" in m:
         return out | {"error": m["error"]}
-    return out | {"s_per_step": m["s_per_step"], "steps_per_s": 1.0 / m["s_per_step"],
-                  f"{probe.item}_per_s": probe.items / m["s_per_step"], "items_per_s": probe.items / m["s_per_step"],
-                  "peak_mem_bytes": m["peak_mem_bytes"], "params": m["params"], "timed_steps": m["steps"],
-                  "warmup_steps": m["warmup"], "_probe": probe}
+    return out | {
+        "s_per_step": m["s_per_step"],
+        "steps_per_s": 1.0 / m["s_per_step"],
+        f"{probe.item}_per_s": probe.items / m["s_per_step"],
+        "items_per_s": probe.items / m["s_per_step"],
+        "peak_mem_bytes": m["peak_mem_bytes"],
+        "params": m["params"],
+        "timed_steps": m["steps"],
+        "warmup_steps": m["warmup"],
+        "_probe": probe,
+    }
 
 
 def reference_ddpm_step(cfg: dict, dev):
@@ -98,8 +162,19 @@ def reference_ddpm_step(cfg: dict, dev):
     from picard_cli.models.ddpm import build_unet
 
     torch.manual_seed(0)
-    model = build_unet(cfg["resolution"], cfg["channels"], cfg["layers_per_block"], cfg["attn_down"], cfg["head_dim"],
-                       cfg["norm_groups"], cfg["dropout"]).to(dev).train()  # a UNet2DModel, the script's layout
+    model = (
+        build_unet(
+            cfg["resolution"],
+            cfg["channels"],
+            cfg["layers_per_block"],
+            cfg["attn_down"],
+            cfg["head_dim"],
+            cfg["norm_groups"],
+            cfg["dropout"],
+        )
+        .to(dev)
+        .train()
+    )  # a UNet2DModel, the script's layout
     noise_scheduler = DDPMScheduler(num_train_timesteps=cfg["timesteps"], beta_schedule="linear")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6, eps=1e-8)
     lr_scheduler = get_scheduler("cosine", optimizer=optimizer, num_warmup_steps=500, num_training_steps=200000)
@@ -150,11 +225,16 @@ def ddpm_versus_reference(probe, cfg: dict, args, device: str) -> dict:
     gc.collect()
     if dev.type == "cuda":
         torch.cuda.empty_cache()
-    return {"picard_images_per_s": rate["picard"], "reference_images_per_s": rate["reference"],
-            "ratio_picard_over_reference": rate["picard"] / rate["reference"], "rounds": args.rounds,
-            "steps_per_round": args.steps, "reference": "train_unconditional.py loop body: fp32, torch AdamW, "
-            "clip 1, cosine warmup; no accelerate, no data loader",
-            "picard": "bf16 autocast + channels_last + fused AdamW on CUDA (the config's amp / channels_last)"}
+    return {
+        "picard_images_per_s": rate["picard"],
+        "reference_images_per_s": rate["reference"],
+        "ratio_picard_over_reference": rate["picard"] / rate["reference"],
+        "rounds": args.rounds,
+        "steps_per_round": args.steps,
+        "reference": "train_unconditional.py loop body: fp32, torch AdamW, "
+        "clip 1, cosine warmup; no accelerate, no data loader",
+        "picard": "bf16 autocast + channels_last + fused AdamW on CUDA (the config's amp / channels_last)",
+    }
 
 
 def run_all(names: list[str], args, device: str, t_start: float) -> tuple[dict, list[str]]:
@@ -191,8 +271,13 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=None, help="DDPM vs reference alternations (default 3; --tiny 1)")
     ap.add_argument("--only", default="", help="comma list of model names (default: all)")
     ap.add_argument("--budget-s", type=float, default=450.0, help="skip the models left after this many seconds")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; --tiny 1: "
-                    "tiny steps on a shared CPU are far slower with more threads than free cores)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's; --tiny 1: "
+        "tiny steps on a shared CPU are far slower with more threads than free cores)",
+    )
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "gpu_smoke.json"))
     args = ap.parse_args(argv)
     args.steps = args.steps or (2 if args.tiny else 10)
@@ -217,10 +302,20 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
     models, failed = run_all(names, args, device, t_start)
-    out = {"device": env.device_name(device), "device_type": device, "torch": torch.__version__,
-           "commit": env.git_sha(), "versions": env.versions(), "tiny": args.tiny, "steps": args.steps,
-           "warmup": args.warmup, "threads": torch.get_num_threads(), "wall_s": round(time.perf_counter() - t_start, 1), "failed": failed,
-           "models": models}
+    out = {
+        "device": env.device_name(device),
+        "device_type": device,
+        "torch": torch.__version__,
+        "commit": env.git_sha(),
+        "versions": env.versions(),
+        "tiny": args.tiny,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "threads": torch.get_num_threads(),
+        "wall_s": round(time.perf_counter() - t_start, 1),
+        "failed": failed,
+        "models": models,
+    }
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1, default=str) + "\n")
@@ -236,8 +331,10 @@ def _line(name: str, r: dict) -> str:
     extra = ""
     if "vs_reference" in r:
         extra = f"  vs diffusers reference: x{r['vs_reference']['ratio_picard_over_reference']:.2f} images/s"
-    return (f"{name:24s} {r['steps_per_s']:8.2f} steps/s {r['items_per_s']:10.1f} {r['item']}/s  peak {mem}  "
-            f"{r['params']:,} params{extra}")
+    return (
+        f"{name:24s} {r['steps_per_s']:8.2f} steps/s {r['items_per_s']:10.1f} {r['item']}/s  peak {mem}  "
+        f"{r['params']:,} params{extra}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ It builds the model of the experiment's laptop preset (the first cell of the lar
 through the experiment's own builders and times forward + backward + Adam steps on random data of
 the preset's shapes (batch size included).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,20 @@ def build(exp_name: str):
     if exp_name == "vit-mask":
         from picard_cli.models.vit_mask import MaskedViT, PicardImage
 
-        T = MaskedViT(32, 3, c["patch"], c["dim"], c["depth"], c["heads"], c["dec_dim"], c["dec_depth"],
-                      c["dec_heads"], c["mlp_ratio"], c["pos"], c["dropout"])
+        T = MaskedViT(
+            32,
+            3,
+            c["patch"],
+            c["dim"],
+            c["depth"],
+            c["heads"],
+            c["dec_dim"],
+            c["dec_depth"],
+            c["dec_heads"],
+            c["mlp_ratio"],
+            c["pos"],
+            c["dropout"],
+        )
         model = PicardImage(T, c["n_iter"], c["a"], c["first_step"])
         y = torch.rand(c["batch_size"], 3, 32, 32)
         return run.cell, model, y, y, lambda out, y: F.mse_loss(out, y)
@@ -110,13 +123,20 @@ def main() -> None:
         for n in (1, 2):
             pair[n].append(concurrent_total(a.exp, n, a.steps))
     best = {n: max(v) for n, v in rates.items()}
-    out = {"experiment": a.exp, "cell": cell, "steps_per_round": a.steps, "rounds": a.rounds,
-           "steps_per_s": {str(n): [round(r, 3) for r in v] for n, v in rates.items()},
-           "ratio_2_over_1_best": round(best[2] / best[1], 3),
-           "two_processes_total_steps_per_s": {str(n): [round(r, 3) for r in v] for n, v in pair.items()},
-           "two_processes_ratio_2_over_1_best": round(max(pair[2]) / max(pair[1]), 3),
-           "load_avg_1min_at_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
-           "machine": platform.machine(), "torch": torch.__version__}
+    out = {
+        "experiment": a.exp,
+        "cell": cell,
+        "steps_per_round": a.steps,
+        "rounds": a.rounds,
+        "steps_per_s": {str(n): [round(r, 3) for r in v] for n, v in rates.items()},
+        "ratio_2_over_1_best": round(best[2] / best[1], 3),
+        "two_processes_total_steps_per_s": {str(n): [round(r, 3) for r in v] for n, v in pair.items()},
+        "two_processes_ratio_2_over_1_best": round(max(pair[2]) / max(pair[1]), 3),
+        "load_avg_1min_at_end": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+    }
     from _out import emit  # benchmarks/_out.py (this script's folder is on sys.path)
 
     emit(out, a.out)

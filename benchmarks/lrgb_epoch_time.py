@@ -12,6 +12,7 @@ of 32) plus the validation pass over 1,428 graphs (45 batches), the work
 its first graphs are used; otherwise graphs of the real size (400-560 nodes; the
 real mean is ~479) are generated. Writes results/bench_lrgb_epoch_time.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,16 +105,34 @@ def main() -> None:
                     eval_s.append(time.perf_counter() - t0)
         step, ev = sum(step_s) / len(step_s), sum(eval_s) / len(eval_s)
         epoch = step * math.ceil(TRAIN_GRAPHS / bs) + ev * math.ceil(VAL_GRAPHS / bs)
-        row = {"cell": r.cell, "hidden": hidden, "params": model.n_params(), "step_s": round(step, 4),
-               "eval_batch_s": round(ev, 4), "epoch_s": round(epoch, 1),
-               "paper_run_h": round(epoch * c["epochs"] / 3600, 2)}
+        row = {
+            "cell": r.cell,
+            "hidden": hidden,
+            "params": model.n_params(),
+            "step_s": round(step, 4),
+            "eval_batch_s": round(ev, 4),
+            "epoch_s": round(epoch, 1),
+            "paper_run_h": round(epoch * c["epochs"] / 3600, 2),
+        }
         out.append(row)
-        print(f"{r.cell:14s} H={hidden:4d} {row['params']:8,d} params  step {step * 1e3:8.1f} ms  "
-              f"-> {epoch:8.1f} s/epoch, {row['paper_run_h']:7.2f} h per {c['epochs']}-epoch run")
+        print(
+            f"{r.cell:14s} H={hidden:4d} {row['params']:8,d} params  step {step * 1e3:8.1f} ms  "
+            f"-> {epoch:8.1f} s/epoch, {row['paper_run_h']:7.2f} h per {c['epochs']}-epoch run"
+        )
     dest = REPO / "results" / "bench_lrgb_epoch_time.json"
     dest.parent.mkdir(exist_ok=True)
-    dest.write_text(json.dumps({"device": env.device_name(str(dev)), "data": source, "batches": args.batches,
-                                "versions": env.versions(), "cells": out}, indent=1))
+    dest.write_text(
+        json.dumps(
+            {
+                "device": env.device_name(str(dev)),
+                "data": source,
+                "batches": args.batches,
+                "versions": env.versions(),
+                "cells": out,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {dest}")
 
 

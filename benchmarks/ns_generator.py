@@ -12,6 +12,7 @@ agree. Reference points from the issue (2-core CPU): the FNO authors' generator
 On a GPU it also prints the effective memory bandwidth from a lower-bound count of
 the bytes each step moves. Writes results/bench_ns_generator.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,17 +96,26 @@ def main():
             stacked = timed(lambda: state.__setitem__("c", step_stacked(state["c"], op, s)), args.steps, dev)
             slow = timed(lambda: state.__setitem__("b", naive_step(state["b"], s, dt, nu, f_h)), args.steps, dev)
             diff = float((torch.fft.irfft2(state["a"], s=(s, s)) - torch.fft.irfft2(state["b"], s=(s, s))).abs().max())
-            row = {"device": env.device_name(name), "batch": B, "ms_per_sample_step": fast / B * 1e3,
-                   "naive_ms_per_sample_step": slow / B * 1e3, "stacked_ms_per_sample_step": stacked / B * 1e3, "speedup_vs_naive": slow / fast, "max_abs_diff": diff}
+            row = {
+                "device": env.device_name(name),
+                "batch": B,
+                "ms_per_sample_step": fast / B * 1e3,
+                "naive_ms_per_sample_step": slow / B * 1e3,
+                "stacked_ms_per_sample_step": stacked / B * 1e3,
+                "speedup_vs_naive": slow / fast,
+                "max_abs_diff": diff,
+            }
             if dev.type == "cuda":
                 row["effective_GBps"] = bytes_per_step(B, s) / fast / 1e9
             rows.append(row)
             extra = f", {row['effective_GBps']:.0f} GB/s effective" if "effective_GBps" in row else ""
             fno = FNO_CPU.get(B)
             ref = f"; issue's FNO figure at batch {B}: {fno} -> {fno / row['ms_per_sample_step']:.2f}x" if fno else ""
-            print(f"  batch {B:3d}: {row['ms_per_sample_step']:.4f} ms/sample-step (variants: stacked irfft2 "
-                  f"{row['stacked_ms_per_sample_step']:.4f}, naive {row['naive_ms_per_sample_step']:.4f} = "
-                  f"{row['speedup_vs_naive']:.2f}x){ref}{extra}; max diff {diff:.1e}")
+            print(
+                f"  batch {B:3d}: {row['ms_per_sample_step']:.4f} ms/sample-step (variants: stacked irfft2 "
+                f"{row['stacked_ms_per_sample_step']:.4f}, naive {row['naive_ms_per_sample_step']:.4f} = "
+                f"{row['speedup_vs_naive']:.2f}x){ref}{extra}; max diff {diff:.1e}"
+            )
     dest = REPO / "results" / "bench_ns_generator.json"
     dest.parent.mkdir(exist_ok=True)
     dest.write_text(json.dumps({"versions": env.versions(), "rows": rows}, indent=1))

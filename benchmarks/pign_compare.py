@@ -4,6 +4,7 @@ difference of the means in units of the reference's std (the issue's check: with
 
     python benchmarks/pign_compare.py archive/pign-table5.jsonl.gz results-counter/pign.jsonl
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,10 @@ def main():
         sd = statistics.pstdev(a)
         z = abs(statistics.mean(b) - statistics.mean(a)) / sd if sd else float("inf")
         worst = max(worst, z)
+
         def fmt(v):
             return f"{statistics.mean(v):.1f} ± {statistics.pstdev(v):.1f} (n={len(v)})"
+
         print(f"{key[0] + '/' + key[1]:24s} {fmt(a):>20s} {fmt(b):>20s} {z:10.2f}")
     print(f"largest |difference of means| / reference std: {worst:.2f}")
 

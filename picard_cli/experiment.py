@@ -7,6 +7,7 @@ An experiment module defines a config dataclass (fields made with ``recipes.fld`
 :class:`Experiment` with its class attributes set, and calls ``registry.register(TheClass())``. Every
 attribute below has a documented default; an experiment sets only what differs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -121,8 +122,9 @@ class Experiment:
         """How well recipe cell ``cell`` (a typed config) matches the config ``picard run`` flags ask
         for (``wanted``; ``given``: the flags set): None = no match, else a distance (lower wins).
         By default a cell matches when it has the same row and column."""
-        same = self.row(dataclasses.asdict(cell)) == self.row(dataclasses.asdict(wanted)) and \
-            self.col(dataclasses.asdict(cell)) == self.col(dataclasses.asdict(wanted))
+        same = self.row(dataclasses.asdict(cell)) == self.row(dataclasses.asdict(wanted)) and self.col(
+            dataclasses.asdict(cell)
+        ) == self.col(dataclasses.asdict(wanted))
         return 0.0 if same else None
 
     def table_values(self, record: Mapping, protocol: str) -> list[dict]:
@@ -131,7 +133,9 @@ class Experiment:
         returns one dict per entry: ``row``, ``col``, ``value`` (None = not measured, ``note`` says
         why), optionally ``std_within`` and ``std_label`` (a spread inside the run)."""
         cfg = record["config"]
-        return [{"row": self.row(cfg), "col": self.col(cfg), "value": record["metrics"].get(self.table.metric(protocol))}]
+        return [
+            {"row": self.row(cfg), "col": self.col(cfg), "value": record["metrics"].get(self.table.metric(protocol))}
+        ]
 
     # -- resources and data ---------------------------------------------------------------------
     def seed_bytes(self, cfg) -> int | None:

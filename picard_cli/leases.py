@@ -13,6 +13,7 @@ anywhere its heartbeat is older than ``PICARD_LEASE_S`` seconds (default 600). A
 driver therefore blocks nobody for long: at once on its own host, after the lease time elsewhere.
 Leases change no record and no run key: they only decide who trains.
 """
+
 from __future__ import annotations
 
 import atexit

@@ -22,6 +22,7 @@ Seconds per step and peak memory come from one of two sources, and the output sa
 
 The probes (``probe_for``, ``measure``) are also what ``benchmarks/gpu_smoke.py`` times.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,8 +41,13 @@ from .training import optimizer_step
 
 # Assumed sustained rates of the estimate (not measured); printed with every estimate.
 ASSUMED = {
-    "gpu": {"device": "one H100/H200-class GPU", "bf16_tflops": 150.0, "fp32_tflops": 30.0, "op_us": 8.0,
-            "mem_gbs": 2000.0},
+    "gpu": {
+        "device": "one H100/H200-class GPU",
+        "bf16_tflops": 150.0,
+        "fp32_tflops": 30.0,
+        "op_us": 8.0,
+        "mem_gbs": 2000.0,
+    },
     "cpu": {"device": "a CPU", "bf16_tflops": 0.1, "fp32_tflops": 0.1, "op_us": 4.0, "mem_gbs": 10.0},
 }
 WARMUP = 2
@@ -56,15 +62,48 @@ KEY_FIELDS = {  # always shown in a cell's config (besides the fields that diffe
 }
 # Config fields that do not change the cost of one training step (probes with equal remaining fields share
 # one measurement / count).
-NOT_STEP_COST = {"seed", "epochs", "n_train", "n_val", "n_test", "data", "eval_iters", "patience", "lr",
-                 "weight_decay", "scheduler", "train_steps", "timesteps", "fig7_steps", "fig7_for_T", "fid",
-                 "fid_n", "fid_n_steps", "sample_batch", "eval_every", "checkpoint_every", "log_every", "train_n",
-                 "test_n", "val_n", "max_graphs", "noise_seed", "eval_seed", "grid_n", "loss_bins", "source",
-                 "mask_seed", "warmup_epochs", "warmup_steps", "diverge_loss", "budget", "diagnose"}
+NOT_STEP_COST = {
+    "seed",
+    "epochs",
+    "n_train",
+    "n_val",
+    "n_test",
+    "data",
+    "eval_iters",
+    "patience",
+    "lr",
+    "weight_decay",
+    "scheduler",
+    "train_steps",
+    "timesteps",
+    "fig7_steps",
+    "fig7_for_T",
+    "fid",
+    "fid_n",
+    "fid_n_steps",
+    "sample_batch",
+    "eval_every",
+    "checkpoint_every",
+    "log_every",
+    "train_n",
+    "test_n",
+    "val_n",
+    "max_graphs",
+    "noise_seed",
+    "eval_seed",
+    "grid_n",
+    "loss_bins",
+    "source",
+    "mask_seed",
+    "warmup_epochs",
+    "warmup_steps",
+    "diverge_loss",
+    "budget",
+    "diagnose",
+}
 PLANETOID = {  # nodes, directed edges, features, classes, train nodes, feature density (PyG's public split)
     "cora": {"N": 2708, "E": 10556, "F": 1433, "C": 7, "train": 140, "val": 500, "test": 1000, "density": 0.0127},
-    "citeseer": {"N": 3327, "E": 9104, "F": 3703, "C": 6, "train": 120, "val": 500, "test": 1000,
-                 "density": 0.0086},
+    "citeseer": {"N": 3327, "E": 9104, "F": 3703, "C": 6, "train": 120, "val": 500, "test": 1000, "density": 0.0086},
 }
 VOC = {"nodes_per_graph": 479.4, "edges_per_graph": 2710.5, "train_graphs": 8498}  # LRGB PascalVOC-SP means
 
@@ -160,10 +199,17 @@ def iterated(count_k: Callable[[int], Counts], n: int) -> Counts:
     if n <= 2:
         return count_k(n)
     c1, c2 = count_k(1), count_k(2)
+
     def grow(a, b):
         return a + (n - 1) * (b - a)
-    return Counts(grow(c1.flops, c2.flops), int(grow(c1.ops, c2.ops)), int(grow(c1.saved_bytes, c2.saved_bytes)),
-                  c1.params, f"{c1.how}; N_iter={n} extrapolated from N_iter=1, 2")
+
+    return Counts(
+        grow(c1.flops, c2.flops),
+        int(grow(c1.ops, c2.ops)),
+        int(grow(c1.saved_bytes, c2.saved_bytes)),
+        c1.params,
+        f"{c1.how}; N_iter={n} extrapolated from N_iter=1, 2",
+    )
 
 
 def estimate_step(c: Counts, bf16: bool, target: str) -> dict:
@@ -171,17 +217,25 @@ def estimate_step(c: Counts, bf16: bool, target: str) -> dict:
     rate = (a["bf16_tflops"] if bf16 else a["fp32_tflops"]) * 1e12
     compute, launch = c.flops / rate, (c.ops + 20) * a["op_us"] * 1e-6  # + the optimizer's few kernels
     optimizer = 32 * c.params / (a["mem_gbs"] * 1e9)  # Adam: read / write weights, grads and two moments
-    return {"s_per_step": max(compute, launch) + optimizer, "bound": "compute" if compute >= launch else "launch",
-            "flops_per_step": c.flops, "ops_per_step": c.ops, "params": c.params,
-            "peak_mem_bytes": 16 * c.params + c.saved_bytes, "count": c.how}
+    return {
+        "s_per_step": max(compute, launch) + optimizer,
+        "bound": "compute" if compute >= launch else "launch",
+        "flops_per_step": c.flops,
+        "ops_per_step": c.ops,
+        "params": c.params,
+        "peak_mem_bytes": 16 * c.params + c.saved_bytes,
+        "count": c.how,
+    }
 
 
 def estimate_label(target: str) -> str:
     a = ASSUMED[target]
-    return (f"estimate, not measured: for {a['device']}, max(FLOPs / {a['bf16_tflops']:g} TFLOP/s (bf16 autocast) "
-            f"or {a['fp32_tflops']:g} TFLOP/s (fp32), aten ops x {a['op_us']:g} us) + Adam's traffic at "
-            f"{a['mem_gbs']:g} GB/s; memory = 16 B/param (weights, grads, Adam) + tensors saved for backward "
-            f"(fp32); assumed rates, not measured")
+    return (
+        f"estimate, not measured: for {a['device']}, max(FLOPs / {a['bf16_tflops']:g} TFLOP/s (bf16 autocast) "
+        f"or {a['fp32_tflops']:g} TFLOP/s (fp32), aten ops x {a['op_us']:g} us) + Adam's traffic at "
+        f"{a['mem_gbs']:g} GB/s; memory = 16 B/param (weights, grads, Adam) + tensors saved for backward "
+        f"(fp32); assumed rates, not measured"
+    )
 
 
 # ============================================================================ probes
@@ -208,8 +262,14 @@ def probe_for(name: str, cfg: dict, facts=None, data_root=None, seeds: int = 1, 
     from . import registry
 
     shape = shape or {}
-    makers = {"anie": _ns_probe, "vit-pde": _ns_probe, "vit-mask": _vit_mask_probe, "ddpm": _ddpm_probe,
-              "pign-lrgb": _lrgb_probe, "pign": _pign_probe}
+    makers = {
+        "anie": _ns_probe,
+        "vit-pde": _ns_probe,
+        "vit-mask": _vit_mask_probe,
+        "ddpm": _ddpm_probe,
+        "pign-lrgb": _lrgb_probe,
+        "pign": _pign_probe,
+    }
     if name not in makers:
         return None
     c = as_config(registry.get(name).config_cls, cfg)  # the probes read the typed config (a dict works too)
@@ -283,9 +343,19 @@ def _ns_probe(name, c, facts, data_root, seeds, shape) -> Probe:
 
     def counts():
         return iterated(lambda k: meta_counts(lambda: build(dataclasses.replace(c, n_iter=k)), loss), c.n_iter)
+
     note = f"{c.epochs} epochs x ceil({n_train:,} / {bs})" + (" (at most: early stopping)" if c.patience else "")
-    return Probe(_step_key(name, c, size), c.epochs * math.ceil(n_train / bs), note, bs, "samples", bf16,
-                 make, counts, notes=[f"{size}x{size} fields, 10 stamps"])
+    return Probe(
+        _step_key(name, c, size),
+        c.epochs * math.ceil(n_train / bs),
+        note,
+        bs,
+        "samples",
+        bf16,
+        make,
+        counts,
+        notes=[f"{size}x{size} fields, 10 stamps"],
+    )
 
 
 def _vit_mask_probe(name, c, facts, data_root, seeds, shape) -> Probe:
@@ -298,8 +368,20 @@ def _vit_mask_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         raise RecipeError(f"val_n={c.val_n} leaves no training images")
 
     def build(k):
-        T = MaskedViT(size, 3, c.patch, c.dim, c.depth, c.heads, c.dec_dim, c.dec_depth,
-                      c.dec_heads, c.mlp_ratio, c.pos, c.dropout)
+        T = MaskedViT(
+            size,
+            3,
+            c.patch,
+            c.dim,
+            c.depth,
+            c.heads,
+            c.dec_dim,
+            c.dec_depth,
+            c.dec_heads,
+            c.mlp_ratio,
+            c.pos,
+            c.dropout,
+        )
         return PicardImage(T, k, c.a, c.first_step)
 
     try:
@@ -341,8 +423,17 @@ def _vit_mask_probe(name, c, facts, data_root, seeds, shape) -> Probe:
 
     def counts():
         return iterated(lambda k: meta_counts(lambda: build(k), loss), c.n_iter)
-    return Probe(_step_key(name, c), c.epochs * math.ceil(n_img / bs),
-                 f"{c.epochs} epochs x ceil({n_img:,} / {bs})", bs, "images", c.amp == "auto", make, counts)
+
+    return Probe(
+        _step_key(name, c),
+        c.epochs * math.ceil(n_img / bs),
+        f"{c.epochs} epochs x ceil({n_img:,} / {bs})",
+        bs,
+        "images",
+        c.amp == "auto",
+        make,
+        counts,
+    )
 
 
 def _ddpm_probe(name, c, facts, data_root, seeds, shape) -> Probe:
@@ -354,9 +445,9 @@ def _ddpm_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         raise RecipeError(f"attn_down={c.attn_down} but the UNet has {len(c.channels)} blocks")
     if R >> (len(c.channels) - 1) < 1:
         raise RecipeError(f"{len(c.channels)} UNet blocks downsample {R}x{R} below 1 pixel")
+
     def build():
-        return (D.build_unet(R, c.channels, c.layers_per_block, c.attn_down, c.head_dim,
-                                 c.norm_groups, c.dropout))
+        return D.build_unet(R, c.channels, c.layers_per_block, c.attn_down, c.head_dim, c.norm_groups, c.dropout)
 
     def make(dev):
         import torch
@@ -367,11 +458,16 @@ def _ddpm_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         if c.channels_last and cuda:
             unet = unet.to(memory_format=torch.channels_last)
         sched = D.build_scheduler(T, c.beta_schedule, c.variance_type, c.zero_snr)
-        opt = torch.optim.AdamW(unet.parameters(), lr=c.lr, betas=(c.adam_beta1, c.adam_beta2),
-                                eps=c.adam_eps, weight_decay=c.weight_decay, fused=cuda or None,
-                                foreach=None if cuda else True)
-        lr_sched = get_scheduler(c.lr_schedule, opt, num_warmup_steps=c.warmup_steps,
-                                 num_training_steps=c.train_steps)
+        opt = torch.optim.AdamW(
+            unet.parameters(),
+            lr=c.lr,
+            betas=(c.adam_beta1, c.adam_beta2),
+            eps=c.adam_eps,
+            weight_decay=c.weight_decay,
+            fused=cuda or None,
+            foreach=None if cuda else True,
+        )
+        lr_sched = get_scheduler(c.lr_schedule, opt, num_warmup_steps=c.warmup_steps, num_training_steps=c.train_steps)
         fwd = torch.compile(unet) if c.compile else unet
         X0, amp = torch.rand(B, 3, R, R, device=dev) * 2 - 1, _amp(dev, c.amp == "auto")
         if c.channels_last and cuda:
@@ -396,8 +492,17 @@ def _ddpm_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         t = torch.zeros(B, dtype=torch.long, device="meta")
         return torch.nn.functional.mse_loss(unet(x, t).sample.float(), x)
 
-    return Probe(_step_key(name, c), c.train_steps, f"train_steps = {c.train_steps:,}", B, "images",
-                 c.amp == "auto", make, lambda: meta_counts(build, loss), notes=[f"{R}x{R} images"])
+    return Probe(
+        _step_key(name, c),
+        c.train_steps,
+        f"train_steps = {c.train_steps:,}",
+        B,
+        "images",
+        c.amp == "auto",
+        make,
+        lambda: meta_counts(build, loss),
+        notes=[f"{R}x{R} images"],
+    )
 
 
 # ---------------------------------------------------------------------------- GNN probes
@@ -446,7 +551,10 @@ def _lrgb_probe(name, c, facts, data_root, seeds, shape) -> Probe:
     from .models.lrgb_gnn import N_CLASSES, N_FEATS
 
     H, B, mg = fit_hidden(c), c.batch_size, c.max_graphs
-    n_per, e_per = shape.get("nodes_per_graph", VOC["nodes_per_graph"]), shape.get("edges_per_graph", VOC["edges_per_graph"])
+    n_per, e_per = (
+        shape.get("nodes_per_graph", VOC["nodes_per_graph"]),
+        shape.get("edges_per_graph", VOC["edges_per_graph"]),
+    )
     n_train = _split(facts, "train", min(mg, VOC["train_graphs"]) if mg else VOC["train_graphs"])
 
     def make(dev):
@@ -457,8 +565,11 @@ def _lrgb_probe(name, c, facts, data_root, seeds, shape) -> Probe:
 
         model = build_model(c, H).to(dev).train()
         opt = torch.optim.Adam(model.parameters(), lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay)
-        sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.lr, total_steps=10**6, pct_start=0.2)
-                 if c.scheduler == "onecycle" else None)
+        sched = (
+            torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.lr, total_steps=10**6, pct_start=0.2)
+            if c.scheduler == "onecycle"
+            else None
+        )
         x, ei, batch, y = _random_graphs(B, n_per, e_per, N_FEATS, N_CLASSES, dev)
 
         def step():
@@ -477,12 +588,27 @@ def _lrgb_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         kind, d = c.backbone, c.depth
         layers = [("linear", N_FEATS, H, 1, None)] + [(kind, H, H, 1, None)] * d
         layers += [("linear", H, H, 1, None)] * (c.head_layers - 1) + [("linear", H, N_CLASSES, 1, None)]
-        return _gnn_counts(layers, B * n_per, B * e_per, 1, count_params(c, H),
-                           "formula of the layer sizes" + (" (itergnn: all depth steps)" if c.framework == "itergnn" else ""))
+        return _gnn_counts(
+            layers,
+            B * n_per,
+            B * e_per,
+            1,
+            count_params(c, H),
+            "formula of the layer sizes" + (" (itergnn: all depth steps)" if c.framework == "itergnn" else ""),
+        )
 
     note = f"{c.epochs} epochs x ceil({n_train:,} graphs / {B})"
-    return Probe(_step_key(name, c, n_per, e_per), c.epochs * math.ceil(n_train / B), note, B, "graphs", False,
-                 make, counts, notes=[f"hidden {H}", f"random graphs of {round(n_per)} nodes, {round(e_per)} edges"])
+    return Probe(
+        _step_key(name, c, n_per, e_per),
+        c.epochs * math.ceil(n_train / B),
+        note,
+        B,
+        "graphs",
+        False,
+        make,
+        counts,
+        notes=[f"hidden {H}", f"random graphs of {round(n_per)} nodes, {round(e_per)} edges"],
+    )
 
 
 def _planetoid_shape(c, shape: dict) -> dict:
@@ -503,8 +629,9 @@ def _pign_layers(c, d: dict, sparse: bool) -> list:
             dims = [F] + [H] * (depth - 1) + [C]
             return [("gcn", dims[i], dims[i + 1], 1, nnz if i == 0 else None) for i in range(depth)]
         wide = H * heads
-        return ([("gat", F, H, heads, nnz)] + [("gat", wide, wide, heads, None)] * (depth - 2)
-                + [("gat", wide, C, 1, None)])
+        return (
+            [("gat", F, H, heads, nnz)] + [("gat", wide, wide, heads, None)] * (depth - 2) + [("gat", wide, C, 1, None)]
+        )
     conv = (kind, H, H, heads if (kind == "gat" and c.model == "pign") else 1, None)
     return [("linear", F, H, 1, nnz)] + [conv] * depth + [("linear", H, C, 1, None)]
 
@@ -515,8 +642,10 @@ def _pign_probe(name, c, facts, data_root, seeds, shape) -> Probe:
     from .fixedpoint.fields import toolkit_in_use
 
     if c.model != "pign" and toolkit_in_use(c):
-        raise RecipeError(f"the fixed-point fields (solver_method, grad_mode, jac_reg, diagnose, ...) apply to "
-                          f"model=pign only, not model={c.model}")
+        raise RecipeError(
+            f"the fixed-point fields (solver_method, grad_mode, jac_reg, diagnose, ...) apply to "
+            f"model=pign only, not model={c.model}"
+        )
     d = _planetoid_shape(c, shape)
     sparse = c.features == "sparse" or (c.features == "auto" and d["density"] < 0.05)
     S = max(1, seeds)
@@ -537,13 +666,13 @@ def _pign_probe(name, c, facts, data_root, seeds, shape) -> Probe:
         y = torch.randint(0, d["C"], (d["N"],), generator=g).to(dev)
         model = _stacked_model(c, d, S).to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        ytr = y[:d["train"]].unsqueeze(1).expand(-1, S)
+        ytr = y[: d["train"]].unsqueeze(1).expand(-1, S)
 
         def step():
             model.train()
             opt.zero_grad(set_to_none=True)
             logits, st = model(X, graph)
-            loss_s = F.cross_entropy(logits[:d["train"]].transpose(1, 2), ytr, reduction="none").mean(0)
+            loss_s = F.cross_entropy(logits[: d["train"]].transpose(1, 2), ytr, reduction="none").mean(0)
             if getattr(st, "jac", None) is not None:  # Jacobian penalty (jac_reg > 0)
                 loss_s, st.jac = loss_s + c.jac_reg * st.jac, None
             torch.nan_to_num(loss_s, nan=0.0, posinf=0.0).sum().backward()
@@ -554,14 +683,31 @@ def _pign_probe(name, c, facts, data_root, seeds, shape) -> Probe:
     def counts():
         layers = _pign_layers(c, d, sparse)
         params = sum(fi * fo * h + fo * h + (2 * fo * h if k == "gat" else 0) for k, fi, fo, h, _ in layers)
-        return _gnn_counts(layers, d["N"], d["E"], S, params,
-                           "formula of the layer sizes, full graph" + (" (itergnn: all depth steps)"
-                                                                       if c.model == "itergnn" else ""))
+        return _gnn_counts(
+            layers,
+            d["N"],
+            d["E"],
+            S,
+            params,
+            "formula of the layer sizes, full graph" + (" (itergnn: all depth steps)" if c.model == "itergnn" else ""),
+        )
 
-    notes = [f"{S} seed(s) stacked per step", f"random graph of {d['N']:,} nodes, {d['E']:,} edges, {d['F']:,} "
-             f"features ({'sparse' if sparse else 'dense'})"]
-    return Probe(_step_key(name, c, S, d["N"], d["E"], d["F"]), c.epochs, f"{c.epochs} full-batch epochs",
-                 S, "seeds", False, make, counts, seeds=S, notes=notes)
+    notes = [
+        f"{S} seed(s) stacked per step",
+        f"random graph of {d['N']:,} nodes, {d['E']:,} edges, {d['F']:,} features ({'sparse' if sparse else 'dense'})",
+    ]
+    return Probe(
+        _step_key(name, c, S, d["N"], d["E"], d["F"]),
+        c.epochs,
+        f"{c.epochs} full-batch epochs",
+        S,
+        "seeds",
+        False,
+        make,
+        counts,
+        seeds=S,
+        notes=notes,
+    )
 
 
 def _stacked_model(c, d: dict, S: int):
@@ -571,11 +717,27 @@ def _stacked_model(c, d: dict, S: int):
     from .models.stacked_gnn import PIGN, IterGNN, PlainGNN
 
     gens = [torch.Generator().manual_seed(s) for s in range(S)]
-    common = dict(backbone=c.backbone, F_in=d["F"], C=d["C"], depth=c.depth, hidden=c.hidden,
-                  heads=c.heads, dropout=c.dropout, attn_dropout=c.attn_dropout)
+    common = dict(
+        backbone=c.backbone,
+        F_in=d["F"],
+        C=d["C"],
+        depth=c.depth,
+        hidden=c.hidden,
+        heads=c.heads,
+        dropout=c.dropout,
+        attn_dropout=c.attn_dropout,
+    )
     if c.model == "pign":
-        return PIGN(gens, a=c.a, init=c.init, fp=spec_from_config(c), forcing=c.forcing,
-                    fixed_masks=fixed_masks(c), spectral_cap=c.spectral_norm, **common)
+        return PIGN(
+            gens,
+            a=c.a,
+            init=c.init,
+            fp=spec_from_config(c),
+            forcing=c.forcing,
+            fixed_masks=fixed_masks(c),
+            spectral_cap=c.spectral_norm,
+            **common,
+        )
     if c.model == "itergnn":
         return IterGNN(gens, variant=c.itergnn_variant, readout=c.readout, stop_mass=c.stop_mass, **common)
     return PlainGNN(gens, **common)
@@ -659,9 +821,13 @@ def measure(probe: Probe, device: str, steps: int = 5, warmup: int = WARMUP) -> 
 
 # ============================================================================ data checks
 DATA_FIELDS = {  # the config fields a cell's data check reads (cells equal in these share one check)
-    "pign": ("dataset",), "pign-lrgb": ("dataset", "max_graphs"), "anie": ("data", "n_train", "n_val", "n_test"),
-    "vit-pde": ("data", "n_train", "n_val", "n_test"), "vit-mask": ("source", "train_n", "val_n", "test_n"),
-    "ddpm": ("source", "train_n", "test_n"), "alphafold-recycle": ("source", "targets", "targets_dir"),
+    "pign": ("dataset",),
+    "pign-lrgb": ("dataset", "max_graphs"),
+    "anie": ("data", "n_train", "n_val", "n_test"),
+    "vit-pde": ("data", "n_train", "n_val", "n_test"),
+    "vit-mask": ("source", "train_n", "val_n", "test_n"),
+    "ddpm": ("source", "train_n", "test_n"),
+    "alphafold-recycle": ("source", "targets", "targets_dir"),
 }
 
 
@@ -691,8 +857,10 @@ def _data_check(exp, cfg: dict, data_root: Path, scale: str, allow_partial: bool
 
         out["refusal"] = None if allow_partial else refusal(facts, "<cell>")
     if "torchvision" in facts.source and not (Path(data_root) / "cifar10" / "cifar-10-batches-py").is_dir():
-        out["note"] = (f"not on disk: torchvision downloads the python batches into "
-                       f"{Path(data_root) / 'cifar10'} on the first run (needs the internet)")
+        out["note"] = (
+            f"not on disk: torchvision downloads the python batches into "
+            f"{Path(data_root) / 'cifar10'} on the first run (needs the internet)"
+        )
     return out
 
 
@@ -708,8 +876,10 @@ def _facts(exp, cfg: dict, data_root: Path):
         raw = Path(data_root) / "lrgb" / c.dataset / "raw"
         missing = [f for f in RAW if not (raw / f).exists()]
         if missing:
-            raise DataError(f"{NAMES[c.dataset]} is not under {raw} (missing {', '.join(missing)}); PyG's "
-                            f"LRGBDataset downloads pascalvocsp.zip on the first run when online")
+            raise DataError(
+                f"{NAMES[c.dataset]} is not under {raw} (missing {', '.join(missing)}); PyG's "
+                f"LRGBDataset downloads pascalvocsp.zip on the first run when online"
+            )
     facts = exp.data_facts(cfg, data_root)
     if facts is not None:
         return facts, "runner (picard run / sweep checks the same before training)"
@@ -720,12 +890,15 @@ def _facts(exp, cfg: dict, data_root: Path):
         raw = Path(data_root) / "planetoid" / name / "raw"
         missing = [f for f in raw_files(c.dataset) if not (raw / f).exists()]
         if missing:
-            raise DataError(f"{name} is not under {raw} (missing {', '.join(missing[:3])}"
-                            f"{', ...' if len(missing) > 3 else ''}); PyG downloads it on the first run when online")
+            raise DataError(
+                f"{name} is not under {raw} (missing {', '.join(missing[:3])}"
+                f"{', ...' if len(missing) > 3 else ''}); PyG downloads it on the first run when online"
+            )
         splits = {k: d[k] for k in ("train", "val", "test")}
         label = f"Planetoid {name}: public split {d['train']} / {d['val']} / {d['test']} nodes (raw files present)"
-        return DataFacts(f"Planetoid {name}", "pyg-planetoid", splits, label=label, file=str(raw)), \
-            "preflight (raw files present; the run reads them when it loads them)"
+        return DataFacts(
+            f"Planetoid {name}", "pyg-planetoid", splits, label=label, file=str(raw)
+        ), "preflight (raw files present; the run reads them when it loads them)"
     if exp.name == "alphafold-recycle":
         from .experiments.alphafold_recycle import resolve_targets
 
@@ -734,16 +907,28 @@ def _facts(exp, cfg: dict, data_root: Path):
         label = f"CASP15: {len(targets)} native domain file(s) under {where}"
         if c.source == "synthetic":
             label += " (SYNTHETIC predictions made from them)"
-        return DataFacts("CASP15", c.source, {"targets": len(targets)}, label=label, file=str(where)), \
-            "preflight (the natives the run scores against)"
+        return DataFacts(
+            "CASP15", c.source, {"targets": len(targets)}, label=label, file=str(where)
+        ), "preflight (the natives the run scores against)"
     return None, ""
 
 
 # ============================================================================ the plan
-def build(experiment: str, recipe: str | None, scale: str, overrides: dict, sweep_overrides: dict, *,
-          filter_: str | None = None, steps: str | None = None, data_root: str | None = None,
-          results: str | None = None, measure_mode: bool | None = None, measure_steps: int = 5,
-          say: Callable[[str], None] = lambda s: None) -> dict:
+def build(
+    experiment: str,
+    recipe: str | None,
+    scale: str,
+    overrides: dict,
+    sweep_overrides: dict,
+    *,
+    filter_: str | None = None,
+    steps: str | None = None,
+    data_root: str | None = None,
+    results: str | None = None,
+    measure_mode: bool | None = None,
+    measure_steps: int = 5,
+    say: Callable[[str], None] = lambda s: None,
+) -> dict:
     """The preflight of one command line, as a JSON-able dict (``render`` prints it)."""
     from . import env, registry, runner
     from .results import ResultStore, default_root
@@ -751,17 +936,21 @@ def build(experiment: str, recipe: str | None, scale: str, overrides: dict, swee
     if measure_steps < 1:
         raise PicardError(f"--measure-steps must be >= 1, got {measure_steps}")
     exp = registry.get(registry.for_recipe(experiment, recipe))
-    p = runner.plan(exp, recipe, scale, overrides, sweep_overrides, cells="all", filter_=filter_,
-                    axis=runner.steps_axis(exp, steps))
+    p = runner.plan(
+        exp, recipe, scale, overrides, sweep_overrides, cells="all", filter_=filter_, axis=runner.steps_axis(exp, steps)
+    )
     store = ResultStore(Path(results) if results else default_root(), exp.name)
     done, root = store.done_keys(), env.data_root(data_root)
     device = _measure_device(p.sweep.device, measure_mode)
     trains = exp.name in ("pign", "pign-lrgb", "anie", "vit-pde", "vit-mask", "ddpm")
     target = "cpu" if p.sweep.device == "cpu" else "gpu"
     kind = "n/a" if not trains else ("measured" if device else "estimate")
-    label = {"n/a": "n/a (inference through ColabFold)" if exp.name == "alphafold-recycle" else "n/a (no training)",
-             "measured": f"measured on {device and env.device_name(device)} from {measure_steps} steps per probe "
-                         f"(after {WARMUP} warm-up steps)", "estimate": estimate_label(target)}[kind]
+    label = {
+        "n/a": "n/a (inference through ColabFold)" if exp.name == "alphafold-recycle" else "n/a (no training)",
+        "measured": f"measured on {device and env.device_name(device)} from {measure_steps} steps per probe "
+        f"(after {WARMUP} warm-up steps)",
+        "estimate": estimate_label(target),
+    }[kind]
     cells, costs = [], {}
     for name in dict.fromkeys(r.cell for r in p.runs):
         runs = [r for r in p.runs if r.cell == name]
@@ -771,14 +960,26 @@ def build(experiment: str, recipe: str | None, scale: str, overrides: dict, swee
     hours_todo = [cell["estimate"].get("hours_todo") for cell in cells]
     known = all(h is not None for h in hours) and kind != "n/a"
     return {
-        "experiment": exp.name, "recipe": p.recipe, "scale": scale, "seeds": p.sweep.seeds,
-        "executor": p.sweep.executor, "results": str(store.path), "data_root": str(root),
+        "experiment": exp.name,
+        "recipe": p.recipe,
+        "scale": scale,
+        "seeds": p.sweep.seeds,
+        "executor": p.sweep.executor,
+        "results": str(store.path),
+        "data_root": str(root),
         "allow_partial_data": p.sweep.allow_partial_data,
         "runs": {"cells": len(cells), "total": len(p.runs), "done": len(p.runs) - todo, "todo": todo},
-        "estimate": {"kind": kind, "label": label, "device": device, "assumed": ASSUMED[target] if kind == "estimate" else None,
-                     "covers": "training steps only: evaluation, FID, sampling and data loading are not included"},
-        "totals": {"device_hours_all": sum(hours) if known else None,
-                   "device_hours_todo": sum(hours_todo) if known else None},
+        "estimate": {
+            "kind": kind,
+            "label": label,
+            "device": device,
+            "assumed": ASSUMED[target] if kind == "estimate" else None,
+            "covers": "training steps only: evaluation, FID, sampling and data loading are not included",
+        },
+        "totals": {
+            "device_hours_all": sum(hours) if known else None,
+            "device_hours_todo": sum(hours_todo) if known else None,
+        },
         "cells": cells,
     }
 
@@ -826,8 +1027,15 @@ def _cell(exp, p, name, runs, done, root, kind, device, target, measure_steps, c
     facts = data.pop("facts")
     if data.get("refusal"):
         data["refusal"] = data["refusal"].replace("cell <cell>", f"cell {name}")
-    out = {"name": name, "runs": len(runs), "done": len(runs) - todo, "todo": todo, "config": config_view(exp, cfg),
-           "data": data, "estimate": {"kind": kind}}
+    out = {
+        "name": name,
+        "runs": len(runs),
+        "done": len(runs) - todo,
+        "todo": todo,
+        "config": config_view(exp, cfg),
+        "data": data,
+        "estimate": {"kind": kind},
+    }
     if kind == "n/a":
         return out
     sizes_all, sizes_todo = _groups(exp, p, runs, done)
@@ -836,14 +1044,30 @@ def _cell(exp, p, name, runs, done, root, kind, device, target, measure_steps, c
         probe = probe_for(exp.name, cfg, facts, root, seeds=size)
         per_size[size] = (probe, _cost(probe, kind, device, target, measure_steps, costs, say, name))
     probe, cost = per_size[max(sizes_all)]
-    est = out["estimate"] | {k: v for k, v in cost.items()} | {
-        "steps_per_run": probe.steps_per_run, "steps_note": probe.steps_note, "items_per_step": probe.items,
-        "item": probe.item, "seeds_per_step": probe.seeds, "notes": probe.notes, "groups": sizes_all}
+    est = (
+        out["estimate"]
+        | {k: v for k, v in cost.items()}
+        | {
+            "steps_per_run": probe.steps_per_run,
+            "steps_note": probe.steps_note,
+            "items_per_step": probe.items,
+            "item": probe.item,
+            "seeds_per_step": probe.seeds,
+            "notes": probe.notes,
+            "groups": sizes_all,
+        }
+    )
     if "s_per_step" in cost:
+
         def hours(sizes):
             return sum(per_size[s][1]["s_per_step"] * probe.steps_per_run for s in sizes) / 3600
-        est |= {"items_per_s": probe.items / cost["s_per_step"], "hours_cell": hours(sizes_all),
-                "hours_todo": hours(sizes_todo), "hours_per_run": hours(sizes_all) / len(runs)}
+
+        est |= {
+            "items_per_s": probe.items / cost["s_per_step"],
+            "hours_cell": hours(sizes_all),
+            "hours_todo": hours(sizes_todo),
+            "hours_per_run": hours(sizes_all) / len(runs),
+        }
         if any("s_per_step" not in per_size[s][1] for s in per_size):
             est["hours_cell"] = est["hours_todo"] = None
     out["estimate"] = est
@@ -893,8 +1117,15 @@ def _code_hash() -> str:
 
     if not hasattr(_code_hash, "value"):
         here = Path(__file__).resolve().parent
-        files = sorted([*(here / "models").glob("*.py"), *(here / "fixedpoint").glob("*.py"), here / "solver.py",
-                        here / "preflight.py", *(here / "experiments").glob("*.py")])
+        files = sorted(
+            [
+                *(here / "models").glob("*.py"),
+                *(here / "fixedpoint").glob("*.py"),
+                here / "solver.py",
+                here / "preflight.py",
+                *(here / "experiments").glob("*.py"),
+            ]
+        )
         h = hashlib.sha256()
         for f in files:
             h.update(f.name.encode() + f.read_bytes())
@@ -930,11 +1161,15 @@ def _fmt_cfg(cfg: dict) -> str:
 def render(rep: dict, console) -> None:
     """The preflight as a few readable sections on a rich console."""
     r, e = rep["runs"], rep["estimate"]
-    console.print(f"[bold]{rep['experiment']}[/bold]: {r['cells']} cell(s) x {rep['seeds']} seed(s) = {r['total']} "
-                  f"runs; {r['done']} already in {rep['results']} (a re-run skips them), {r['todo']} to run",
-                  highlight=False)
-    console.print(f"  recipe {rep['recipe']}, scale {rep['scale']}, executor {rep['executor']}, data root "
-                  f"{rep['data_root']}", highlight=False)
+    console.print(
+        f"[bold]{rep['experiment']}[/bold]: {r['cells']} cell(s) x {rep['seeds']} seed(s) = {r['total']} "
+        f"runs; {r['done']} already in {rep['results']} (a re-run skips them), {r['todo']} to run",
+        highlight=False,
+    )
+    console.print(
+        f"  recipe {rep['recipe']}, scale {rep['scale']}, executor {rep['executor']}, data root {rep['data_root']}",
+        highlight=False,
+    )
     _render_configs(rep, console)
     _render_data(rep, console)
     console.print(f"\n[bold]Estimate[/bold] ({e['label']})", highlight=False)
@@ -942,13 +1177,18 @@ def render(rep: dict, console) -> None:
         return
     _render_table(rep, console)
     t = rep["totals"]
-    console.print(f"  total: {_fmt_hours(t['device_hours_todo'])} of device time for the {r['todo']} run(s) to do "
-                  f"({_fmt_hours(t['device_hours_all'])} for all {r['total']}); {e['covers']}", highlight=False)
+    console.print(
+        f"  total: {_fmt_hours(t['device_hours_todo'])} of device time for the {r['todo']} run(s) to do "
+        f"({_fmt_hours(t['device_hours_all'])} for all {r['total']}); {e['covers']}",
+        highlight=False,
+    )
 
 
 def _render_configs(rep: dict, console) -> None:
     cells = rep["cells"]
-    common = {k: v for k, v in cells[0]["config"].items() if all(cell["config"].get(k, object()) == v for cell in cells)}
+    common = {
+        k: v for k, v in cells[0]["config"].items() if all(cell["config"].get(k, object()) == v for cell in cells)
+    }
     console.print("\n[bold]Configs[/bold] (fields that differ from the config's defaults, plus the key fields)")
     if len(cells) > 1 and common:
         console.print(f"  all cells: {_fmt_cfg(common)}", highlight=False)
@@ -968,8 +1208,10 @@ def _data_line(d: dict) -> list[str]:
     if d.get("note"):
         lines.append(f"  note: {d['note']}")
     if d.get("refusal"):
-        lines.append("  [yellow]--scale paper: `picard run` / `picard sweep` would refuse this cell unless "
-                     "allow_partial_data=true[/yellow]")
+        lines.append(
+            "  [yellow]--scale paper: `picard run` / `picard sweep` would refuse this cell unless "
+            "allow_partial_data=true[/yellow]"
+        )
     return lines
 
 
@@ -1010,19 +1252,30 @@ def _render_table(rep: dict, console) -> None:
         if "error" in e:
             t.add_row(cell["name"], runs, f"{e['steps_per_run']:,}", "[red]failed[/red]", "", "", "")
             continue
-        t.add_row(cell["name"], runs, f"{e['steps_per_run']:,}", _fmt_time(e["s_per_step"]), _fmt_rate(e["items_per_s"]),
-                  _fmt_hours(e["hours_todo"]), _fmt_bytes(e.get("peak_mem_bytes")))
+        t.add_row(
+            cell["name"],
+            runs,
+            f"{e['steps_per_run']:,}",
+            _fmt_time(e["s_per_step"]),
+            _fmt_rate(e["items_per_s"]),
+            _fmt_hours(e["hours_todo"]),
+            _fmt_bytes(e.get("peak_mem_bytes")),
+        )
     console.print(t)
     for cell in rep["cells"]:
         if "error" in cell["estimate"]:
             console.print(f"  [red]{cell['name']}[/red]: {cell['estimate']['error']}", highlight=False)
     first = rep["cells"][0]["estimate"]
     notes = "; ".join([first["steps_note"]] + first.get("notes", []))
-    console.print(f"  runs: to do / all (done runs are skipped); steps/run, e.g. {rep['cells'][0]['name']}: {notes}",
-                  highlight=False)
+    console.print(
+        f"  runs: to do / all (done runs are skipped); steps/run, e.g. {rep['cells'][0]['name']}: {notes}",
+        highlight=False,
+    )
     params = sorted({cell["estimate"].get("params") for cell in rep["cells"]} - {None})
     if params:
-        console.print("  parameters per model: " + (f"{params[0]:,}" if len(params) == 1 else
-                                                    f"{params[0]:,} to {params[-1]:,}"), highlight=False)
+        console.print(
+            "  parameters per model: " + (f"{params[0]:,}" if len(params) == 1 else f"{params[0]:,} to {params[-1]:,}"),
+            highlight=False,
+        )
     if rep["estimate"]["kind"] == "measured" and rep["estimate"]["device"] == "cpu":
         console.print("  peak memory on a CPU: the process's peak RSS growth while the probe ran (approximate)")

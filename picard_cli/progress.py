@@ -10,6 +10,7 @@ one line per finished run with its cell, seed, headline metric and wall time, th
 
 Ctrl-C, either way: one line with how many runs are recorded and that the same command resumes.
 """
+
 from __future__ import annotations
 
 import time
@@ -37,9 +38,16 @@ def headline_metric(exp) -> str:
 class SweepProgress:
     def __init__(self, console, metric: str | None = None):
         self.console, self.lines, self.metric = console, not console.is_terminal, metric
-        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), TextColumn("{task.fields[eta]}"), console=console, transient=False,
-                          disable=self.lines)
+        self.p = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[eta]}"),
+            console=console,
+            transient=False,
+            disable=self.lines,
+        )
         self.runs = self.group = None
         self.group_desc, self.phase_name, self.epoch_info = "", "", ""
         self.total = self.done = self.skipped = 0
@@ -53,8 +61,10 @@ class SweepProgress:
         out = self.p.__exit__(*exc)
         if exc[0] is not None and issubclass(exc[0], KeyboardInterrupt):
             have = self.done + self.skipped
-            raise SweepInterrupted(f"interrupted: {have} of {self.total + self.skipped} run(s) recorded "
-                                   f"({self.done} in this session); the same command resumes from them") from None
+            raise SweepInterrupted(
+                f"interrupted: {have} of {self.total + self.skipped} run(s) recorded "
+                f"({self.done} in this session); the same command resumes from them"
+            ) from None
         return out
 
     def _line(self, text: str) -> None:
@@ -124,10 +134,14 @@ class SweepProgress:
             return
         wall = time.monotonic() - self.group_t0
         for rec in [] if isinstance(records, int) else records:
-            self._line(f"finished {rec.get('cell')} seed {rec.get('seed')}: {self._headline(rec)}, "
-                       f"{_hms(rec.get('wall_s') or wall)} ({rec.get('status')})")
-        self._line(f"run {self.done}/{self.total}: {self.group_desc.strip()} done in {_hms(wall)}; elapsed "
-                   f"{_hms(time.monotonic() - self.t0)}, {self._eta() or 'ETA n/a'} (the mean so far)")
+            self._line(
+                f"finished {rec.get('cell')} seed {rec.get('seed')}: {self._headline(rec)}, "
+                f"{_hms(rec.get('wall_s') or wall)} ({rec.get('status')})"
+            )
+        self._line(
+            f"run {self.done}/{self.total}: {self.group_desc.strip()} done in {_hms(wall)}; elapsed "
+            f"{_hms(time.monotonic() - self.t0)}, {self._eta() or 'ETA n/a'} (the mean so far)"
+        )
 
     def _headline(self, rec: dict) -> str:
         metrics = rec.get("metrics") or {}

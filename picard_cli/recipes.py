@@ -18,6 +18,7 @@ Recipe file layout (``recipes/<experiment>/<name>.yaml``)::
     cells:                        # one entry per table cell: config fields
       GCN/Cora: {model: plain, lr: 0.01}
 """
+
 from __future__ import annotations
 
 import copy
@@ -50,11 +51,17 @@ _Loader.yaml_implicit_resolvers = {
     for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 # Put the plain int/float resolvers back (the filtered regexes also held base-10 forms).
-_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9_]*|0x[0-9a-fA-F_]+|0o?[0-7_]+)$"),
-                              list("-+0123456789"))
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
-    r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
-    r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9_]*|0x[0-9a-fA-F_]+|0o?[0-7_]+)$"), list("-+0123456789")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+        r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
 
 
 def _no_duplicate_keys(loader, node, deep=False):
@@ -74,6 +81,7 @@ def _no_duplicate_keys(loader, node, deep=False):
 _Loader.construct_mapping = _no_duplicate_keys
 
 if getattr(yaml, "__with_libyaml__", False):
+
     class _FastLoader(yaml.CSafeLoader):
         """_Loader's rules over libyaml's parser (the same values, ~10x faster on the recipes)."""
 
@@ -90,8 +98,17 @@ def load_yaml(text: str):
 SEED_RANGE = (0, 2**32 - 1)  # seeds numpy and torch both take
 
 
-def fld(default, help: str, *, choices=None, range=None, added: bool = False, per_run: bool = False,
-        check=None, was: str | None = None):
+def fld(
+    default,
+    help: str,
+    *,
+    choices=None,
+    range=None,
+    added: bool = False,
+    per_run: bool = False,
+    check=None,
+    was: str | None = None,
+):
     """A config field with its documentation and constraints.
 
     ``added=True`` marks a field introduced after results already existed: it
@@ -105,8 +122,15 @@ def fld(default, help: str, *, choices=None, range=None, added: bool = False, pe
     name are read as this field (:func:`migrate`), and recipes or overrides that set ``old`` work,
     with a one-line warning naming the new name.
     """
-    meta = {"help": help, "choices": choices, "range": range, "added": added, "per_run": per_run, "check": check,
-            "was": was}
+    meta = {
+        "help": help,
+        "choices": choices,
+        "range": range,
+        "added": added,
+        "per_run": per_run,
+        "check": check,
+        "was": was,
+    }
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -118,34 +142,52 @@ class Sweep:
 
     seeds: int = fld(5, "runs per cell (seed indices 0..seeds-1)", range=(1, 100000))
     seed_base: int = fld(0, "run i uses seed seed_base + i", range=(0, 2**31 - 1))
-    executor: str = fld("batched", "inprocess (one run at a time), batched (many seeds of a cell as one stacked "
-                        "model), ray (runs / groups as Ray tasks) or slurm (as Slurm jobs through submitit)",
-                        choices=("inprocess", "batched", "ray", "slurm"))
+    executor: str = fld(
+        "batched",
+        "inprocess (one run at a time), batched (many seeds of a cell as one stacked "
+        "model), ray (runs / groups as Ray tasks) or slurm (as Slurm jobs through submitit)",
+        choices=("inprocess", "batched", "ray", "slurm"),
+    )
     group_size: int = fld(100, "batched executor: at most this many seeds per stacked model", range=(1, 100000))
-    group_memory_gb: float = fld(3.0, "batched executor: shrink groups so one group's activations stay near this",
-                                 range=(0.01, 10000.0))
+    group_memory_gb: float = fld(
+        3.0, "batched executor: shrink groups so one group's activations stay near this", range=(0.01, 10000.0)
+    )
     device: str = fld("auto", "auto (cuda if available, else cpu), cpu or cuda", choices=("auto", "cpu", "cuda"))
     # -- ray / slurm executors (picard_cli/executors/): one task = one run, or one group of seeds where the
     #    experiment stacks seeds (the batched grouping above), so every executor forms the same groups.
     task_cpus: float = fld(1.0, "ray/slurm: CPUs per task (torch uses this many threads on CPU)", range=(0.01, 1024.0))
     task_gpus: float = fld(0.0, "ray/slurm: GPUs per task (--gpus-per-task)", range=(0.0, 64.0))
     task_memory_gb: float = fld(0.0, "ray/slurm: memory per task in GiB (0 = no request)", range=(0.0, 100000.0))
-    retries: int = fld(1, "ray/slurm: re-submissions of a failed task before its runs are recorded as failed",
-                       range=(0, 100))
-    workers: int = fld(0, "ray without --address, slurm_cluster=local: tasks at once on this machine "
-                       "(0 = CPUs / task_cpus)", range=(0, 100000))
+    retries: int = fld(
+        1, "ray/slurm: re-submissions of a failed task before its runs are recorded as failed", range=(0, 100)
+    )
+    workers: int = fld(
+        0,
+        "ray without --address, slurm_cluster=local: tasks at once on this machine (0 = CPUs / task_cpus)",
+        range=(0, 100000),
+    )
     ray_address: str = fld("", "ray: address of a running cluster (--address; '' = start a local Ray instance)")
-    slurm_cluster: str = fld("slurm", "slurm: submit with sbatch (slurm), run the jobs as local processes with "
-                             "submitit's local executor (local) or in this process (debug)",
-                             choices=("slurm", "local", "debug"))
+    slurm_cluster: str = fld(
+        "slurm",
+        "slurm: submit with sbatch (slurm), run the jobs as local processes with "
+        "submitit's local executor (local) or in this process (debug)",
+        choices=("slurm", "local", "debug"),
+    )
     slurm_partition: str = fld("", "slurm: partition (--partition; '' = the cluster's default)")
     slurm_time_min: int = fld(240, "slurm: time limit per job in minutes (--time)", range=(1, 10**6))
-    threads: int = fld(0, "torch (and numba) CPU threads of this process (--threads; 0 = $PICARD_THREADS, else half the cores). The "
-                       "laptop presets use 1: on 2 cores, two processes training at once with 2 threads each ran "
-                       "2.7x slower in total than with 1 each (benchmarks/laptop_threads.py)", range=(0, 4096))
-    allow_partial_data: bool = fld(False, "--scale paper: run even when the data is not the paper's (a subset, "
-                                   "lossy pixels, other generator parameters); records and captions say which "
-                                   "data was used. On the command line: allow_partial_data=true")
+    threads: int = fld(
+        0,
+        "torch (and numba) CPU threads of this process (--threads; 0 = $PICARD_THREADS, else half the cores). The "
+        "laptop presets use 1: on 2 cores, two processes training at once with 2 threads each ran "
+        "2.7x slower in total than with 1 each (benchmarks/laptop_threads.py)",
+        range=(0, 4096),
+    )
+    allow_partial_data: bool = fld(
+        False,
+        "--scale paper: run even when the data is not the paper's (a subset, "
+        "lossy pixels, other generator parameters); records and captions say which "
+        "data was used. On the command line: allow_partial_data=true",
+    )
 
 
 RECIPE_KEYS = {"experiment", "description", "sweep", "defaults", "scales", "cells"}
@@ -293,8 +335,10 @@ def _renamed(fields: dict, key, path: str, where: str, delta: dict):
         import warnings
 
         _WARNED_RENAMES.add((key, new))
-        warnings.warn(f"{where}{path} was renamed to {new!r} (same meaning, same run keys); the old name still "
-                      f"works", stacklevel=2)
+        warnings.warn(
+            f"{where}{path} was renamed to {new!r} (same meaning, same run keys); the old name still works",
+            stacklevel=2,
+        )
     return new
 
 
@@ -303,8 +347,7 @@ _WARNED_RENAMES: set = set()
 
 def _per_run_message(path: str, value) -> str:
     first = value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 7
-    return (f"{path} is set per run by the sweep: use --seeds N (runs per cell) and sweep.seed_base={first} "
-            f"(first seed)")
+    return f"{path} is set per run by the sweep: use --seeds N (runs per cell) and sweep.seed_base={first} (first seed)"
 
 
 # ----------------------------------------------------------------------------- overrides
@@ -369,8 +412,9 @@ def _recipe_text(p: Path) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise RecipeError(f"{p}: not a UTF-8 text file (byte {raw[e.start]:#04x} at offset {e.start}); a recipe "
-                          f"is UTF-8 YAML") from None
+        raise RecipeError(
+            f"{p}: not a UTF-8 text file (byte {raw[e.start]:#04x} at offset {e.start}); a recipe is UTF-8 YAML"
+        ) from None
 
 
 def _parse_recipe(p: Path, text: str):
@@ -388,16 +432,20 @@ def _parse_recipe(p: Path, text: str):
 def _check_sections(p: Path, data: dict) -> None:
     """Cells and scale presets: named by strings, at least one cell, presets of the right shape."""
     if not data.get("cells"):
-        raise RecipeError(f"{p}: the recipe has no cells (add a 'cells:' mapping, one entry per table cell, "
-                          f"e.g. cells: {{GCN/Cora: {{model: plain}}}})")
+        raise RecipeError(
+            f"{p}: the recipe has no cells (add a 'cells:' mapping, one entry per table cell, "
+            f"e.g. cells: {{GCN/Cora: {{model: plain}}}})"
+        )
     for section in ("cells", "scales"):
         for name in data.get(section) or {}:
             if not isinstance(name, str):
                 raise RecipeError(f"{p}: {section}: names must be strings, got {name!r}")
     for name, preset in (data.get("scales") or {}).items():
         if not isinstance(preset, dict) or set(preset) - {"sweep", "config", "cells"}:
-            raise RecipeError(f"{p}: scales.{name}: a preset holds only 'sweep' and 'config' mappings "
-                              f"and 'cells' (a regular expression of the cells it runs)")
+            raise RecipeError(
+                f"{p}: scales.{name}: a preset holds only 'sweep' and 'config' mappings "
+                f"and 'cells' (a regular expression of the cells it runs)"
+            )
         if "cells" in preset and not isinstance(preset["cells"], str):
             raise RecipeError(f"{p}: scales.{name}.cells must be a regular expression (a string)")
 

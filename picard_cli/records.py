@@ -5,6 +5,7 @@ an experiment receives besides its configs) and the records written for a group 
 (``make_records``). The runner, the executors and the torchrun workers all import these from here,
 so imports run one way: runner -> executors -> records.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,8 +59,9 @@ def run_dir(ctx: Context, exp, run: Run) -> Path | None:
     return None if ctx.results_root is None else Path(ctx.results_root) / f"{exp.name}-runs" / run.key
 
 
-def make_records(exp, p: Plan, batch: list[Run], *, executor: dict, payload: dict | None = None,
-                 failure: BaseException | None = None) -> list[dict]:
+def make_records(
+    exp, p: Plan, batch: list[Run], *, executor: dict, payload: dict | None = None, failure: BaseException | None = None
+) -> list[dict]:
     """Records of one group: from ``payload`` (outcomes, started, wall, device, device_name) of a
     finished group, or ``status: failed`` with the error for a group whose task failed."""
     seeds = [b.seed for b in batch]
@@ -112,6 +114,6 @@ def describe_error(e: BaseException) -> tuple[str, str]:
     line = f"{type(inner).__name__}: {lines[0] if lines else ''}"
     starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
     if starts:  # the exception line: the first unindented line after the last traceback header
-        tail = [ln for ln in lines[starts[-1] + 1:] if ln.strip() and not ln[0].isspace()]
+        tail = [ln for ln in lines[starts[-1] + 1 :] if ln.strip() and not ln[0].isspace()]
         line = tail[0] if tail else line
     return line[:500], str(e)[-4000:]

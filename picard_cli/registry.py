@@ -1,6 +1,7 @@
 """Experiment registry: name -> experiment object. Experiments are imported
 explicitly (no glob auto-import), so an import error points at its file; a
 duplicate name raises."""
+
 from __future__ import annotations
 
 import importlib

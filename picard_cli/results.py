@@ -16,6 +16,7 @@ with ``status: failed`` and the error. They stay in the file (append-only) but a
 not results: :meth:`ResultStore.records` leaves them out unless asked, and a
 re-run of the sweep runs them again (their keys are not "done").
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -53,14 +54,15 @@ class ResultStore:
             seen.add(rec["key"])
             out.append(rec)
         if dups:
-            warnings.warn(f"{self.path}: ignored {dups} duplicate record(s) of runs already recorded "
-                          f"(the first record of each run counts)")
+            warnings.warn(
+                f"{self.path}: ignored {dups} duplicate record(s) of runs already recorded "
+                f"(the first record of each run counts)"
+            )
         return out
 
     def _parsed(self) -> list[dict]:
         if self.path.is_dir():
-            raise PicardError(f"{self.path} is a directory, not a results file; use --results to choose another "
-                              f"folder")
+            raise PicardError(f"{self.path} is a directory, not a results file; use --results to choose another folder")
         if not self.path.exists():
             return []
         try:
@@ -111,8 +113,9 @@ class ResultStore:
             if where.exists() and not where.is_dir():
                 raise PicardError(f"results location {where} is a file, not a folder; use --results to choose one")
             if self.path.is_dir():
-                raise PicardError(f"{self.path} is a directory, not a results file; use --results to choose another "
-                                  f"folder")
+                raise PicardError(
+                    f"{self.path} is a directory, not a results file; use --results to choose another folder"
+                )
             where.mkdir(parents=True, exist_ok=True)
             probe = where / f".{self.path.name}.probe.{os.getpid()}"
             with open(probe, "wb") as fh:
@@ -123,8 +126,9 @@ class ResultStore:
             if self.path.exists() and not os.access(self.path, os.W_OK):
                 raise PicardError(f"{self.path} is not writable; use --results to choose another folder")
         except OSError as e:
-            raise PicardError(f"results location {where} is not writable ({e.strerror}); use --results to choose "
-                              f"another folder") from None
+            raise PicardError(
+                f"results location {where} is not writable ({e.strerror}); use --results to choose another folder"
+            ) from None
 
     def append(self, records: list[dict]) -> None:
         if not records:

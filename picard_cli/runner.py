@@ -9,6 +9,7 @@ ship the same groups elsewhere and return their outcomes, and this process write
 the records. Records are appended group by group, so a killed sweep loses at most
 the groups in flight and a re-run skips what is done.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +43,16 @@ def _preset_cells(preset: dict, scale: str, where: str) -> "re.Pattern":
         raise RecipeError(f"{where}scales.{scale}.cells is not a valid regular expression ({e})") from None
 
 
-def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overrides: dict,
-         cells: str = "all", filter_: str | None = None, axis: tuple[str, list] | None = None) -> Plan:
+def plan(
+    exp,
+    recipe_path: str | None,
+    scale: str,
+    overrides: dict,
+    sweep_overrides: dict,
+    cells: str = "all",
+    filter_: str | None = None,
+    axis: tuple[str, list] | None = None,
+) -> Plan:
     """Resolve a recipe into runs.
 
     Layers, later wins: typed defaults < recipe ``defaults`` < the cell < the
@@ -73,9 +82,15 @@ def plan(exp, recipe_path: str | None, scale: str, overrides: dict, sweep_overri
     base = apply(exp.config_cls(), recipe.get("defaults"), where, prefix="defaults.")
     # Validate the overrides once against the bare defaults so errors name the flag.
     apply(base, overrides, "command line: ")
-    resolved = {name: apply(apply(base, delta, where, prefix=f"cells.{name}."), preset.get("config"), where,
-                            prefix=f"scales.{scale}.config.")
-                for name, delta in (recipe.get("cells") or {}).items()}
+    resolved = {
+        name: apply(
+            apply(base, delta, where, prefix=f"cells.{name}."),
+            preset.get("config"),
+            where,
+            prefix=f"scales.{scale}.config.",
+        )
+        for name, delta in (recipe.get("cells") or {}).items()
+    }
     if cells == "match":
         chosen = _match_cell(exp, base, resolved, preset, overrides)
     else:
@@ -96,19 +111,20 @@ def _match_cell(exp, base, resolved: dict, preset: dict, overrides: dict) -> dic
     return {"custom": apply(apply(base, preset.get("config")), overrides, "command line: ")}
 
 
-def _filter_cells(resolved: dict, preset: dict, scale: str, where: str, filter_: str | None,
-                  overrides: dict) -> dict:
+def _filter_cells(resolved: dict, preset: dict, scale: str, where: str, filter_: str | None, overrides: dict) -> dict:
     """``picard sweep``: the cells whose names match ``--filter`` and the scale preset's ``cells``."""
     try:
         pattern = re.compile(filter_ or "", re.IGNORECASE)
     except re.error as e:
         raise RecipeError(f"--filter {filter_!r} is not a valid regular expression ({e})") from None
     only = _preset_cells(preset, scale, where)  # a preset may run a subset of the table (laptop scale)
-    chosen = {n: apply(c, overrides, "command line: ") for n, c in resolved.items()
-              if pattern.search(n) and only.search(n)}
+    chosen = {
+        n: apply(c, overrides, "command line: ") for n, c in resolved.items() if pattern.search(n) and only.search(n)
+    }
     if not chosen and only.pattern:
-        raise RecipeError(f"{where}no cell of scale {scale!r} (cells matching {only.pattern!r}) matches "
-                          f"--filter {filter_!r}")
+        raise RecipeError(
+            f"{where}no cell of scale {scale!r} (cells matching {only.pattern!r}) matches --filter {filter_!r}"
+        )
     if not chosen:
         raise RecipeError(f"{where}no cell matches --filter {filter_!r} (cells: {', '.join(resolved)})")
     return chosen
@@ -157,8 +173,9 @@ def steps_axis(exp, steps: str | None) -> tuple[str, list[int]] | None:
     values = parse_range(steps, "--steps")
     rng = next((f.metadata.get("range") for f in dataclasses.fields(exp.config_cls) if f.name == field_), None)
     if rng is not None and not rng[0] <= values[0] <= values[-1] <= rng[1]:
-        raise RecipeError(f"--steps {steps!r}: {field_} must lie in [{rng[0]}, {rng[1]}]; got {values[0]} .. "
-                          f"{values[-1]}")
+        raise RecipeError(
+            f"--steps {steps!r}: {field_} must lie in [{rng[0]}, {rng[1]}]; got {values[0]} .. {values[-1]}"
+        )
     return field_, values
 
 
@@ -186,8 +203,10 @@ def parse_range(spec: str, flag: str = "--steps", default_step: int = 100) -> li
         raise RecipeError(f"{flag} {spec!r}: step must be >= 1, got {step}; {usage}")
     count = (stop - start) // step + 1
     if count > MAX_AXIS_VALUES:
-        raise RecipeError(f"{flag} {spec!r}: {count} values, at most {MAX_AXIS_VALUES} (each trains a model per "
-                          f"cell and seed); use a larger step")
+        raise RecipeError(
+            f"{flag} {spec!r}: {count} values, at most {MAX_AXIS_VALUES} (each trains a model per "
+            f"cell and seed); use a larger step"
+        )
     return list(range(start, stop + 1, step))
 
 
@@ -207,7 +226,7 @@ def chunks(cell_runs: list[Run], size: int) -> Iterable[list[Run]]:
     resumed sweep re-forms the same groups."""
     cell_runs = sorted(cell_runs, key=lambda r: r.seed)
     for i in range(0, len(cell_runs), size):
-        yield cell_runs[i:i + size]
+        yield cell_runs[i : i + size]
 
 
 class InProcessExecutor:
@@ -271,8 +290,17 @@ def execute(exp, p: Plan, store: ResultStore, ctx: Context, progress=None, nproc
     check_checkpoints(exp, batches, ctx)
     if progress:
         progress.start(total_runs=len(todo), skipped=len(p.runs) - len(todo))
-    drv = Driver(exp, p, store, ctx, progress, executor.name, nproc, Leases(store.path.parent / f"{exp.name}-leases"),
-                 frozenset(done))
+    drv = Driver(
+        exp,
+        p,
+        store,
+        ctx,
+        progress,
+        executor.name,
+        nproc,
+        Leases(store.path.parent / f"{exp.name}-leases"),
+        frozenset(done),
+    )
     try:
         if remote and batches:
             drv.remote(batches)
@@ -360,8 +388,10 @@ class Driver:
 
         if held and self.progress:
             who = self.leases.holder(held[0][0].key) or {}
-            self.progress.note(f"waiting for {sum(len(b) for b in held)} run(s) another driver is training (pid "
-                               f"{who.get('pid', '?')} on {who.get('host', '?')}); Ctrl-C stops waiting")
+            self.progress.note(
+                f"waiting for {sum(len(b) for b in held)} run(s) another driver is training (pid "
+                f"{who.get('pid', '?')} on {who.get('host', '?')}); Ctrl-C stops waiting"
+            )
         while held:
             done = self.store.done_keys()
             for b in [b for b in held if all(r.key in done for r in b)]:
@@ -380,12 +410,13 @@ class Driver:
         ctx.results_root = Path(ctx.results_root or default_root()).resolve()  # workers may have another cwd
         mine = [b for b in batches if self.leases.claim([r.key for r in b]) is None]
         if len(mine) < len(batches) and self.progress:
-            self.progress.note(f"{sum(map(len, batches)) - sum(map(len, mine))} run(s) are being trained by another "
-                               f"driver; not shipped from here")
+            self.progress.note(
+                f"{sum(map(len, batches)) - sum(map(len, mine))} run(s) are being trained by another "
+                f"driver; not shipped from here"
+            )
         if mine:
             be = executors.backend(self.exp, self.p.sweep, ctx.results_root)
-            executors.drive(be, self.exp, self.p, mine, self.store, ctx, self.progress,
-                            skip=self.store.done_keys())
+            executors.drive(be, self.exp, self.p, mine, self.store, ctx, self.progress, skip=self.store.done_keys())
 
 
 def check_data(exp, p: Plan, runs: list[Run], data_root: Path) -> None:
@@ -407,8 +438,9 @@ def check_data(exp, p: Plan, runs: list[Run], data_root: Path) -> None:
         p.data[run.cell_key] = facts.as_record()
 
 
-def _run_here(exp, p: Plan, batch: list[Run], store: ResultStore, ctx: Context, progress, name: str,
-              nproc: int, done: set[str]) -> None:
+def _run_here(
+    exp, p: Plan, batch: list[Run], store: ResultStore, ctx: Context, progress, name: str, nproc: int, done: set[str]
+) -> None:
     """Run one group in this process (or under torchrun with ``nproc`` > 1) and append the records of
     its runs not in ``done`` (a re-formed group re-trains seeds already recorded; they stay as they are)."""
     if progress:
@@ -425,8 +457,13 @@ def _run_here(exp, p: Plan, batch: list[Run], store: ResultStore, ctx: Context, 
     else:
         outcomes = exp.run_group([as_config(exp.config_cls, r.config) for r in batch], ctx)  # typed, not dicts
         info = {"name": name, "threads": _torch_threads()}  # float results depend on the thread count
-    payload = {"outcomes": outcomes, "started": started, "wall": time.perf_counter() - t0,
-               "device": ctx.device, "device_name": env.device_name(ctx.device)}
+    payload = {
+        "outcomes": outcomes,
+        "started": started,
+        "wall": time.perf_counter() - t0,
+        "device": ctx.device,
+        "device_name": env.device_name(ctx.device),
+    }
     new = [rec for rec in make_records(exp, p, batch, payload=payload, executor=info) if rec["key"] not in done]
     store.append(new)
     if progress:
@@ -439,5 +476,3 @@ def _torch_threads() -> int:
     import torch
 
     return torch.get_num_threads()
-
-

@@ -26,6 +26,7 @@ default :class:`FixedPointSpec` it is exactly :func:`picard` (the paper's protoc
 selects Anderson acceleration (``solver_method``), a tolerance, and the gradient mode (``grad_mode``:
 ``unrolled`` | ``implicit`` | ``phantom:k``); see ``picard_cli/fixedpoint/``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -81,14 +82,30 @@ class SolverStats:
         become the worst problem's (what a batch-wide "all below tol" test sees)."""
         if not self.step_norm or not isinstance(self.step_norm[0], list):
             return self
+
         def comb(vs):
             return [sum(v * v for v in row) ** 0.5 for row in vs]
+
         step, res = comb(self.step_norm), comb(self.residual)
         ratio = [s / max(p, 1e-300) for p, s in zip(step, step[1:])]
-        rel = [max(row) for row in self.rel_residual] if self.rel_residual and isinstance(self.rel_residual[0], list) \
+        rel = (
+            [max(row) for row in self.rel_residual]
+            if self.rel_residual and isinstance(self.rel_residual[0], list)
             else list(self.rel_residual)
-        return SolverStats(self.steps, self.status, step, res, ratio, rel, self.method, self.n_evals, self.fallbacks,
-                           self.backward, self.jac)
+        )
+        return SolverStats(
+            self.steps,
+            self.status,
+            step,
+            res,
+            ratio,
+            rel,
+            self.method,
+            self.n_evals,
+            self.fallbacks,
+            self.backward,
+            self.jac,
+        )
 
 
 def schedule(a: float | Sequence[float], max_iter: int) -> list[float]:
@@ -111,8 +128,14 @@ def damp(x, g, a: float):
     (= g + a (x - g)) reads both tensors once, where the two products and the sum read and write
     the iterate's size five times (PIGN-GCN/Cora, 100 seeds: ~9 -> ~4 ms a step, 2-core CPU). Same
     value up to rounding; the plain formula where the two are not tensors of one dtype and shape."""
-    if isinstance(x, torch.Tensor) and isinstance(g, torch.Tensor) and x.shape == g.shape \
-            and x.dtype == g.dtype and x.device == g.device and x.dtype.is_floating_point:
+    if (
+        isinstance(x, torch.Tensor)
+        and isinstance(g, torch.Tensor)
+        and x.shape == g.shape
+        and x.dtype == g.dtype
+        and x.device == g.device
+        and x.dtype.is_floating_point
+    ):
         return torch.lerp(g, x, float(a))
     return a * x + (1.0 - a) * g
 
@@ -125,8 +148,6 @@ def _norm(t: torch.Tensor, batch_dim: int | None) -> torch.Tensor:
 
 def _values(t: torch.Tensor):
     return t.item() if t.dim() == 0 else t.tolist()
-
-
 
 
 class StepMonitor:

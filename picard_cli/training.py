@@ -1,5 +1,6 @@
 """One optimizer step, shared by the trainers and by the probes that time them (picard_cli/preflight.py),
 so a benchmark times the step the experiments take. A leaf module: torch only."""
+
 from __future__ import annotations
 
 

@@ -22,6 +22,7 @@ protocols, with its agreement with the paper's values), the accuracy check of ``
 the thread-policy measurement (benchmarks/results/laptop_threads.json) and the laptop DDPM budget
 (benchmarks/results/ddpm_laptop_budget.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,8 +83,9 @@ def archived(name: str) -> list[dict]:
 
 
 def records(filename: str) -> list[dict]:
-    return [json.loads(line) for line in gzip.open(REPO / "archive" / filename, "rt").read().splitlines()
-            if line.strip()]
+    return [
+        json.loads(line) for line in gzip.open(REPO / "archive" / filename, "rt").read().splitlines() if line.strip()
+    ]
 
 
 def summary(name: str, records: list[dict]) -> dict:
@@ -97,11 +99,17 @@ def summary(name: str, records: list[dict]) -> dict:
     per_cell: dict = {}
     for r in done:
         per_cell.setdefault(r["cell"], []).append(r.get("wall_s") or 0.0)
-    return {"planned_runs": len(plan.runs), "archived_runs": len(done), "complete": len(done) == len(plan.runs),
-            "cells": len({r.cell for r in plan.runs}), "seeds": plan.sweep.seeds,
-            "wall_s_total": round(wall, 1), "wall_s_per_run_mean": round(wall / max(1, len(done)), 1),
-            "wall_s_per_cell_mean": {c: round(sum(v) / len(v), 1) for c, v in sorted(per_cell.items())},
-            "threads": sorted({(r.get("executor") or {}).get("threads") for r in done} - {None})}
+    return {
+        "planned_runs": len(plan.runs),
+        "archived_runs": len(done),
+        "complete": len(done) == len(plan.runs),
+        "cells": len({r.cell for r in plan.runs}),
+        "seeds": plan.sweep.seeds,
+        "wall_s_total": round(wall, 1),
+        "wall_s_per_run_mean": round(wall / max(1, len(done)), 1),
+        "wall_s_per_cell_mean": {c: round(sum(v) / len(v), 1) for c, v in sorted(per_cell.items())},
+        "threads": sorted({(r.get("executor") or {}).get("threads") for r in done} - {None}),
+    }
 
 
 def block(name: str, records: list[dict], s: dict) -> str:
@@ -109,14 +117,19 @@ def block(name: str, records: list[dict], s: dict) -> str:
 
     exp = registry.get(name)
     t = report.build(exp, records)
-    state = ("complete" if s["complete"] else
-             f"PARTIAL: {s['archived_runs']} of {s['planned_runs']} runs archived; the sweep resumes from them")
+    state = (
+        "complete"
+        if s["complete"]
+        else f"PARTIAL: {s['archived_runs']} of {s['planned_runs']} runs archived; the sweep resumes from them"
+    )
     hours = s["wall_s_total"] / 3600
-    return (report.to_markdown(t) + "\n" + training_line(exp, records) + "\n"
-            f"Runs: {s['archived_runs']} of {s['planned_runs']} ({s['cells']} cells x {s['seeds']} seeds; {state}). "
-            f"Measured training + evaluation time, summed over runs: {hours:.2f} h "
-            f"({s['wall_s_per_run_mean']:.0f} s per run on average; torch threads per run: "
-            f"{', '.join(map(str, s['threads'])) or '-'}).\n")
+    return (
+        report.to_markdown(t) + "\n" + training_line(exp, records) + "\n"
+        f"Runs: {s['archived_runs']} of {s['planned_runs']} ({s['cells']} cells x {s['seeds']} seeds; {state}). "
+        f"Measured training + evaluation time, summed over runs: {hours:.2f} h "
+        f"({s['wall_s_per_run_mean']:.0f} s per run on average; torch threads per run: "
+        f"{', '.join(map(str, s['threads'])) or '-'}).\n"
+    )
 
 
 def training_line(exp, records: list[dict]) -> str:
@@ -126,9 +139,13 @@ def training_line(exp, records: list[dict]) -> str:
     for r in records:
         cells.setdefault((exp.row(r["config"]), exp.col(r["config"])), []).append(r)
     cols = [c for c in exp.table.cols if any(c == k[1] for k in cells)]
-    lines = ["Training at the last epoch: mean training loss over the cell's runs (runs whose best validation "
-             "epoch was the last one, i.e. still improving / runs):", "",
-             "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines = [
+        "Training at the last epoch: mean training loss over the cell's runs (runs whose best validation "
+        "epoch was the last one, i.e. still improving / runs):",
+        "",
+        "| model | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
     for row in dict.fromkeys(k[0] for k in cells):
         out = []
         for col in cols:
@@ -142,6 +159,7 @@ def training_line(exp, records: list[dict]) -> str:
 
 # --- blocks from the other archives ------------------------------------------------------------------
 
+
 def table5_block() -> str:
     """Table 5 at paper scale from archive/pign-table5.jsonl.gz: the paper protocol (last epoch) and
     the best-validation protocol, as `picard report pign` renders them."""
@@ -151,24 +169,36 @@ def table5_block() -> str:
     exp = registry.get("pign")
     last, best = report.build(exp, recs), report.build(exp, recs, protocol="best-val")
     diverged = sum(r["status"] == "diverged" for r in recs)
-    return (report.to_markdown(last) + "\n" + report.to_markdown(best) + "\n"
-            f"Records: {len(recs):,} runs in `archive/pign-table5.jsonl.gz` ({diverged} diverged).\n\n"
-            + agreement(last) + "\n" + protocols(last, best) + "\n" + itergnn_convs(exp, recs))
+    return (
+        report.to_markdown(last) + "\n" + report.to_markdown(best) + "\n"
+        f"Records: {len(recs):,} runs in `archive/pign-table5.jsonl.gz` ({diverged} diverged).\n\n"
+        + agreement(last)
+        + "\n"
+        + protocols(last, best)
+        + "\n"
+        + itergnn_convs(exp, recs)
+    )
 
 
 def protocols(last, best) -> str:
     """Where the best-validation protocol beats the paper's last-epoch protocol, on the noisy cells."""
     keys = [k for k in last.ours if "50%" in k[1] and k in best.ours and last.ours[k].n and best.ours[k].n]
     lower = [f"{r}/{c}" for r, c in keys if best.ours[(r, c)].mean <= last.ours[(r, c)].mean]
-    return (f"Noisy cells where test accuracy at the best-validation epoch is higher than after the last epoch: "
-            f"{len(keys) - len(lower)} of {len(keys)}" + (f" (not: {', '.join(lower)})" if lower else "") + ".\n")
+    return (
+        f"Noisy cells where test accuracy at the best-validation epoch is higher than after the last epoch: "
+        f"{len(keys) - len(lower)} of {len(keys)}" + (f" (not: {', '.join(lower)})" if lower else "") + ".\n"
+    )
 
 
 def agreement(t) -> str:
     """Ours minus the paper per cell, in units of the paper's std (paper protocol)."""
     rows = [r for r in t.rows if any((r, c) in t.ours for c in t.cols)]
-    lines = ["Ours minus the paper's mean, in units of the paper's std (paper protocol, last epoch):", "",
-             "| model | " + " | ".join(t.cols) + " |", "|---" * (len(t.cols) + 1) + "|"]
+    lines = [
+        "Ours minus the paper's mean, in units of the paper's std (paper protocol, last epoch):",
+        "",
+        "| model | " + " | ".join(t.cols) + " |",
+        "|---" * (len(t.cols) + 1) + "|",
+    ]
     within = full = total = 0
     for row in rows:
         out = []
@@ -183,9 +213,11 @@ def agreement(t) -> str:
             full += c.n + c.diverged >= 100
             out.append(f"{c.mean - p[0]:+.1f} ({z:+.2f} std)")
         lines.append(f"| {row} | " + " | ".join(out) + " |")
-    return ("\n".join(lines) + "\n\n"
-            f"Cells within one paper std of the paper's mean: {within} of {total}; cells with all 100 runs: "
-            f"{full} of {total}.\n")
+    return (
+        "\n".join(lines) + "\n\n"
+        f"Cells within one paper std of the paper's mean: {within} of {total}; cells with all 100 runs: "
+        f"{full} of {total}.\n"
+    )
 
 
 def itergnn_convs(exp, recs: list[dict]) -> str:
@@ -197,8 +229,11 @@ def itergnn_convs(exp, recs: list[dict]) -> str:
     if not cells:
         return ""
     parts = [f"{row}/{col} {statistics.mean(v):.1f} (max {max(v)}, n={len(v)})" for (row, col), v in cells.items()]
-    return ("Convs the trained IterGNNs execute at the final evaluation (mean over runs; the cap is 30): "
-            + "; ".join(parts) + ".\n")
+    return (
+        "Convs the trained IterGNNs execute at the final evaluation (mean over runs; the cap is 30): "
+        + "; ".join(parts)
+        + ".\n"
+    )
 
 
 def _accuracy_cells(recs: list[dict]) -> dict:
@@ -208,7 +243,8 @@ def _accuracy_cells(recs: list[dict]) -> dict:
     for r in recs:
         if r["config"]["model"] != "itergnn" and r["status"] == "ok":
             out.setdefault((Pign.row(r["config"]), Pign.col(r["config"])), []).append(
-                100 * r["metrics"]["test_acc_last"])
+                100 * r["metrics"]["test_acc_last"]
+            )
     return out
 
 
@@ -221,17 +257,21 @@ def counter_block() -> str:
     100 torch-stream runs (what benchmarks/pign_compare.py prints for the two archives)."""
     from picard_cli.experiments.pign import Pign
 
-    ref, new = _accuracy_cells(records("pign-table5.jsonl.gz")), _accuracy_cells(records("pign-table5-counter.jsonl.gz"))
-    lines = ["| cell | `dropout_rng=counter` | default stream (archived Table 5 runs) | difference of means / std |",
-             "|---|---|---|---|"]
+    ref, new = (
+        _accuracy_cells(records("pign-table5.jsonl.gz")),
+        _accuracy_cells(records("pign-table5-counter.jsonl.gz")),
+    )
+    lines = [
+        "| cell | `dropout_rng=counter` | default stream (archived Table 5 runs) | difference of means / std |",
+        "|---|---|---|---|",
+    ]
     worst = 0.0
     for key in sorted(new, key=lambda k: (Pign.table.rows.index(k[0]), Pign.table.cols.index(k[1]))):
         a, b = ref[key], new[key]
         z = abs(statistics.mean(b) - statistics.mean(a)) / statistics.pstdev(a)
         worst = max(worst, z)
         lines.append(f"| {key[0]}/{key[1]} | {_fmt(b)} | {_fmt(a)} | {z:.2f} |")
-    return ("\n".join(lines) + "\n\n"
-            f"Largest difference of means, in units of the archived runs' std: {worst:.2f}.\n")
+    return "\n".join(lines) + f"\n\nLargest difference of means, in units of the archived runs' std: {worst:.2f}.\n"
 
 
 def bench(name: str) -> dict:
@@ -255,8 +295,9 @@ def _machine(b: dict) -> str:
     """Where a benchmark ran, from its own output: CPU, torch and PyG versions, load average."""
     v = b.get("versions") or {}
     load = b.get("load_avg") or []
-    return (f"{b.get('cpu', 'cpu')}, torch {v.get('torch', '?')}, torch_geometric {v.get('torch_geometric', '?')}"
-            + (f", 1-minute load average {load[0]:.1f} at the end" if load else ""))
+    return f"{b.get('cpu', 'cpu')}, torch {v.get('torch', '?')}, torch_geometric {v.get('torch_geometric', '?')}" + (
+        f", 1-minute load average {load[0]:.1f} at the end" if load else ""
+    )
 
 
 def speed_block() -> str:
@@ -265,40 +306,59 @@ def speed_block() -> str:
 
     ref = report.build(registry.get("pign"), records("pign-table5.jsonl.gz"))
     out = []
-    for name, what in (("bench-pign-clean-200ep.json", "default dropout stream"),
-                       ("bench-pign-clean-200ep-counter.json", "`dropout_rng=counter`")):
+    for name, what in (
+        ("bench-pign-clean-200ep.json", "default dropout stream"),
+        ("bench-pign-clean-200ep-counter.json", "`dropout_rng=counter`"),
+    ):
         b = bench(name)
-        out += [f"Clean cells at the protocol's full 200 epochs, {what} (`archive/{name}`; "
-                f"`python benchmarks/pign_throughput.py {_argv(b['argv'])}`; {_machine(b)}). "
-                "Loop vs picard runs/hour, ratio; "
-                "picard's test accuracy over its 100 runs, and the archived Table 5 runs of the cell:", ""]
+        out += [
+            f"Clean cells at the protocol's full 200 epochs, {what} (`archive/{name}`; "
+            f"`python benchmarks/pign_throughput.py {_argv(b['argv'])}`; {_machine(b)}). "
+            "Loop vs picard runs/hour, ratio; "
+            "picard's test accuracy over its 100 runs, and the archived Table 5 runs of the cell:",
+            "",
+        ]
         for r in b["cells"]:
             acc = r.get("picard_acc")
             row, col = r["cell"].split("/")
             acc_s = f"; accuracy {100 * acc[0]:.1f} ± {100 * acc[1]:.1f}" if acc else ""
-            out.append(f"- {r['cell']} {r['loop_runs_per_hour']:.0f} vs {r['picard_runs_per_hour']:.0f}, "
-                       f"**{r['ratio']:.1f}x**{acc_s} (archived: {report.fmt_ours(ref.ours.get((row, col)))})")
+            out.append(
+                f"- {r['cell']} {r['loop_runs_per_hour']:.0f} vs {r['picard_runs_per_hour']:.0f}, "
+                f"**{r['ratio']:.1f}x**{acc_s} (archived: {report.fmt_ours(ref.ours.get((row, col)))})"
+            )
         out.append("")
     grid = bench("bench-pign-grid-20ep.json")
-    out += ["The whole grid at 20 epochs with `dropout_rng=counter` (`archive/bench-pign-grid-20ep.json`; "
-            f"`python benchmarks/pign_throughput.py {_argv(grid['argv'])}`; {_machine(grid)}); "
-            "runs/hour scaled to the protocol's 200 epochs (which also scales each group's fixed costs by "
-            f"ten); measured fp32 matmul peak in the same run {grid['peak_fp32_gflops']:.0f} GFLOP/s, "
-            f"bf16 {grid['peak_bf16_gflops']:.0f} GFLOP/s:", "",
-            "| cell | loop runs/h | picard runs/h | ratio | loop GFLOP/s | picard GFLOP/s |",
-            "|---|---|---|---|---|---|"]
+    out += [
+        "The whole grid at 20 epochs with `dropout_rng=counter` (`archive/bench-pign-grid-20ep.json`; "
+        f"`python benchmarks/pign_throughput.py {_argv(grid['argv'])}`; {_machine(grid)}); "
+        "runs/hour scaled to the protocol's 200 epochs (which also scales each group's fixed costs by "
+        f"ten); measured fp32 matmul peak in the same run {grid['peak_fp32_gflops']:.0f} GFLOP/s, "
+        f"bf16 {grid['peak_bf16_gflops']:.0f} GFLOP/s:",
+        "",
+        "| cell | loop runs/h | picard runs/h | ratio | loop GFLOP/s | picard GFLOP/s |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in grid["cells"]:
         sc = r["protocol_scale"]
-        out.append(f"| {r['cell']} | {r['loop_runs_per_hour'] / sc:.0f} | {r['picard_runs_per_hour'] / sc:.0f} | "
-                   f"{r['ratio']:.1f}x | {r['loop_gflops']:.1f} | {r['picard_gflops']:.1f} |")
+        out.append(
+            f"| {r['cell']} | {r['loop_runs_per_hour'] / sc:.0f} | {r['picard_runs_per_hour'] / sc:.0f} | "
+            f"{r['ratio']:.1f}x | {r['loop_gflops']:.1f} | {r['picard_gflops']:.1f} |"
+        )
     g = grid["grid"]
-    out += ["", f"**Whole grid (16 cells x 100 runs): loop {g['loop_minutes_100_runs']:.0f} minutes, picard "
-            f"{g['picard_minutes_100_runs']:.0f} minutes: {g['ratio']:.1f}x.**"]
+    out += [
+        "",
+        f"**Whole grid (16 cells x 100 runs): loop {g['loop_minutes_100_runs']:.0f} minutes, picard "
+        f"{g['picard_minutes_100_runs']:.0f} minutes: {g['ratio']:.1f}x.**",
+    ]
     torch_grid = bench("bench-pign-grid-20ep-torch.json")
     g = torch_grid["grid"]
-    out += ["", "The same grid with the default dropout stream (`archive/bench-pign-grid-20ep-torch.json`, the same "
-            f"command without `--set`; {_machine(torch_grid)}): loop {g['loop_minutes_100_runs']:.0f} minutes, picard "
-            f"{g['picard_minutes_100_runs']:.0f} minutes, {g['ratio']:.1f}x.", ""]
+    out += [
+        "",
+        "The same grid with the default dropout stream (`archive/bench-pign-grid-20ep-torch.json`, the same "
+        f"command without `--set`; {_machine(torch_grid)}): loop {g['loop_minutes_100_runs']:.0f} minutes, picard "
+        f"{g['picard_minutes_100_runs']:.0f} minutes, {g['ratio']:.1f}x.",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -310,42 +370,57 @@ def threads_block() -> str:
     """benchmarks/laptop_threads.py's output: 1 vs 2 torch threads, in one process and in two at once."""
     b = result("laptop_threads.json")
     one, two = b["steps_per_s"], b["two_processes_total_steps_per_s"]
-    return ("| | 1 thread per process | 2 threads per process | 2 threads / 1 thread |\n|---|---|---|---|\n"
-            f"| one process, training steps/s (best of {len(one['1'])}) | {max(one['1']):.2f} | {max(one['2']):.2f} | "
-            f"{b['ratio_2_over_1_best']:.2f} |\n"
-            f"| two processes at once, total steps/s (best of {len(two['1'])}) | {max(two['1']):.2f} | "
-            f"{max(two['2']):.2f} | {b['two_processes_ratio_2_over_1_best']:.2f} |\n\n"
-            f"Model: the {b['experiment']} laptop preset's {b['cell']} cell; {b['cpus']} CPUs ({b['machine']}), "
-            f"torch {b['torch']}; both policies alternated in one run of `python benchmarks/laptop_threads.py` "
-            "(`benchmarks/results/laptop_threads.json`). Two processes with 2 threads each are "
-            f"{1 / b['two_processes_ratio_2_over_1_best']:.1f}x slower in total than with 1 thread each, while "
-            f"one process alone gains {b['ratio_2_over_1_best']:.2f}x from its second thread.\n")
+    return (
+        "| | 1 thread per process | 2 threads per process | 2 threads / 1 thread |\n|---|---|---|---|\n"
+        f"| one process, training steps/s (best of {len(one['1'])}) | {max(one['1']):.2f} | {max(one['2']):.2f} | "
+        f"{b['ratio_2_over_1_best']:.2f} |\n"
+        f"| two processes at once, total steps/s (best of {len(two['1'])}) | {max(two['1']):.2f} | "
+        f"{max(two['2']):.2f} | {b['two_processes_ratio_2_over_1_best']:.2f} |\n\n"
+        f"Model: the {b['experiment']} laptop preset's {b['cell']} cell; {b['cpus']} CPUs ({b['machine']}), "
+        f"torch {b['torch']}; both policies alternated in one run of `python benchmarks/laptop_threads.py` "
+        "(`benchmarks/results/laptop_threads.json`). Two processes with 2 threads each are "
+        f"{1 / b['two_processes_ratio_2_over_1_best']:.1f}x slower in total than with 1 thread each, while "
+        f"one process alone gains {b['ratio_2_over_1_best']:.2f}x from its second thread.\n"
+    )
 
 
 def ddpm_budget_block() -> str:
     """benchmarks/ddpm_laptop_budget.py's output: what a laptop-scale DDPM study would cost."""
     b = result("ddpm_laptop_budget.json")
-    lines = [f"| UNet | train step (s) | one denoising step of {b['fid_n']:,} images (s) | projected table "
-             "(core-hours) | of it: sampling |", "|---|---|---|---|---|"]
+    lines = [
+        f"| UNet | train step (s) | one denoising step of {b['fid_n']:,} images (s) | projected table "
+        "(core-hours) | of it: sampling |",
+        "|---|---|---|---|---|",
+    ]
     for c in b["candidates"]:
         r = c["resolution"]
-        lines.append(f"| {r}x{r}, channels {c['channels']} ({c['params']:,} params) | {c['train_step_s']:.3f} | "
-                     f"{c['sampling_step_s_for_fid_n']:.2f} | {c['projected_table_core_h']:.1f} | "
-                     f"{100 * c['projected_sampling_share']:.0f}% |")
+        lines.append(
+            f"| {r}x{r}, channels {c['channels']} ({c['params']:,} params) | {c['train_step_s']:.3f} | "
+            f"{c['sampling_step_s_for_fid_n']:.2f} | {c['projected_table_core_h']:.1f} | "
+            f"{100 * c['projected_sampling_share']:.0f}% |"
+        )
     models = len(b["T"]) * b["seeds"]
     least = min(c["projected_table_core_h"] for c in b["candidates"])
-    return ("\n".join(lines) + "\n\n"
-            f"Per model: {b['train_steps']:,} training steps of batch 64, then T denoising steps of {b['fid_n']:,} "
-            f"images, then their Inception features; {len(b['T'])} values of T x {b['seeds']} seeds = {models} models; "
-            f"{b['threads']} torch thread, {b['cpus']} CPUs, torch {b['torch']} (`python benchmarks/ddpm_laptop_budget.py`, "
-            "`benchmarks/results/ddpm_laptop_budget.json`). Inception features of "
-            f"{b['fid_n']:,} images: {b['inception_s_for_fid_n']:.0f} s, i.e. "
-            f"{b['inception_s_for_fid_n'] * models / 3600:.1f} core-hours for the {models} models alone. "
-            f"The cheapest candidate projects to {least:.1f} core-hours.\n")
+    return (
+        "\n".join(lines) + "\n\n"
+        f"Per model: {b['train_steps']:,} training steps of batch 64, then T denoising steps of {b['fid_n']:,} "
+        f"images, then their Inception features; {len(b['T'])} values of T x {b['seeds']} seeds = {models} models; "
+        f"{b['threads']} torch thread, {b['cpus']} CPUs, torch {b['torch']} "
+        "(`python benchmarks/ddpm_laptop_budget.py`, "
+        "`benchmarks/results/ddpm_laptop_budget.json`). Inception features of "
+        f"{b['fid_n']:,} images: {b['inception_s_for_fid_n']:.0f} s, i.e. "
+        f"{b['inception_s_for_fid_n'] * models / 3600:.1f} core-hours for the {models} models alone. "
+        f"The cheapest candidate projects to {least:.1f} core-hours.\n"
+    )
 
 
-ARCHIVE_BLOCKS = {"pign-table5": table5_block, "pign-counter": counter_block, "bench-pign": speed_block,
-                  "laptop-threads": threads_block, "ddpm-laptop-budget": ddpm_budget_block}
+ARCHIVE_BLOCKS = {
+    "pign-table5": table5_block,
+    "pign-counter": counter_block,
+    "bench-pign": speed_block,
+    "laptop-threads": threads_block,
+    "ddpm-laptop-budget": ddpm_budget_block,
+}
 
 
 def _replace(text: str, begin: str, end: str, body: str) -> str:
@@ -395,8 +470,11 @@ def main() -> int:
     if a.check:
         stale = [p.relative_to(REPO) for p, t in texts.items() if t != p.read_text()]
         ok = not stale and json.loads(FIGURES.read_text()) == json.loads(json.dumps(figures))
-        print("docs are up to date" if ok else
-              f"docs differ from the archive ({', '.join(map(str, stale)) or 'docs/laptop.json'}): re-run the script")
+        print(
+            "docs are up to date"
+            if ok
+            else f"docs differ from the archive ({', '.join(map(str, stale)) or 'docs/laptop.json'}): re-run the script"
+        )
         return 0 if ok else 1
     for p, t in texts.items():
         if t != p.read_text():
@@ -409,8 +487,10 @@ def main() -> int:
         for p in made:
             if p.suffix == ".csv":
                 p.unlink()  # the points are in the archive; the figure is what the docs show
-    print(f"wrote the generated blocks of {len(texts)} pages, {FIGURES.relative_to(REPO)} "
-          f"({', '.join(figures) or 'no laptop archives'})")
+    print(
+        f"wrote the generated blocks of {len(texts)} pages, {FIGURES.relative_to(REPO)} "
+        f"({', '.join(figures) or 'no laptop archives'})"
+    )
     return 0
 
 

@@ -39,5 +39,11 @@ def picard(*args, env=None, timeout=300):
     """Run the CLI as a user would (a fresh process)."""
     full_env = dict(os.environ, **(env or {}))
     full_env.setdefault("XDG_CACHE_HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / "picard-test-cache"))
-    return subprocess.run([sys.executable, "-m", "picard_cli", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "picard_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=REPO,
+    )

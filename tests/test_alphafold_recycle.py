@@ -5,6 +5,7 @@ colabfold path end to end with a stand-in colabfold_batch, the predictions reade
 
 Generated natives (small C-alpha chains written as PDB files) keep most tests independent of the data; the
 end-to-end run on the real CASP15 targets needs $PICARD_DATA (skipped when unset, FAIL when set and absent)."""
+
 from __future__ import annotations
 
 import json
@@ -71,11 +72,34 @@ def test_recipe_scales_and_source_override():
 def test_colabfold_command_is_the_papers_argument_list():
     (run,) = plan(EXP, None, "paper", {}, {}, cells="match").runs
     argv = cf.command(run.config, "IN", "OUT", "colabfold_batch")
-    assert argv == ["colabfold_batch", "IN", "OUT", "--model-type", "alphafold2_multimer_v3", "--num-recycle", "20",
-                    "--recycle-early-stop-tolerance", "0", "--num-models", "5", "--num-seeds", "5",
-                    "--random-seed", "0", "--msa-mode", "mmseqs2_uniref_env", "--save-recycles"]
-    cfg = dict(run.config, weights_dir="/w", colabfold_args=["--num-relax", "0"], seed=3, num_recycle=7,
-               recycle_early_stop_tolerance=0.25)
+    assert argv == [
+        "colabfold_batch",
+        "IN",
+        "OUT",
+        "--model-type",
+        "alphafold2_multimer_v3",
+        "--num-recycle",
+        "20",
+        "--recycle-early-stop-tolerance",
+        "0",
+        "--num-models",
+        "5",
+        "--num-seeds",
+        "5",
+        "--random-seed",
+        "0",
+        "--msa-mode",
+        "mmseqs2_uniref_env",
+        "--save-recycles",
+    ]
+    cfg = dict(
+        run.config,
+        weights_dir="/w",
+        colabfold_args=["--num-relax", "0"],
+        seed=3,
+        num_recycle=7,
+        recycle_early_stop_tolerance=0.25,
+    )
     argv = cf.command(cfg, Path("in dir"), Path("out"), "/opt/cf/bin/colabfold_batch")
     assert argv[:3] == ["/opt/cf/bin/colabfold_batch", "in dir", "out"]
     assert argv[argv.index("--num-recycle") + 1] == "7" and argv[argv.index("--random-seed") + 1] == "3"
@@ -92,7 +116,11 @@ def test_missing_or_misconfigured_colabfold_gives_one_line(tmp_path, data_root):
     fake.write_text("#!/bin/sh\nexit 0\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     out = picard(*common, "--colabfold-bin", fake, "--weights-dir", tmp_path / "empty")
-    assert out.returncode == 2 and "ColabFold weights missing" in out.stderr and "params_model_1_multimer_v3.npz" in out.stderr
+    assert (
+        out.returncode == 2
+        and "ColabFold weights missing" in out.stderr
+        and "params_model_1_multimer_v3.npz" in out.stderr
+    )
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     weights = _fake_weights(tmp_path / "w")
     (tmp_path / "msas").mkdir()
@@ -144,8 +172,18 @@ def test_colabfold_source_end_to_end_with_a_stand_in(tmp_path, data_root):
     fake.write_text(FAKE.format(python=sys.executable, natives=data_root / "casp15" / "targets"))
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     weights = _fake_weights(tmp_path / "w")
-    c = dict(plan(EXP, None, "quick", {"colabfold_bin": str(fake), "weights_dir": str(weights), "num_recycle": 3,
-                                       "targets": "T9001-D1,T9002-D1"}, {}, cells="match").runs[0].config)
+    c = dict(
+        plan(
+            EXP,
+            None,
+            "quick",
+            {"colabfold_bin": str(fake), "weights_dir": str(weights), "num_recycle": 3, "targets": "T9001-D1,T9002-D1"},
+            {},
+            cells="match",
+        )
+        .runs[0]
+        .config
+    )
     out = EXP.run_group([c], ctx_for(data_root, tmp_path))[0]
     ex = out.extra
     argv = ex["colabfold"]["argv"]
@@ -167,23 +205,45 @@ def test_predictions_source_pairs_domains_with_parent_jobs(tmp_path, data_root):
     from picard_cli.structure import read_ca
 
     d1, d2, t2 = (read_ca(tdir / f"{t}.pdb") for t in ("T9001-D1", "T9001-D2", "T9002-D1"))
-    full = CAChain(np.concatenate([d1.coords, d2.coords]), np.concatenate([d1.resnum, d2.resnum]),
-                   np.concatenate([d1.icode, d2.icode]), np.concatenate([d1.resname, d2.resname]), "A")
+    full = CAChain(
+        np.concatenate([d1.coords, d2.coords]),
+        np.concatenate([d1.resnum, d2.resnum]),
+        np.concatenate([d1.icode, d2.icode]),
+        np.concatenate([d1.resname, d2.resname]),
+        "A",
+    )
     pred = tmp_path / "preds"
     rng = np.random.default_rng(0)
     for m in (1, 2):
         for r in range(5):
             # the whole T9001 chain (both domains, CASP numbering), ranked names in a job subfolder
             x = full.coords + rng.normal(size=full.coords.shape) * 2.0 / (1 + r)
-            write_ca_pdb(pred / "T9001" / f"T9001_unrelaxed_rank_00{m}_alphafold2_multimer_v3_model_{m}_multimer_v3"
-                         f"_seed_000.r{r}.pdb", full, x)
+            write_ca_pdb(
+                pred / "T9001" / f"T9001_unrelaxed_rank_00{m}_alphafold2_multimer_v3_model_{m}_multimer_v3"
+                f"_seed_000.r{r}.pdb",
+                full,
+                x,
+            )
             # T9002 gets better, then much worse at the last recycle: not converged
             sigma = [3.0, 1.5, 0.5, 0.4, 4.0][r]
-            write_ca_pdb(pred / cf.recycle_filename("T9002-D1", "alphafold2_multimer_v3", m, 0, r), t2,
-                         P.rigid(t2.coords + rng.normal(size=t2.coords.shape) * sigma, rng))
+            write_ca_pdb(
+                pred / cf.recycle_filename("T9002-D1", "alphafold2_multimer_v3", m, 0, r),
+                t2,
+                P.rigid(t2.coords + rng.normal(size=t2.coords.shape) * sigma, rng),
+            )
     write_ca_pdb(pred / cf.recycle_filename("T7777", "alphafold2_multimer_v3", 1, 0, 0), t2)  # no such target
-    c = dict(plan(EXP, None, "quick", {"source": "predictions", "predictions_dir": str(pred), "num_recycle": 4},
-                  {}, cells="match").runs[0].config)
+    c = dict(
+        plan(
+            EXP,
+            None,
+            "quick",
+            {"source": "predictions", "predictions_dir": str(pred), "num_recycle": 4},
+            {},
+            cells="match",
+        )
+        .runs[0]
+        .config
+    )
     out = EXP.run_group([c], ctx_for(data_root, tmp_path))[0]
     tg = out.extra["targets"]
     assert {t: v["job"] for t, v in tg.items()} == {"T9001-D1": "T9001", "T9001-D2": "T9001", "T9002-D1": "T9002-D1"}
@@ -201,15 +261,25 @@ def test_predictions_source_pairs_domains_with_parent_jobs(tmp_path, data_root):
 def test_synthetic_source_and_figures_offline(tmp_path, data_root):
     from picard_cli.report import alphafold_figures as figs
 
-    c = dict(plan(EXP, None, "quick", {"source": "synthetic", "num_recycle": 6, "synth_wander": 0.5}, {},
-                  cells="match").runs[0].config)
+    c = dict(
+        plan(EXP, None, "quick", {"source": "synthetic", "num_recycle": 6, "synth_wander": 0.5}, {}, cells="match")
+        .runs[0]
+        .config
+    )
     out = EXP.run_group([c], ctx_for(data_root, tmp_path))[0]
     ex = out.extra
     assert ex["synthetic"] and "SYNTHETIC" in ex["label"] and "SYNTHETIC" in ex["caveats"][0]
     files = list((Path(ex["workdir"]) / "predictions").rglob("*.pdb"))
     assert len(files) == 3 * 2 * 7 and "SYNTHETIC" in files[0].read_text().splitlines()[0]
-    rec = {"status": "ok", "config": c, "extra": ex, "metrics": out.metrics, "started": "x", "scale": "quick",
-           "cell_key": "k"}
+    rec = {
+        "status": "ok",
+        "config": c,
+        "extra": ex,
+        "metrics": out.metrics,
+        "started": "x",
+        "scale": "quick",
+        "cell_key": "k",
+    }
     written = figs.write_all([rec], tmp_path / "report")
     names = sorted(p.name for p in written)
     for n in ("fig3", "fig4", "fig5", "nonconverged"):
@@ -243,8 +313,16 @@ def test_synthetic_run_then_report_writes_figures_3_to_5(tmp_path):
     ids = ["T1104-D1", "T1119-D1", "T1137s4-D3"]
     assert all((tdir / f"{t}.pdb").is_file() for t in ids), f"PICARD_DATA is set but {tdir} lacks {ids}"
     res = tmp_path / "results"
-    run = picard("run", "alphafold-recycle", "--source", "synthetic", "--results", res, f"targets={','.join(ids)}",
-                 "num_recycle=8")
+    run = picard(
+        "run",
+        "alphafold-recycle",
+        "--source",
+        "synthetic",
+        "--results",
+        res,
+        f"targets={','.join(ids)}",
+        "num_recycle=8",
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     rep = picard("report", "alphafold-recycle", "--results", res)
     assert rep.returncode == 0, rep.stderr[-2000:]

@@ -1,6 +1,7 @@
 """Table 4 (ANIE on Navier-Stokes): parameter counts against the authors' checkpoint,
 Galerkin attention, the N_iter mapping, gradients, coordinates, quirks, splits, and
 the CLI end to end on a tiny generated file."""
+
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from picard_cli.errors import DataError
 from picard_cli.experiments.anie import AnieConfig, load_splits
 from picard_cli.models.anie import ANIE, GalerkinAttention, token_coords, unused_fc_params
 from picard_cli.recipes import to_dict
+
 
 def count(m):
     return sum(p.numel() for p in m.parameters())
@@ -88,8 +90,13 @@ def test_gradients_reach_every_part_through_all_iterations():
     out, _ = m(torch.randn(2, 16, 16))
     out.pow(2).mean().backward()
     assert len(calls) == 4  # backprop through every evaluation of N
-    for p in (m.encoder.conv.weight, m.N.first.weight, m.N.layers[1].attn.q.weight, m.N.last.weight,
-              m.decoder.net[0].weight):
+    for p in (
+        m.encoder.conv.weight,
+        m.N.first.weight,
+        m.N.layers[1].attn.q.weight,
+        m.N.last.weight,
+        m.decoder.net[0].weight,
+    ):
         assert p.grad is not None and p.grad.abs().sum() > 0
 
 
@@ -148,9 +155,24 @@ def test_table4_sweep_end_to_end(tmp_path):
     path, _ = _write(tmp_path / "data" / "ns16.h5")
     res = tmp_path / "res"
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "COLUMNS": "250"}
-    out = picard("sweep", "anie", "--filter", "1H1B/N", "--data-root", tmp_path / "data", "--results", res,
-                 "n_train=8", "n_val=4", "n_test=4", "epochs=2", "batch_size=4", f"data={path}",
-                 "eval_iters=1,2", env=env)
+    out = picard(
+        "sweep",
+        "anie",
+        "--filter",
+        "1H1B/N",
+        "--data-root",
+        tmp_path / "data",
+        "--results",
+        res,
+        "n_train=8",
+        "n_val=4",
+        "n_test=4",
+        "epochs=2",
+        "batch_size=4",
+        f"data={path}",
+        "eval_iters=1,2",
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     recs = [json.loads(line) for line in (res / "anie.jsonl").read_text().splitlines()]
     assert sorted(r["cell"] for r in recs) == [f"1H1B/N{k}" for k in (1, 2, 4, 6, 8)]
@@ -169,8 +191,17 @@ def test_table4_sweep_end_to_end(tmp_path):
 
 
 def test_missing_data_file_is_one_line_exit_2(tmp_path):
-    out = picard("sweep", "anie", "--filter", "1H1B/N1", "--data-root", tmp_path, "--results", tmp_path / "res",
-                 env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    out = picard(
+        "sweep",
+        "anie",
+        "--filter",
+        "1H1B/N1",
+        "--data-root",
+        tmp_path,
+        "--results",
+        tmp_path / "res",
+        env={"XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1 and "picard data navier-stokes" in out.stderr
     assert "navier-stokes/ns_V1e-3_S64.h5" in out.stderr

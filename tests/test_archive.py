@@ -1,5 +1,6 @@
 """The records behind the docs' Table 5 (archive/) are valid and render that table: the Table 5 page
 (docs/experiments/pign.md) and the benchmarks page (docs/benchmarks.md) show what the archive gives."""
+
 import gzip
 import json
 
@@ -49,6 +50,7 @@ def test_archived_counter_dropout_runs_match_the_torch_stream_runs():
     for key, recs in new.items():
         assert len(recs) == 20 and all(r["extra"]["dropout_kernel"] == "counter" for r in recs)
         assert all(r["config"]["dropout_rng"] == "counter" and r["git_sha"] for r in recs)
+
         def acc(rs):
             return [r["metrics"]["test_acc_last"] for r in rs if r["status"] == "ok"]
 
@@ -72,18 +74,24 @@ def test_docs_speed_numbers_come_from_the_archived_benchmark_output():
         row = f"| {r['cell']} | {r['loop_runs_per_hour'] / sc:.0f} | {r['picard_runs_per_hour'] / sc:.0f} |"
         assert row in readme, row
     g = grid["grid"]
-    assert f"loop {g['loop_minutes_100_runs']:.0f} minutes, picard {g['picard_minutes_100_runs']:.0f} minutes: " \
-           f"{g['ratio']:.1f}x" in readme
+    assert (
+        f"loop {g['loop_minutes_100_runs']:.0f} minutes, picard {g['picard_minutes_100_runs']:.0f} minutes: "
+        f"{g['ratio']:.1f}x" in readme
+    )
     torch_grid = json.loads((REPO / "archive/bench-pign-grid-20ep-torch.json").read_text())
     assert "--set" not in torch_grid["argv"] and len(torch_grid["cells"]) == 16
     g = torch_grid["grid"]
     flat = " ".join(readme.split())  # prose: line breaks anywhere
-    assert f"loop {g['loop_minutes_100_runs']:.0f} minutes, picard {g['picard_minutes_100_runs']:.0f} minutes, " \
-           f"{g['ratio']:.1f}x" in flat
+    assert (
+        f"loop {g['loop_minutes_100_runs']:.0f} minutes, picard {g['picard_minutes_100_runs']:.0f} minutes, "
+        f"{g['ratio']:.1f}x" in flat
+    )
     for name, counter in (("bench-pign-clean-200ep.json", False), ("bench-pign-clean-200ep-counter.json", True)):
         full = json.loads((REPO / "archive" / name).read_text())
         assert ("dropout_rng=counter" in full["argv"]) == counter, name
         for r in full["cells"]:
             assert r["epochs"] == 200 and r["protocol_scale"] == 1
-            quoted = f"{r['cell']} {r['loop_runs_per_hour']:.0f} vs {r['picard_runs_per_hour']:.0f}, **{r['ratio']:.1f}x**"
+            quoted = (
+                f"{r['cell']} {r['loop_runs_per_hour']:.0f} vs {r['picard_runs_per_hour']:.0f}, **{r['ratio']:.1f}x**"
+            )
             assert quoted in flat, (name, quoted)

@@ -1,6 +1,7 @@
 """The paper's data or a refusal: data facts per experiment, the paper-scale refusal (one line,
 before any training), allow_partial_data, data labels in records and captions, and class-balanced
 FID reference sets on the real offline CIFAR-10 arrays."""
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,14 @@ def captured_fid(monkeypatch):
 
     def fake(fake_uint8, real_uint8, **kw):
         seen.append(np.asarray(real_uint8).copy())
-        return {"metric": "fid", "value": 1.0, "n_fake": len(fake_uint8), "n_real": len(real_uint8),
-                "reference": kw["real_key"], "verified": True}
+        return {
+            "metric": "fid",
+            "value": 1.0,
+            "n_fake": len(fake_uint8),
+            "n_real": len(real_uint8),
+            "reference": kw["real_key"],
+            "verified": True,
+        }
 
     monkeypatch.setattr(fidlib, "compute_fid", fake)
     monkeypatch.setattr(fidlib, "resolve_weights", lambda *a, **k: object())
@@ -81,10 +88,27 @@ def _config(name: str, pairs: list[str]):
 
 
 def test_ddpm_fid_reference_of_the_whole_offline_training_split_is_class_balanced(captured_fid):
-    exp, c = _config("ddpm", ["resolution=8", "channels=[16,32]", "layers_per_block=1", "attn_down=0",
-                              "norm_groups=8", "train_n=0", "test_n=40", "batch_size=16", "train_steps=3",
-                              "warmup_steps=1", "timesteps=5", "fid_n=200", "fid_n_steps=0", "grid_n=2",
-                              "sample_batch=100", "fig7_for_T=1"])
+    exp, c = _config(
+        "ddpm",
+        [
+            "resolution=8",
+            "channels=[16,32]",
+            "layers_per_block=1",
+            "attn_down=0",
+            "norm_groups=8",
+            "train_n=0",
+            "test_n=40",
+            "batch_size=16",
+            "train_steps=3",
+            "warmup_steps=1",
+            "timesteps=5",
+            "fid_n=200",
+            "fid_n_steps=0",
+            "grid_n=2",
+            "sample_batch=100",
+            "fig7_for_T=1",
+        ],
+    )
     ctx = runner.Context(device="cpu", data_root=_offline())
     (out,) = exp.run_group([c], ctx)
     assert out.status == "ok" and captured_fid
@@ -95,9 +119,25 @@ def test_ddpm_fid_reference_of_the_whole_offline_training_split_is_class_balance
 
 
 def test_vit_mask_fid_reference_of_the_whole_offline_test_split_is_class_balanced(captured_fid):
-    exp, c = _config("vit-mask", ["train_n=64", "val_n=0", "test_n=0", "fid_n=300", "epochs=1", "batch_size=500",
-                                  "dim=16", "depth=1", "heads=2", "dec_dim=16", "dec_depth=0", "dec_heads=2",
-                                  "patch=8", "eval_iters=1"])
+    exp, c = _config(
+        "vit-mask",
+        [
+            "train_n=64",
+            "val_n=0",
+            "test_n=0",
+            "fid_n=300",
+            "epochs=1",
+            "batch_size=500",
+            "dim=16",
+            "depth=1",
+            "heads=2",
+            "dec_dim=16",
+            "dec_depth=0",
+            "dec_heads=2",
+            "patch=8",
+            "eval_iters=1",
+        ],
+    )
     ctx = runner.Context(device="cpu", data_root=_offline())
     (out,) = exp.run_group([c], ctx)
     assert out.status == "ok" and captured_fid
@@ -167,8 +207,9 @@ def test_lrgb_facts_flag_generated_pickles_by_their_split_sizes(tmp_path):
 
 
 # ------------------------------------------------------------------ the CLI: refusal, allow_partial_data, labels
-@pytest.mark.parametrize("args", [["run", "vit-mask", "--scale", "paper"],
-                                  ["run", "ddpm", "--steps", "100", "--scale", "paper"]])
+@pytest.mark.parametrize(
+    "args", [["run", "vit-mask", "--scale", "paper"], ["run", "ddpm", "--steps", "100", "--scale", "paper"]]
+)
 def test_paper_scale_on_the_offline_arrays_stops_in_seconds_with_one_line(args, tmp_path):
     t0 = time.perf_counter()
     out = picard(*args, "--results", tmp_path / "res", "--data-root", _offline())
@@ -187,10 +228,24 @@ def test_paper_scale_refuses_a_small_navier_stokes_file(tmp_path):
 
 def test_allow_partial_data_runs_and_the_record_and_table_say_which_data(tmp_path):
     res = tmp_path / "res"
-    small = ["allow_partial_data=true", "epochs=1", "train_n=64", "test_n=50", "fid=false", "batch_size=64",
-             "dim=16", "depth=1", "heads=2", "dec_dim=16", "dec_depth=0", "dec_heads=2", "patch=8"]
-    out = picard("run", "vit-mask", "--scale", "paper", "--seeds", "1", "--results", res, "--data-root", _offline(),
-                 *small)
+    small = [
+        "allow_partial_data=true",
+        "epochs=1",
+        "train_n=64",
+        "test_n=50",
+        "fid=false",
+        "batch_size=64",
+        "dim=16",
+        "depth=1",
+        "heads=2",
+        "dec_dim=16",
+        "dec_depth=0",
+        "dec_heads=2",
+        "patch=8",
+    ]
+    out = picard(
+        "run", "vit-mask", "--scale", "paper", "--seeds", "1", "--results", res, "--data-root", _offline(), *small
+    )
     assert out.returncode == 0, out.stderr
     (rec,) = [json.loads(line) for line in (res / "vit-mask.jsonl").read_text().splitlines()]
     d = rec["data"]
@@ -208,9 +263,26 @@ def test_quick_scale_records_data_facts_without_refusing(tmp_path):
 
     write_cifar10_npz(tmp_path / "data", n_train=80, n_test=30)
     res = tmp_path / "res"
-    out = picard("run", "vit-mask", "--results", res, "--data-root", tmp_path / "data", "epochs=1", "train_n=40",
-                 "val_n=0", "test_n=20", "fid=false", "dim=16", "depth=1", "heads=2", "dec_dim=16", "dec_depth=0",
-                 "dec_heads=2", "patch=8")
+    out = picard(
+        "run",
+        "vit-mask",
+        "--results",
+        res,
+        "--data-root",
+        tmp_path / "data",
+        "epochs=1",
+        "train_n=40",
+        "val_n=0",
+        "test_n=20",
+        "fid=false",
+        "dim=16",
+        "depth=1",
+        "heads=2",
+        "dec_dim=16",
+        "dec_depth=0",
+        "dec_heads=2",
+        "patch=8",
+    )
     assert out.returncode == 0, out.stderr
     (rec,) = [json.loads(line) for line in (res / "vit-mask.jsonl").read_text().splitlines()]
     assert rec["data"]["paper"] is False and rec["data"]["splits"] == {"train": 40, "test": 20}

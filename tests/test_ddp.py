@@ -8,6 +8,7 @@ both runs take the same steps in exact arithmetic. Only float32 summation order 
 bound below, 1e-4 relative, leaves room for that to grow over 80 Adam steps, and is far below what
 any real difference makes (a different batch split or seed changes the curve by > 1e-2).
 """
+
 import json
 import math
 import signal
@@ -21,10 +22,32 @@ import pytest
 from conftest import REPO, picard
 
 RTOL = 1e-4
-TINY = ["--steps", "10", "--scale", "quick", "--fid-weights", "none", "resolution=8", "channels=[16,32]",
-        "layers_per_block=1", "attn_down=0", "norm_groups=8", "train_n=96", "test_n=40", "batch_size=16",
-        "warmup_steps=2", "lr=1e-3", "loss_bins=5", "grid_n=2", "sample_batch=64", "train_steps=80", "log_every=5",
-        "eval_every=1000", "checkpoint_every=10", "fig7_for_T=1"]
+TINY = [
+    "--steps",
+    "10",
+    "--scale",
+    "quick",
+    "--fid-weights",
+    "none",
+    "resolution=8",
+    "channels=[16,32]",
+    "layers_per_block=1",
+    "attn_down=0",
+    "norm_groups=8",
+    "train_n=96",
+    "test_n=40",
+    "batch_size=16",
+    "warmup_steps=2",
+    "lr=1e-3",
+    "loss_bins=5",
+    "grid_n=2",
+    "sample_batch=64",
+    "train_steps=80",
+    "log_every=5",
+    "eval_every=1000",
+    "checkpoint_every=10",
+    "fig7_for_T=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +95,18 @@ def test_two_process_gloo_run_matches_the_single_process_loss_curve(cifar_root, 
 def test_two_process_run_killed_mid_training_resumes_on_one_process(cifar_root, single, tmp_path):
     from picard_cli.models import ddpm as D
 
-    args = [sys.executable, "-m", "picard_cli", "run", "ddpm", "--data-root", str(cifar_root), "--results",
-            str(tmp_path), *TINY]
+    args = [
+        sys.executable,
+        "-m",
+        "picard_cli",
+        "run",
+        "ddpm",
+        "--data-root",
+        str(cifar_root),
+        "--results",
+        str(tmp_path),
+        *TINY,
+    ]
     proc = subprocess.Popen(args + ["--nproc", "2"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob("ddpm-runs/*/checkpoint.pt")) and proc.poll() is None:
@@ -101,8 +134,20 @@ def test_two_process_run_killed_mid_training_resumes_on_one_process(cifar_root, 
 def test_two_process_vit_mask_matches_one_process_with_an_uneven_last_batch(cifar_root, tmp_path):
     """vit-mask: 149 training images in batches of 32 end with 21, split 11 + 10 between the processes;
     the loss is weighted so that the step is still the whole batch's mean gradient."""
-    small = ["--n-iter", "2", "--fid-weights", "none", "epochs=2", "train_n=149", "val_n=40", "test_n=64",
-             "batch_size=32", "dim=32", "dec_dim=32", "fid=false"]
+    small = [
+        "--n-iter",
+        "2",
+        "--fid-weights",
+        "none",
+        "epochs=2",
+        "train_n=149",
+        "val_n=40",
+        "test_n=64",
+        "batch_size=32",
+        "dim=32",
+        "dec_dim=32",
+        "fid=false",
+    ]
     recs = []
     for nproc in (1, 2):
         res = tmp_path / str(nproc)

@@ -1,5 +1,6 @@
 """DDPM timesteps sweep (Figs. 2, 6, 7, 8): --steps parsing, scheduler wiring, sampling with T < 1000,
 checkpoint round trip and exact resume, kill -9 then resume through the CLI, report figures."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,21 @@ from picard_cli.errors import PicardError, RecipeError
 from picard_cli.models import ddpm as D
 
 # A tiny UNet on 8x8 images: seconds on a CPU.
-TINY = ["resolution=8", "channels=[16,32]", "layers_per_block=1", "attn_down=0", "norm_groups=8", "train_n=96",
-        "test_n=40", "batch_size=16", "warmup_steps=2", "lr=1e-3", "loss_bins=5", "grid_n=3", "sample_batch=64"]
+TINY = [
+    "resolution=8",
+    "channels=[16,32]",
+    "layers_per_block=1",
+    "attn_down=0",
+    "norm_groups=8",
+    "train_n=96",
+    "test_n=40",
+    "batch_size=16",
+    "warmup_steps=2",
+    "lr=1e-3",
+    "loss_bins=5",
+    "grid_n=3",
+    "sample_batch=64",
+]
 
 
 def tiny_config(**kw) -> dict:
@@ -127,8 +141,9 @@ class Stop(Exception):
 
 
 def _ctx(root, data_root, on_epoch=None, fid_weights="none"):
-    ctx = runner.Context(device="cpu", data_root=data_root, fid_weights=fid_weights, results_root=root,
-                         run_dir=root / "run")
+    ctx = runner.Context(
+        device="cpu", data_root=data_root, fid_weights=fid_weights, results_root=root, run_dir=root / "run"
+    )
     if on_epoch:
         ctx.on_epoch = on_epoch
     return ctx
@@ -139,8 +154,18 @@ def test_checkpoint_round_trip_and_interrupted_run_resumes_exactly(cifar_root, t
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(fidlib, "resolve_weights", lambda *a, **k: fidlib.random_extractor(0))  # plumbing only
-    c = tiny_config(T=10, train_steps=12, checkpoint_every=3, log_every=2, eval_every=6, ema=True, fid_n=6,
-                    fid_n_steps=4, fig7_steps=[2, 5, 10, 20], fig7_for_T=10)
+    c = tiny_config(
+        T=10,
+        train_steps=12,
+        checkpoint_every=3,
+        log_every=2,
+        eval_every=6,
+        ema=True,
+        fid_n=6,
+        fid_n_steps=4,
+        fig7_steps=[2, 5, 10, 20],
+        fig7_for_T=10,
+    )
     from picard_cli.experiments.ddpm import run_one
 
     full = run_one(c, _ctx(tmp_path / "a", cifar_root, fid_weights=None))
@@ -201,12 +226,38 @@ def killed_sweep(cifar_root, tmp_path_factory):
     """`picard sweep ddpm --steps 10:20:10` killed with SIGKILL once a checkpoint exists, then re-run."""
     res = tmp_path_factory.mktemp("res")
     cache = tmp_path_factory.mktemp("cache")
-    args = [sys.executable, "-m", "picard_cli", "sweep", "ddpm", "--steps", "10:20:10", "--scale", "quick",
-            "--data-root", cifar_root, "--results", res, "--fid-weights", "none", *TINY, "train_steps=300",
-            "checkpoint_every=10", "log_every=10", "eval_every=100", "fig7_for_T=20", "fig7_steps=[5,10,20]"]
+    args = [
+        sys.executable,
+        "-m",
+        "picard_cli",
+        "sweep",
+        "ddpm",
+        "--steps",
+        "10:20:10",
+        "--scale",
+        "quick",
+        "--data-root",
+        cifar_root,
+        "--results",
+        res,
+        "--fid-weights",
+        "none",
+        *TINY,
+        "train_steps=300",
+        "checkpoint_every=10",
+        "log_every=10",
+        "eval_every=100",
+        "fig7_for_T=20",
+        "fig7_steps=[5,10,20]",
+    ]
     env = {"XDG_CACHE_HOME": str(cache)}
-    proc = subprocess.Popen([str(a) for a in args], cwd=REPO, env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(a) for a in args],
+        cwd=REPO,
+        env=dict(os.environ, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list(res.glob("ddpm-runs/*/checkpoint.pt")) and proc.poll() is None:
         time.sleep(0.02)
@@ -216,8 +267,9 @@ def killed_sweep(cifar_root, tmp_path_factory):
     (ckpt,) = res.glob("ddpm-runs/*/checkpoint.pt")
     killed_at = D.load_checkpoint(ckpt)["step"]
     assert not _records(res)
-    out = subprocess.run([str(a) for a in args], cwd=REPO, env=dict(os.environ, **env), capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [str(a) for a in args], cwd=REPO, env=dict(os.environ, **env), capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     return res, ckpt.parent.name, killed_at, env
 
@@ -242,8 +294,7 @@ def test_report_writes_the_four_figures_and_the_table(killed_sweep):
     res, _, _, env = killed_sweep
     out = picard("report", "ddpm", "--results", res, env=env)
     assert out.returncode == 0, out.stderr
-    for name in ("ddpm_fig2.png", "ddpm_fig6.png", "ddpm_fig7.png", "ddpm_fig8.png", "ddpm_per_T.md",
-                 "ddpm_per_T.csv"):
+    for name in ("ddpm_fig2.png", "ddpm_fig6.png", "ddpm_fig7.png", "ddpm_fig8.png", "ddpm_per_T.md", "ddpm_per_T.csv"):
         assert (res / name).stat().st_size > 0 and name in out.stdout.replace("\n", "")
     md = (res / "ddpm_per_T.md").read_text()
     assert "| 10 |" in md and "| 20 |" in md and "n/a" in md and "QUICK" in md

@@ -2,6 +2,7 @@
 page in the navigation, one page per registered experiment on the shared template, every generated
 block known and filled, no references to the workspace, issue numbers or dated logs, and a strict
 mkdocs build (broken links and anchors fail)."""
+
 from __future__ import annotations
 
 import os
@@ -19,14 +20,19 @@ sys.path.insert(0, str(REPO / "scripts"))
 import laptop_docs  # noqa: E402
 
 DOCS = REPO / "docs"
-TEMPLATE = ["The paper's claim", "Command and recipe", "Choices where the paper is silent", "Our table",
-            "Deviations and why"]
+TEMPLATE = [
+    "The paper's claim",
+    "Command and recipe",
+    "Choices where the paper is silent",
+    "Our table",
+    "Deviations and why",
+]
 
 
 def nav_pages(nav) -> list[str]:
     out = []
     for item in nav:
-        for value in (item.values() if isinstance(item, dict) else [item]):
+        for value in item.values() if isinstance(item, dict) else [item]:
             out += nav_pages(value) if isinstance(value, list) else [value]
     return out
 
@@ -71,8 +77,9 @@ def test_generated_blocks_are_known_closed_and_filled():
     assert laptop_docs.marker_errors(texts) == []
     blocks = 0
     for p, t in texts.items():
-        for kind, name, body in re.findall(r"<!-- (laptop|archive):([\w.-]+):begin -->(.*?)<!-- \1:\2:end -->",
-                                           t, flags=re.S):
+        for kind, name, body in re.findall(
+            r"<!-- (laptop|archive):([\w.-]+):begin -->(.*?)<!-- \1:\2:end -->", t, flags=re.S
+        ):
             blocks += 1
             assert body.strip(), f"{p.name}: block {kind}:{name} is empty (run scripts/laptop_docs.py)"
     assert blocks >= len(laptop_docs.ARCHIVE_BLOCKS)
@@ -81,8 +88,10 @@ def test_generated_blocks_are_known_closed_and_filled():
 
 
 def test_an_unknown_or_unclosed_marker_is_an_error():
-    texts = {DOCS / "x.md": "<!-- archive:no-such-block:begin -->\n<!-- archive:no-such-block:end -->\n"
-             "<!-- laptop:vit-pde:begin -->\n"}
+    texts = {
+        DOCS / "x.md": "<!-- archive:no-such-block:begin -->\n<!-- archive:no-such-block:end -->\n"
+        "<!-- laptop:vit-pde:begin -->\n"
+    }
     errors = laptop_docs.marker_errors(texts)
     assert any("unknown block archive:no-such-block" in e for e in errors)
     assert any("no end marker" in e for e in errors)
@@ -90,8 +99,11 @@ def test_an_unknown_or_unclosed_marker_is_an_error():
 
 def test_docs_state_their_facts_themselves():
     """No links into the shared workspace, no issue numbers, no dated measurement logs or commit hashes."""
-    bad = re.compile(r"shared/|\bissue #?\d+|\b(?:measured|state of|runs from|at commit|commit) "
-                     r"(?:on )?(?:20\d\d-\d\d-\d\d|[0-9a-f]{7,40})\b|(?<![\w-])20\d\d-\d\d-\d\d(?![\w-])", re.I)
+    bad = re.compile(
+        r"shared/|\bissue #?\d+|\b(?:measured|state of|runs from|at commit|commit) "
+        r"(?:on )?(?:20\d\d-\d\d-\d\d|[0-9a-f]{7,40})\b|(?<![\w-])20\d\d-\d\d-\d\d(?![\w-])",
+        re.I,
+    )
     allowed = {"2022-01-01"}  # the paper's AlphaFold template cutoff: a fact about the paper, not a log
     # (dates inside file names, e.g. weights-inception-2015-12-05-6726825d.pth, are not logs either)
     for p in [REPO / "README.md", *DOCS.rglob("*.md")]:
@@ -104,8 +116,13 @@ def test_mkdocs_builds_strictly(tmp_path):
     pytest.importorskip("mkdocs")
     pytest.importorskip("material")
     # no -q: quiet mode hides the warnings that --strict turns into errors
-    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
-                         capture_output=True, text=True, cwd=REPO, timeout=300,
-                         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert (tmp_path / "site" / "experiments" / "pign" / "index.html").exists()

@@ -1,5 +1,6 @@
 """Counter-based dropout (recipe field dropout_rng=counter): its law, its gradients against torch
 ops with the same mask, its determinism, and the runs that use it."""
+
 from dataclasses import asdict
 
 import pytest
@@ -103,8 +104,10 @@ def test_counter_runs_are_deterministic_recorded_and_distinct(synth_root):
     for cell in (dict(model="pign", backbone="gcn"), dict(model="plain", backbone="gat", heads=2)):
         torch_cfg = asdict(PignConfig(epochs=4, hidden=8, **cell))
         counter_cfg = dict(torch_cfg, dropout_rng="counter")
+
         def run(cfg):
             return Pign().run_group([dict(cfg, seed=s) for s in (0, 1)], ctx)
+
         a, b, t = run(counter_cfg), run(counter_cfg), run(torch_cfg)
         assert [r.metrics for r in a] == [r.metrics for r in b]
         assert a[0].extra["dropout_kernel"] == "counter" and "dropout_kernel" not in t[0].extra

@@ -5,6 +5,7 @@ duplicates no successful run; a PicardError in a task (bad input) stops the swee
 The experiment here is a stand-in with pign's config that fails on purpose; the workers (Ray tasks,
 submitit's local job processes) import it from this file, so ``tests/`` joins their PYTHONPATH.
 """
+
 import json
 import os
 from pathlib import Path
@@ -57,15 +58,26 @@ def ray_instance():
     import ray
 
     path = os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")])
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20,
-             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=100 * 2**20,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+    )
     yield
     ray.shutdown()
 
 
 def _plan(tiny_recipe, executor: str, **sweep):
-    return runner.plan(registry.get("pign"), str(tiny_recipe), "quick", {},
-                       {"executor": executor, "seeds": 2, "group_size": 1, "retries": 1, "workers": 2, **sweep})
+    return runner.plan(
+        registry.get("pign"),
+        str(tiny_recipe),
+        "quick",
+        {},
+        {"executor": executor, "seeds": 2, "group_size": 1, "retries": 1, "workers": 2, **sweep},
+    )
 
 
 def _calls(state: Path) -> list:
@@ -73,8 +85,9 @@ def _calls(state: Path) -> list:
 
 
 @pytest.mark.parametrize("executor, sweep", [("ray", {}), ("slurm", {"slurm_cluster": "local"})])
-def test_failed_task_is_retried_then_recorded_and_a_rerun_retries_only_it(executor, sweep, worker_path,
-                                                                          tiny_recipe, tmp_path, request):
+def test_failed_task_is_retried_then_recorded_and_a_rerun_retries_only_it(
+    executor, sweep, worker_path, tiny_recipe, tmp_path, request
+):
     if executor == "ray":
         request.getfixturevalue("ray_instance")
     state = tmp_path / "state"
@@ -125,8 +138,11 @@ def test_slurm_jobs_carry_the_requests_and_a_new_driver_cancels_a_killed_ones_jo
 
     bin_ = tmp_path / "bin"
     bin_.mkdir()
-    scripts = {"srun": "exit 0", "sbatch": f'cp "$1" {tmp_path}/job.sh\necho "Submitted batch job 4242"',
-               "scancel": f'echo "$@" >> {tmp_path}/scancel.log'}
+    scripts = {
+        "srun": "exit 0",
+        "sbatch": f'cp "$1" {tmp_path}/job.sh\necho "Submitted batch job 4242"',
+        "scancel": f'echo "$@" >> {tmp_path}/scancel.log',
+    }
     for name, body in scripts.items():
         (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_ / name).chmod(0o755)
@@ -134,15 +150,30 @@ def test_slurm_jobs_carry_the_requests_and_a_new_driver_cancels_a_killed_ones_jo
     folder = tmp_path / "ddpm-submitit"
     folder.mkdir()
     (folder / "in_flight.json").write_text(json.dumps({"cluster": "slurm", "jobs": ["111", "222"]}))
-    sweep = apply(Sweep(), {"executor": "slurm", "slurm_partition": "gpu", "slurm_time_min": 90, "task_gpus": 1,
-                            "task_cpus": 4, "task_memory_gb": 16})
+    sweep = apply(
+        Sweep(),
+        {
+            "executor": "slurm",
+            "slurm_partition": "gpu",
+            "slurm_time_min": 90,
+            "task_gpus": 1,
+            "task_cpus": 4,
+            "task_memory_gb": 16,
+        },
+    )
 
     be = SlurmBackend(sweep, folder, "ddpm")
     assert (tmp_path / "scancel.log").read_text().split() == ["111", "222"]  # the dead driver's jobs
     job = be.submit(registry.get("pign"), [{}], {}, "auto")
     script = (tmp_path / "job.sh").read_text()
-    for line in ("--partition=gpu", "--time=90", "--gpus-per-node=1", "--cpus-per-task=4", "--mem=16GB",
-                 "--job-name=picard-ddpm"):
+    for line in (
+        "--partition=gpu",
+        "--time=90",
+        "--gpus-per-node=1",
+        "--cpus-per-task=4",
+        "--mem=16GB",
+        "--job-name=picard-ddpm",
+    ):
         assert f"#SBATCH {line}\n" in script, line
     assert json.loads((folder / "in_flight.json").read_text())["jobs"] == ["4242"]
     be.cancel([job])

@@ -1,6 +1,7 @@
 """Scale-out executors through the CLI (issue 10): the same records in-process, on a local Ray
 instance and on submitit's local executor; a driver killed mid-sweep and re-run loses and duplicates
 nothing; executor flags that do not fit give one clear line."""
+
 import json
 import os
 import signal
@@ -67,12 +68,30 @@ def test_same_records_in_process_on_local_ray_and_on_submitit_local(synth_root, 
     assert (tmp_path / "slurm" / "pign-submitit").is_dir()  # submitit's job files: beside the results
 
 
-@pytest.mark.parametrize("executor, extra", [("ray", ["sweep.workers=1"]),
-                                             ("slurm", ["sweep.slurm_cluster=local", "sweep.workers=1"])])
+@pytest.mark.parametrize(
+    "executor, extra", [("ray", ["sweep.workers=1"]), ("slurm", ["sweep.slurm_cluster=local", "sweep.workers=1"])]
+)
 def test_killed_driver_then_rerun_loses_and_duplicates_nothing(executor, extra, synth_root, tiny_recipe, tmp_path):
     res = tmp_path / "res"
-    args = [sys.executable, "-m", "picard_cli", "sweep", "pign", "--recipe", str(tiny_recipe), "--data-root",
-            str(synth_root), "--results", str(res), "--executor", executor, *extra, "--seeds", "3", "epochs=20"]
+    args = [
+        sys.executable,
+        "-m",
+        "picard_cli",
+        "sweep",
+        "pign",
+        "--recipe",
+        str(tiny_recipe),
+        "--data-root",
+        str(synth_root),
+        "--results",
+        str(res),
+        "--executor",
+        executor,
+        *extra,
+        "--seeds",
+        "3",
+        "epochs=20",
+    ]
     # 3 tasks (one per cell, its 3 seeds stacked), one at a time
     mark = uuid.uuid4().hex
     env = dict(os.environ, PICARD_TEST_MARK=mark)
@@ -97,15 +116,21 @@ def test_killed_driver_then_rerun_loses_and_duplicates_nothing(executor, extra, 
     assert all(r["status"] == "ok" and r["executor"]["name"] == executor for r in recs)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["sweep", "pign", "--executor", "nosuch"], "sweep.executor: must be one of inprocess, batched, ray, slurm"),
-    (["sweep", "pign", "--address", "head:6379"], "--address applies to --executor ray"),
-    (["sweep", "pign", "--executor", "ray", "--partition", "gpu"], "--partition applies to --executor slurm"),
-    (["sweep", "pign", "--gpus-per-task", "1"], "--gpus-per-task applies to --executor ray or slurm"),
-    (["run", "ddpm", "--nproc", "0"], "--nproc must be >= 1, got 0"),
-    (["run", "pign", "--nproc", "2"], "experiment 'pign' has no data-parallel training (supported: ddpm, vit-mask)"),
-    (["run", "ddpm", "--nproc", "3"], "batch_size=32 is not divisible by 3"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sweep", "pign", "--executor", "nosuch"], "sweep.executor: must be one of inprocess, batched, ray, slurm"),
+        (["sweep", "pign", "--address", "head:6379"], "--address applies to --executor ray"),
+        (["sweep", "pign", "--executor", "ray", "--partition", "gpu"], "--partition applies to --executor slurm"),
+        (["sweep", "pign", "--gpus-per-task", "1"], "--gpus-per-task applies to --executor ray or slurm"),
+        (["run", "ddpm", "--nproc", "0"], "--nproc must be >= 1, got 0"),
+        (
+            ["run", "pign", "--nproc", "2"],
+            "experiment 'pign' has no data-parallel training (supported: ddpm, vit-mask)",
+        ),
+        (["run", "ddpm", "--nproc", "3"], "batch_size=32 is not divisible by 3"),
+    ],
+)
 def test_bad_executor_input_is_one_clear_line(args, message, tmp_path):
     out = picard(*args, "--results", tmp_path)
     assert out.returncode == 2, out.stderr
@@ -116,7 +141,18 @@ def test_bad_executor_input_is_one_clear_line(args, message, tmp_path):
 
 def test_slurm_without_sbatch_says_how_to_run_locally(tmp_path):
     # PATH without sbatch (this interpreter is called by its full path)
-    out = picard("sweep", "pign", "--executor", "slurm", "--seeds", 1, "--results", tmp_path, "--filter", "^GCN/Cora$",
-                 env={"PATH": str(tmp_path)})
+    out = picard(
+        "sweep",
+        "pign",
+        "--executor",
+        "slurm",
+        "--seeds",
+        1,
+        "--results",
+        tmp_path,
+        "--filter",
+        "^GCN/Cora$",
+        env={"PATH": str(tmp_path)},
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "sbatch not found" in out.stderr and "slurm_cluster=local" in out.stderr

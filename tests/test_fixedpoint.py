@@ -1,6 +1,7 @@
 """The fixed-point toolkit (issue 9): Anderson acceleration, implicit and phantom gradients,
 Jacobian penalty, spectral radius, Lipschitz certificates, diagnostics, and that none of it
 changes the paper's default protocol."""
+
 import dataclasses
 import json
 
@@ -50,8 +51,10 @@ def test_anderson_solves_a_linear_fixed_point_problem_in_fewer_steps_than_picard
 def test_anderson_first_step_is_the_damped_picard_step_and_problems_are_separate():
     M1, M2 = _sym_contraction(20, 0.9, 2), _sym_contraction(20, 0.3, 3)
     B = torch.randn(20, 2, dtype=D)
+
     def T(x):  # problems on dim 1
         return torch.stack([M1 @ x[:, 0], M2 @ x[:, 1]], 1)
+
     x1a, _ = anderson(T, torch.zeros(20, 2, dtype=D), B, a=0.3, max_iter=1, batch_dim=1)
     x1p, _ = picard(T, torch.zeros(20, 2, dtype=D), B, a=0.3, max_iter=1, batch_dim=1)
     assert torch.allclose(x1a, x1p, rtol=0, atol=1e-15)
@@ -78,13 +81,13 @@ def test_anderson_falls_back_to_picard_when_the_least_squares_system_is_ill_cond
 # ----------------------------------------------------------------------------- gradients
 def _problem(seed=0, n=6):
     g = torch.Generator().manual_seed(seed)
-    W = (0.6 * torch.randn(n, n, generator=g, dtype=D) / n ** 0.5).requires_grad_()
+    W = (0.6 * torch.randn(n, n, generator=g, dtype=D) / n**0.5).requires_grad_()
     u = torch.randn(n, generator=g, dtype=D).requires_grad_()
-    return W, u, (lambda W: (lambda x: torch.tanh(W @ x)))
+    return W, u, (lambda W: lambda x: torch.tanh(W @ x))
 
 
 def _loss(x):
-    return 0.5 * (x ** 2).sum() + torch.sin(x).sum()
+    return 0.5 * (x**2).sum() + torch.sin(x).sum()
 
 
 @pytest.mark.parametrize("method", ["picard", "anderson"])
@@ -104,7 +107,7 @@ def test_implicit_gradient_matches_finite_differences_and_the_unrolled_gradient(
             return _loss(xs).item()
 
     eps = 1e-6
-    for (i, j) in [(0, 0), (2, 5), (4, 1)]:
+    for i, j in [(0, 0), (2, 5), (4, 1)]:
         Wp, Wm = W.detach().clone(), W.detach().clone()
         Wp[i, j] += eps
         Wm[i, j] -= eps
@@ -120,11 +123,22 @@ def test_implicit_gradient_matches_finite_differences_and_the_unrolled_gradient(
 
 def test_unrolled_gradient_through_anderson_matches_the_implicit_one():
     W, u, make = _problem(5)
-    xa, _ = solve(make(W), torch.zeros(6, dtype=D), u, spec=FixedPointSpec(solver_method="anderson", solver_tol=0.0,
-                                                                           grad_mode="unrolled"),
-                  a=0.3, max_iter=60)
-    xi, _ = solve(make(W), torch.zeros(6, dtype=D), u, a=0.3, max_iter=60,
-                  spec=FixedPointSpec(grad_mode="implicit", implicit_tol=1e-13, implicit_max_iter=500))
+    xa, _ = solve(
+        make(W),
+        torch.zeros(6, dtype=D),
+        u,
+        spec=FixedPointSpec(solver_method="anderson", solver_tol=0.0, grad_mode="unrolled"),
+        a=0.3,
+        max_iter=60,
+    )
+    xi, _ = solve(
+        make(W),
+        torch.zeros(6, dtype=D),
+        u,
+        a=0.3,
+        max_iter=60,
+        spec=FixedPointSpec(grad_mode="implicit", implicit_tol=1e-13, implicit_max_iter=500),
+    )
     assert torch.allclose(xa, xi, atol=1e-12)
     assert torch.allclose(torch.autograd.grad(_loss(xa), W)[0], torch.autograd.grad(_loss(xi), W)[0], atol=1e-8)
 
@@ -132,11 +146,21 @@ def test_unrolled_gradient_through_anderson_matches_the_implicit_one():
 def test_implicit_gradient_falls_back_to_jacobian_free_where_the_backward_solve_fails():
     # problem 0 contracts, problem 1 (x -> 1.5 x) does not: its backward iteration diverges
     w = torch.tensor([0.5, 1.5], dtype=D, requires_grad=True)
+
     def T(x):  # two 1-element problems on dim 0
         return w[:, None] * x
+
     spec = FixedPointSpec(grad_mode="implicit", implicit_tol=1e-12, implicit_max_iter=200)
-    x, st = solve(T, torch.ones(2, 1, dtype=D), torch.ones(2, 1, dtype=D), spec=spec, a=0.0, max_iter=3,
-                  batch_dim=0, divergence=None)
+    x, st = solve(
+        T,
+        torch.ones(2, 1, dtype=D),
+        torch.ones(2, 1, dtype=D),
+        spec=spec,
+        a=0.0,
+        max_iter=3,
+        batch_dim=0,
+        divergence=None,
+    )
     (g,) = torch.autograd.grad(x.sum(), w)
     assert st.backward["fallback"] == 1
     z = x.detach()[:, 0]
@@ -150,8 +174,10 @@ def test_implicit_gradient_of_stacked_problems_is_per_problem():
     W2, u2, _ = _problem(2)
     Ws = torch.stack([W, W2])  # (2, n, n): problem s on dim 1 of x (n, 2)
     U = torch.stack([u, u2], 1)
+
     def T(x):
         return torch.tanh(torch.einsum("sij,js->is", Ws, x))
+
     spec = FixedPointSpec(grad_mode="implicit", implicit_tol=1e-12, implicit_max_iter=500)
     x, _ = solve(T, torch.zeros(6, 2, dtype=D), U, spec=spec, a=0.3, max_iter=300, batch_dim=1)
     g = torch.autograd.grad(_loss(x), [W, W2])
@@ -192,14 +218,22 @@ def test_implicit_memory_stays_flat_as_the_iteration_count_grows():
     torch.manual_seed(0)
     W = (0.5 * torch.randn(64, 64) / 8).requires_grad_()
     x0 = torch.randn(256, 64)
+
     def T(x):
         return torch.tanh(x @ W)
+
     saved = {}
     for grad in ("unrolled", "implicit"):
         for K in (5, 40):
             with saved_tensor_bytes() as acc:
-                x, _ = solve(T, x0, x0, spec=FixedPointSpec(grad_mode=grad) if grad != "unrolled"
-                             else FixedPointSpec(), a=0.5, max_iter=K)
+                x, _ = solve(
+                    T,
+                    x0,
+                    x0,
+                    spec=FixedPointSpec(grad_mode=grad) if grad != "unrolled" else FixedPointSpec(),
+                    a=0.5,
+                    max_iter=K,
+                )
             saved[grad, K] = acc["bytes"]
             x.sum().backward()
     assert saved["implicit", 5] == saved["implicit", 40]
@@ -221,12 +255,14 @@ def test_spectral_radius_matches_an_explicit_eigenvalue_computation():
     assert est == pytest.approx(rho_true, rel=0.01)
     a = 0.4
     damped_true = torch.linalg.eigvals(a * torch.eye(n, dtype=D) + (1 - a) * M).abs().max().item()
-    assert spectral_radius(lambda x: M @ x, torch.zeros(n, dtype=D), iters=400, a=a, generator=g) == \
-        pytest.approx(damped_true, rel=0.01)
+    assert spectral_radius(lambda x: M @ x, torch.zeros(n, dtype=D), iters=400, a=a, generator=g) == pytest.approx(
+        damped_true, rel=0.01
+    )
     # a real dominant eigenvalue, per problem along a batch dimension
     Ms = torch.stack([_sym_contraction(8, 0.8, 6), _sym_contraction(8, 1.7, 7)])
-    est = spectral_radius(lambda x: torch.einsum("sij,js->is", Ms, x), torch.zeros(8, 2, dtype=D), batch_dim=1,
-                          iters=200, generator=g)
+    est = spectral_radius(
+        lambda x: torch.einsum("sij,js->is", Ms, x), torch.zeros(8, 2, dtype=D), batch_dim=1, iters=200, generator=g
+    )
     assert est == pytest.approx([0.8, 1.7], rel=1e-3)
 
 
@@ -234,8 +270,13 @@ def test_hutchinson_estimates_the_frobenius_norm_per_problem():
     g = torch.Generator().manual_seed(8)
     Ms = torch.randn(2, 10, 10, generator=g, dtype=D) * torch.tensor([0.1, 1.0], dtype=D).view(2, 1, 1)
     torch.manual_seed(0)
-    est = hutchinson_frobenius(lambda x: torch.einsum("sij,js->is", Ms, x), torch.zeros(10, 2, dtype=D), batch_dim=1,
-                               samples=4000, create_graph=False)
+    est = hutchinson_frobenius(
+        lambda x: torch.einsum("sij,js->is", Ms, x),
+        torch.zeros(10, 2, dtype=D),
+        batch_dim=1,
+        samples=4000,
+        create_graph=False,
+    )
     true = Ms.pow(2).sum((1, 2)) / 10
     assert torch.allclose(est, true, rtol=0.08)
 
@@ -265,8 +306,10 @@ def test_lipschitz_bound_of_the_gcn_operator_is_an_upper_bound():
     model = PIGN([torch.Generator().manual_seed(s) for s in range(3)], "gcn", 4, 2, 3, 5, 1, 0.0, 0.0, 0.5, "xavier")
     model.conv = conv
     bound, _ = model.lipschitz_bound(graph)
+
     def T(h):
         return torch.relu(conv(h, graph))
+
     g = torch.Generator().manual_seed(1)
     for s in range(3):
         worst = 0.0
@@ -302,18 +345,28 @@ def test_spectral_cap_makes_the_gcn_operator_certified():
 def test_tolerance_grid_predicts_where_a_tolerance_run_stops():
     M = _sym_contraction(40, 0.9, 9)
     b = torch.randn(40, dtype=D, generator=torch.Generator().manual_seed(2))
+
     def T(x):
         return M @ x
+
     x_star = torch.linalg.solve(torch.eye(40, dtype=D) - M, b)
+
     def err(x):
         return (x - x_star).norm().item()
+
     d = diagnose(T, torch.zeros(40, dtype=D), b, a=0.2, iters=200, metric=err, power_iters=100)[0]
     for method in ("picard", "anderson"):
         run = d["methods"][method]
         assert len(run["rel_residual"]) == 200 and len(run["metric"]) == 201
         for tol in (1e-2, 1e-4, 1e-6):
-            x, st = solve(T, torch.zeros(40, dtype=D), b, spec=FixedPointSpec(solver_method=method, solver_tol=tol), a=0.2,
-                          max_iter=200)
+            x, st = solve(
+                T,
+                torch.zeros(40, dtype=D),
+                b,
+                spec=FixedPointSpec(solver_method=method, solver_tol=tol),
+                a=0.2,
+                max_iter=200,
+            )
             assert run["stops"][f"{tol:.0e}"] == st.steps
             assert run["metric_at_stop"][f"{tol:.0e}"] == pytest.approx(err(x), rel=1e-4)
     assert d["methods"]["anderson"]["stops"]["1e-06"] < d["methods"]["picard"]["stops"]["1e-06"] / 3
@@ -373,8 +426,9 @@ def test_models_with_default_fields_match_the_paper_path_bit_for_bit():
     outs = []
     for fp in (None, FixedPointSpec()):
         torch.manual_seed(3)
-        m = PIGN([torch.Generator().manual_seed(s) for s in range(2)], "gcn", 4, 3, 3, 5, 1, 0.5, 0.0, 0.6, "xavier",
-                 fp=fp)
+        m = PIGN(
+            [torch.Generator().manual_seed(s) for s in range(2)], "gcn", 4, 3, 3, 5, 1, 0.5, 0.0, 0.6, "xavier", fp=fp
+        )
         outs.append(m(x, graph, trace=True))
     assert torch.equal(outs[0][0], outs[1][0]) and outs[0][1] == outs[1][1]
     outs = []
@@ -390,8 +444,9 @@ def test_anie_toolkit_forward_gradients_and_penalty():
 
     torch.manual_seed(0)
     w0 = torch.randn(3, 16, 16)
-    spec = FixedPointSpec(solver_method="anderson", solver_tol=1e-3, grad_mode="implicit", jac_reg=0.5,
-                          implicit_max_iter=5)
+    spec = FixedPointSpec(
+        solver_method="anderson", solver_tol=1e-3, grad_mode="implicit", jac_reg=0.5, implicit_max_iter=5
+    )
     m = ANIE(size=16, n_iter=6, fp=spec, forcing="input", fixed_masks=True, spectral_cap=0.9, jac_reg=0.5)
     pred, st = m(w0, trace=True)
     assert pred.shape == (3, 10, 16, 16) and isinstance(st.step_norm[0], float)  # batch traces, as the paper path
@@ -414,8 +469,19 @@ def test_anie_toolkit_forward_gradients_and_penalty():
 def test_pign_toolkit_end_to_end_and_convergence_report(synth_root, tmp_path):
     res = tmp_path / "res"
     base = ["run", "pign", "--seeds", 2, "epochs=4", "hidden=8", "--data-root", synth_root, "--results", res]
-    out = cli(*base, "forcing=input", "solver_method=anderson", "solver_tol=1e-3", "grad_mode=implicit",
-              "jac_reg=0.1", "spectral_norm=0.9", "depth=20", "diagnose=true", "diag_iters=15", "power_iters=10")
+    out = cli(
+        *base,
+        "forcing=input",
+        "solver_method=anderson",
+        "solver_tol=1e-3",
+        "grad_mode=implicit",
+        "jac_reg=0.1",
+        "spectral_norm=0.9",
+        "depth=20",
+        "diagnose=true",
+        "diag_iters=15",
+        "power_iters=10",
+    )
     assert out.returncode == 0, out.stderr
     out = cli(*base, "diagnose=true", "diag_iters=15", "power_iters=10")  # the paper's PIGN, diagnosed
     assert out.returncode == 0, out.stderr
@@ -445,10 +511,30 @@ def test_anie_toolkit_end_to_end(tmp_path):
 
     path, _ = _write(tmp_path / "ns16.h5")
     res = tmp_path / "res"
-    out = cli("run", "anie", "--data-root", tmp_path, "--results", res, f"data={path}", "n_train=8", "n_val=4",
-              "n_test=4", "epochs=1", "batch_size=4", "n_iter=4", "forcing=input", "solver_method=anderson",
-              "solver_tol=1e-2", "grad_mode=implicit", "jac_reg=0.1", "diagnose=true", "diag_iters=8",
-              "power_iters=6", env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    out = cli(
+        "run",
+        "anie",
+        "--data-root",
+        tmp_path,
+        "--results",
+        res,
+        f"data={path}",
+        "n_train=8",
+        "n_val=4",
+        "n_test=4",
+        "epochs=1",
+        "batch_size=4",
+        "n_iter=4",
+        "forcing=input",
+        "solver_method=anderson",
+        "solver_tol=1e-2",
+        "grad_mode=implicit",
+        "jac_reg=0.1",
+        "diagnose=true",
+        "diag_iters=8",
+        "power_iters=6",
+        env={"XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
     assert out.returncode == 0, out.stderr
     r = json.loads((res / "anie.jsonl").read_text().splitlines()[0])
     fp = r["extra"]["fixedpoint"]

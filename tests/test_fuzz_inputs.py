@@ -10,6 +10,7 @@ shapes and encodings, CLI usage errors, paths, ``picard score`` and ``picard dat
 The CLI runs in this process (``cli.main`` with ``sys.argv`` patched) and a few cases in a fresh process.
 Nothing may train, load data, score or solve: those steps are replaced by a sentinel that fails the case.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,6 +37,7 @@ class ReachedWork(BaseException):
 def _sentinel(what: str):
     def hit(*args, **kwargs):
         raise ReachedWork(f"the input reached {what}: it was not refused up front")
+
     return hit
 
 
@@ -106,16 +108,29 @@ def _bad_values(f: dataclasses.Field, tp) -> list[tuple[str, str, object]]:
     if tp is bool:
         return [("word", "maybe", "maybe"), ("int", "3", 3), ("nan", "nan", NAN)]
     if tp is int:
-        out = [("word", "abc", "abc"), ("fraction", "1.5", 1.5), ("nan", "nan", NAN), ("inf", "inf", INF),
-               ("-inf", "-inf", -INF), ("huge", str(10**20), 10**20), ("list", "[1, 2]", [1, 2])]
+        out = [
+            ("word", "abc", "abc"),
+            ("fraction", "1.5", 1.5),
+            ("nan", "nan", NAN),
+            ("inf", "inf", INF),
+            ("-inf", "-inf", -INF),
+            ("huge", str(10**20), 10**20),
+            ("list", "[1, 2]", [1, 2]),
+        ]
         if rng:
             out += [("below", str(rng[0] - 1), rng[0] - 1), ("above", str(rng[1] + 1), rng[1] + 1)]
         if choices:
             out.append(("not-a-choice", str(max(choices) + 1), max(choices) + 1))
         return out
     if tp is float:
-        out = [("word", "abc", "abc"), ("nan", "nan", NAN), ("inf", "inf", INF), ("-inf", "-inf", -INF),
-               ("bool", "true", True), ("mapping", "{a: 1}", {"a": 1})]
+        out = [
+            ("word", "abc", "abc"),
+            ("nan", "nan", NAN),
+            ("inf", "inf", INF),
+            ("-inf", "-inf", -INF),
+            ("bool", "true", True),
+            ("mapping", "{a: 1}", {"a": 1}),
+        ]
         if rng is None or rng[1] < 1e30:
             out.append(("huge", "1e30", 1e30))
         if rng and rng[0] > -1e300:
@@ -126,8 +141,11 @@ def _bad_values(f: dataclasses.Field, tp) -> list[tuple[str, str, object]]:
         if choices:
             out += [("not-a-choice", "nosuch", "nosuch"), ("huge", str(10**20), 10**20)]
         if check:
-            out += [("unparsable", "abc", "abc"), ("out-of-range", "0:5", "0:5"), ("huge-range", f"1:{10**20}",
-                                                                                     f"1:{10**20}")]
+            out += [
+                ("unparsable", "abc", "abc"),
+                ("out-of-range", "0:5", "0:5"),
+                ("huge-range", f"1:{10**20}", f"1:{10**20}"),
+            ]
         return out
     if origin is list:
         item = (typing.get_args(tp) or (typing.Any,))[0]
@@ -164,7 +182,7 @@ def _override_cases():
             recipe = [] if exp_name == _typed(exp_name) else ["--recipe", runner.default_recipe(exp)]
             yield pytest.param([_typed(exp_name), *recipe, *args], id=f"{exp_name}-{name}-{label}")
     for i, (name, f, tp) in enumerate(_schema(Sweep)):
-        for label, text, _ in _bad_values(f, tp)[i % 2::3]:
+        for label, text, _ in _bad_values(f, tp)[i % 2 :: 3]:
             yield pytest.param(["pign", f"sweep.{name}={text}"], id=f"sweep-{name}-{label}")
 
 
@@ -224,8 +242,12 @@ def test_bad_value_in_recipe_is_one_line(exp_name, place, name, value, tmp_path,
     run_case(["sweep", _typed(exp_name), "--recipe", path], tmp_path, capsys, monkeypatch)
 
 
-SEED_CASES = [["run", "pign", "seed=7"], ["run", "pign", "--seed", "7"], ["run", "ddpm", "seed=3"],
-              ["run", "anie", "--seed", "8"]]
+SEED_CASES = [
+    ["run", "pign", "seed=7"],
+    ["run", "pign", "--seed", "7"],
+    ["run", "ddpm", "seed=3"],
+    ["run", "anie", "--seed", "8"],
+]
 
 
 @pytest.mark.parametrize("argv", SEED_CASES, ids=lambda a: "-".join(a[1:]))
@@ -306,7 +328,7 @@ SHAPES = {
     "binary-value": b"experiment: pign\ncells: {A: {lr: !!binary aGVsbG8=}}\n",
     "date-value": b"experiment: pign\ncells: {A: {lr: 2022-01-01}}\n",
     "markup-in-key": b"experiment: pign\ncells: {A: {'[bold]lr[/bold]': 1}}\n",
-    "newline-in-key": b"experiment: pign\ncells: {A: {\"l\\nr\": 1}}\n",
+    "newline-in-key": b'experiment: pign\ncells: {A: {"l\\nr": 1}}\n',
 }
 
 
@@ -334,32 +356,78 @@ def test_recipe_without_cells_says_so(name, tmp_path, capsys, monkeypatch):
 
 # ----------------------------------------------------------------------------- command-line usage
 USAGE = [
-    ["sweep"], ["run"], ["plan"], ["report", "pign", "extra"], ["nosuchcommand"], ["data", "nosuch"],
-    ["run", "pign", "--seeds", "abc"], ["run", "pign", "--seeds", "1.5"], ["run", "pign", "--seeds"],
-    ["run", "pign", "--threads", "x"], ["sweep", "pign", "--nproc", "two"], ["sweep", "pign", "--time", "soon"],
-    ["sweep", "pign", "--gpus-per-task", "some"], ["report", "--bogus"], ["list", "pign", "--x"],
-    ["list", "nosuch"], ["score", "only-one.pdb"], ["data", "navier-stokes", "--samples", "many"],
-    ["data", "navier-stokes", "--bogus"], ["plan", "pign", "--measure-steps", "x"],
-    ["run", "nosuch"], ["sweep", "pignn"], ["run", "пign"], ["report", "nosuch"], ["plan", "nosuch"],
-    ["run", "pign", "positional"], ["run", "pign", "-x"], ["run", "pign", "=5"], ["run", "pign", "lr"],
-    ["run", "pign", "--seeds", "0"], ["run", "pign", "--seeds", "-1"], ["run", "pign", "--seeds", str(10**20)],
-    ["run", "pign", "--threads", "-1"], ["run", "pign", "--device", "gpu"], ["run", "pign", "--executor", "x"],
-    ["run", "pign", "--scale", "huge"], ["run", "pign", "--scale", ""], ["sweep", "pign", "--filter", "("],
-    ["sweep", "pign", "--filter", "no-such-cell"], ["sweep", "pign", "--steps", "100"],
-    ["sweep", "ddpm", "--steps", "abc"], ["sweep", "ddpm", "--steps", "0"], ["sweep", "ddpm", "--steps", "5:1"],
-    ["sweep", "ddpm", "--steps", "1:1000000:1"], ["sweep", "ddpm", "--steps", f"1:{10**30}"],
-    ["sweep", "ddpm", "--steps", "100:200:0"], ["sweep", "ddpm", "--steps", "1:2:3:4"],
-    ["sweep", "ddpm", "--steps", "200000"], ["sweep", "ddpm", "--steps", "nan"],
-    ["sweep", "ddpm", "--steps", "100", "timesteps=200"], ["sweep", "pign", "--address", "head:6379"],
-    ["sweep", "pign", "--partition", "gpu"], ["sweep", "pign", "--nproc", "0"],
-    ["run", "pign", "sweep=3"], ["run", "pign", "sweep=[1]"], ["run", "pign", "sweep.seeds=abc"],
-    ["run", "pign", "sweep.nosuch=1"], ["run", "pign", "lr=1", "lr.x=2"], ["run", "pign", "lrö=1"],
-    ["run", "pign", "--dataset", "[bold]x"], ["run", "pign", "--dataset", "[/x]"],
-    ["run", "pign", "dataset=\"a\\nb\""], ["run", "pign", "lr\nx=1"], ["run", "pign", "allow_partial_data=maybe"],
-    ["run", "pign", "eval_iters=1:99999999999999999999999"], ["report", "pign", "--select-on", "x"],
-    ["plan", "pign", "lr=inf", "--no-measure"], ["plan", "pign", "seed=7", "--no-measure"],
-    ["plan", "ddpm", "--steps", "1:1000000:1", "--no-measure"], ["plan", "pign", "--measure-steps", "0", "--no-measure"],
-    ["plan", "pign", "--recipe", "", "--no-measure"], ["run", "pign", "--data-root", ""],
+    ["sweep"],
+    ["run"],
+    ["plan"],
+    ["report", "pign", "extra"],
+    ["nosuchcommand"],
+    ["data", "nosuch"],
+    ["run", "pign", "--seeds", "abc"],
+    ["run", "pign", "--seeds", "1.5"],
+    ["run", "pign", "--seeds"],
+    ["run", "pign", "--threads", "x"],
+    ["sweep", "pign", "--nproc", "two"],
+    ["sweep", "pign", "--time", "soon"],
+    ["sweep", "pign", "--gpus-per-task", "some"],
+    ["report", "--bogus"],
+    ["list", "pign", "--x"],
+    ["list", "nosuch"],
+    ["score", "only-one.pdb"],
+    ["data", "navier-stokes", "--samples", "many"],
+    ["data", "navier-stokes", "--bogus"],
+    ["plan", "pign", "--measure-steps", "x"],
+    ["run", "nosuch"],
+    ["sweep", "pignn"],
+    ["run", "пign"],
+    ["report", "nosuch"],
+    ["plan", "nosuch"],
+    ["run", "pign", "positional"],
+    ["run", "pign", "-x"],
+    ["run", "pign", "=5"],
+    ["run", "pign", "lr"],
+    ["run", "pign", "--seeds", "0"],
+    ["run", "pign", "--seeds", "-1"],
+    ["run", "pign", "--seeds", str(10**20)],
+    ["run", "pign", "--threads", "-1"],
+    ["run", "pign", "--device", "gpu"],
+    ["run", "pign", "--executor", "x"],
+    ["run", "pign", "--scale", "huge"],
+    ["run", "pign", "--scale", ""],
+    ["sweep", "pign", "--filter", "("],
+    ["sweep", "pign", "--filter", "no-such-cell"],
+    ["sweep", "pign", "--steps", "100"],
+    ["sweep", "ddpm", "--steps", "abc"],
+    ["sweep", "ddpm", "--steps", "0"],
+    ["sweep", "ddpm", "--steps", "5:1"],
+    ["sweep", "ddpm", "--steps", "1:1000000:1"],
+    ["sweep", "ddpm", "--steps", f"1:{10**30}"],
+    ["sweep", "ddpm", "--steps", "100:200:0"],
+    ["sweep", "ddpm", "--steps", "1:2:3:4"],
+    ["sweep", "ddpm", "--steps", "200000"],
+    ["sweep", "ddpm", "--steps", "nan"],
+    ["sweep", "ddpm", "--steps", "100", "timesteps=200"],
+    ["sweep", "pign", "--address", "head:6379"],
+    ["sweep", "pign", "--partition", "gpu"],
+    ["sweep", "pign", "--nproc", "0"],
+    ["run", "pign", "sweep=3"],
+    ["run", "pign", "sweep=[1]"],
+    ["run", "pign", "sweep.seeds=abc"],
+    ["run", "pign", "sweep.nosuch=1"],
+    ["run", "pign", "lr=1", "lr.x=2"],
+    ["run", "pign", "lrö=1"],
+    ["run", "pign", "--dataset", "[bold]x"],
+    ["run", "pign", "--dataset", "[/x]"],
+    ["run", "pign", 'dataset="a\\nb"'],
+    ["run", "pign", "lr\nx=1"],
+    ["run", "pign", "allow_partial_data=maybe"],
+    ["run", "pign", "eval_iters=1:99999999999999999999999"],
+    ["report", "pign", "--select-on", "x"],
+    ["plan", "pign", "lr=inf", "--no-measure"],
+    ["plan", "pign", "seed=7", "--no-measure"],
+    ["plan", "ddpm", "--steps", "1:1000000:1", "--no-measure"],
+    ["plan", "pign", "--measure-steps", "0", "--no-measure"],
+    ["plan", "pign", "--recipe", "", "--no-measure"],
+    ["run", "pign", "--data-root", ""],
 ]
 
 
@@ -394,8 +462,14 @@ def _paths(tmp_path: Path) -> dict[str, list]:
 
 
 PATH_CASES = [
-    "missing-recipe", "recipe-is-directory", "recipe-under-a-file", "unicode-missing-recipe", "unicode-bad-recipe",
-    "recipe-empty-name", "run-recipe-is-directory"]
+    "missing-recipe",
+    "recipe-is-directory",
+    "recipe-under-a-file",
+    "unicode-missing-recipe",
+    "unicode-bad-recipe",
+    "recipe-empty-name",
+    "run-recipe-is-directory",
+]
 
 
 @pytest.mark.parametrize("name", PATH_CASES)
@@ -433,8 +507,15 @@ def structures(tmp_path):
     (d / "garbage.pdb").write_text("this is not a PDB file\n")
     (d / "binary.pdb").write_bytes(bytes(range(256)))
     (d / "empty").mkdir()
-    return {"native": nat, "renumbered": renum, "short": short, "garbage": d / "garbage.pdb",
-            "binary": d / "binary.pdb", "empty": d / "empty", "dir": d}
+    return {
+        "native": nat,
+        "renumbered": renum,
+        "short": short,
+        "garbage": d / "garbage.pdb",
+        "binary": d / "binary.pdb",
+        "empty": d / "empty",
+        "dir": d,
+    }
 
 
 SCORE = {
@@ -469,16 +550,49 @@ def test_renumbered_model_suggests_another_pairing(structures, capsys, monkeypat
 
 
 # ----------------------------------------------------------------------------- picard data navier-stokes
-NS = [["--dt", "inf"], ["--dt", "nan"], ["--dt", "0"], ["--dt", "-1e-3"], ["--dt", "1e-300"], ["--dt", "100"],
-      ["--dt", "-inf"], ["--nu", "inf"], ["--nu", "0"], ["--nu", "-1"], ["--nu", "nan"], ["--resolution", "0"],
-      ["--resolution", "7"], ["--resolution", "-8"], ["--resolution", str(10**6)], ["--solve-resolution", "0"],
-      ["--solve-resolution", "-8"], ["--solve-resolution", "96"], ["--ic-resolution", "0"],
-      ["--ic-resolution", "32"], ["--ic-resolution", "100"], ["--ic-resolution", str(10**9)],
-      ["--times", "nan"], ["--times", "inf"], ["--times", "-1"], ["--times", "abc"], ["--times", ""],
-      ["--times", "1,,2"], ["--times", "0.0001"], ["--times", "1e300"], ["--samples", "0"], ["--samples", "-1"],
-      ["--samples", str(10**20)], ["--batch", "0"], ["--seed", "-1"], ["--seed", str(2**40)],
-      ["--variance", "double"], ["--precision", "float16"], ["--device", "gpu"], ["--out", "{tmp}"],
-      ["--out", "{tmp}/a-file/ns.h5"]]
+NS = [
+    ["--dt", "inf"],
+    ["--dt", "nan"],
+    ["--dt", "0"],
+    ["--dt", "-1e-3"],
+    ["--dt", "1e-300"],
+    ["--dt", "100"],
+    ["--dt", "-inf"],
+    ["--nu", "inf"],
+    ["--nu", "0"],
+    ["--nu", "-1"],
+    ["--nu", "nan"],
+    ["--resolution", "0"],
+    ["--resolution", "7"],
+    ["--resolution", "-8"],
+    ["--resolution", str(10**6)],
+    ["--solve-resolution", "0"],
+    ["--solve-resolution", "-8"],
+    ["--solve-resolution", "96"],
+    ["--ic-resolution", "0"],
+    ["--ic-resolution", "32"],
+    ["--ic-resolution", "100"],
+    ["--ic-resolution", str(10**9)],
+    ["--times", "nan"],
+    ["--times", "inf"],
+    ["--times", "-1"],
+    ["--times", "abc"],
+    ["--times", ""],
+    ["--times", "1,,2"],
+    ["--times", "0.0001"],
+    ["--times", "1e300"],
+    ["--samples", "0"],
+    ["--samples", "-1"],
+    ["--samples", str(10**20)],
+    ["--batch", "0"],
+    ["--seed", "-1"],
+    ["--seed", str(2**40)],
+    ["--variance", "double"],
+    ["--precision", "float16"],
+    ["--device", "gpu"],
+    ["--out", "{tmp}"],
+    ["--out", "{tmp}/a-file/ns.h5"],
+]
 
 
 @pytest.mark.parametrize("args", NS, ids=lambda a: " ".join(a))
@@ -494,8 +608,14 @@ def test_bad_navier_stokes_parameter_is_one_line(args, tmp_path, capsys, monkeyp
 SUBPROCESS = {
     "no-experiment": lambda tmp: ["sweep"],
     "seeds-abc": lambda tmp: ["run", "pign", "--seeds", "abc", "--results", tmp / "res"],
-    "binary-recipe": lambda tmp: ["sweep", "pign", "--recipe", _write(tmp / "r.yaml", SHAPES["binary"]),
-                                  "--results", tmp / "res"],
+    "binary-recipe": lambda tmp: [
+        "sweep",
+        "pign",
+        "--recipe",
+        _write(tmp / "r.yaml", SHAPES["binary"]),
+        "--results",
+        tmp / "res",
+    ],
     "lr-inf": lambda tmp: ["run", "pign", "lr=inf", "--results", tmp / "res"],
 }
 
@@ -524,6 +644,15 @@ def test_malformed_results_line_in_a_fresh_process(tmp_path):
 
 
 def test_the_fuzzer_has_enough_cases():
-    n = (len(OVERRIDES) + len(list(_recipe_cases())) + len(SEED_CASES) + len(SHAPES) + len(USAGE) + len(PATH_CASES)
-         + len(SCORE) + len(NS) + len(SUBPROCESS))
+    n = (
+        len(OVERRIDES)
+        + len(list(_recipe_cases()))
+        + len(SEED_CASES)
+        + len(SHAPES)
+        + len(USAGE)
+        + len(PATH_CASES)
+        + len(SCORE)
+        + len(NS)
+        + len(SUBPROCESS)
+    )
     assert n >= 150, n

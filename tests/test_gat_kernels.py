@@ -1,4 +1,5 @@
 """The fused CPU attention kernels (numba) against the torch-ops path they replace."""
+
 import pytest
 import torch
 
@@ -46,6 +47,7 @@ def test_kernel_double_backward_matches_torch(G):
     alpha = torch.rand(E, S, H, requires_grad=True)
     v = torch.randn(N, S, G, D, requires_grad=True)
     g = torch.randn(N, S, H, D, requires_grad=True)
+
     def plain(a, x):  # autograd through gather, multiply, scatter
         msg = x.index_select(0, GRAPH.src) * a.unsqueeze(-1)
         return torch.zeros(N, S, H, D).index_add(0, GRAPH.dst, msg)
@@ -115,11 +117,17 @@ def test_kernels_leave_torch_thread_count_alone():
     import subprocess
     import sys
 
-    code = ("import torch; from picard_cli.models.stacked_gnn import Graph, attention_aggregate;"
-            "g = Graph.build(torch.randint(0, 9, (2, 30)), 9);"
-            "attention_aggregate(torch.rand(g.src.numel(), 2, 2), torch.rand(9, 2, 1, 3), g);"
-            "print(torch.get_num_threads())")
-    out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
-                         capture_output=True, text=True)
+    code = (
+        "import torch; from picard_cli.models.stacked_gnn import Graph, attention_aggregate;"
+        "g = Graph.build(torch.randint(0, 9, (2, 30)), 9);"
+        "attention_aggregate(torch.rand(g.src.numel(), 2, 2), torch.rand(9, 2, 1, 3), g);"
+        "print(torch.get_num_threads())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"

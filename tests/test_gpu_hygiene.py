@@ -5,6 +5,7 @@ ViTs need.
 
 TF32 exists only on NVIDIA GPUs; here every float32 matmul is emulated as TF32 computes it
 (inputs rounded to 10 mantissa bits) and the hash products must be float64, untouched by it."""
+
 from __future__ import annotations
 
 import re
@@ -63,8 +64,18 @@ def test_timm_bound_has_the_attention_attributes_the_vits_read():
     from timm.layers import Attention
 
     a = Attention(32, num_heads=4)
-    for name in ("qkv", "q_norm", "k_norm", "attn_drop", "norm", "proj", "proj_drop", "head_dim", "num_heads",
-                 "attn_dim"):
+    for name in (
+        "qkv",
+        "q_norm",
+        "k_norm",
+        "attn_drop",
+        "norm",
+        "proj",
+        "proj_drop",
+        "head_dim",
+        "num_heads",
+        "attn_dim",
+    ):
         assert hasattr(a, name), name
 
 

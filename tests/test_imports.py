@@ -1,6 +1,7 @@
 """Imports run one way (CLI -> runner -> executors -> experiments -> models -> solver): no module of
 picard_cli imports, directly or through others, a module that imports it back. Function-level (lazy)
 imports count: they only hide a circle until the first call."""
+
 import ast
 from pathlib import Path
 
@@ -92,5 +93,6 @@ def test_figures_and_the_solver_core_import_no_experiment_or_toolkit_front():
     graph = import_graph()
     for fig in ("picard_cli.report.ddpm_figures", "picard_cli.report.alphafold_figures"):
         assert not {m for m in graph[fig] if m.startswith("picard_cli.experiments")}
-    assert not {m for m in graph["picard_cli.solver"] if m.startswith("picard_cli.fixedpoint.") and
-                not m.endswith(".names")}
+    assert not {
+        m for m in graph["picard_cli.solver"] if m.startswith("picard_cli.fixedpoint.") and not m.endswith(".names")
+    }

@@ -1,4 +1,5 @@
 """IterGNN (spec pign.md §4.3): stopping rule, confidence mixing, iteration counts."""
+
 import math
 
 import pytest
@@ -18,14 +19,14 @@ def test_stops_when_the_confidence_mass_is_used_up():
     h0 = torch.ones(5, 3, dtype=torch.float64)
     _, st = iterate(lambda x: x, const_conf(0.5), h0, t_max=50, stop_mass=1e-3)
     assert st.iters == [10]
-    assert st.weight_sum[0] == pytest.approx(1 - 0.5 ** 10)
+    assert st.weight_sum[0] == pytest.approx(1 - 0.5**10)
 
 
 def test_t_max_caps_the_iterations():
     h0 = torch.ones(4, 2, dtype=torch.float64)
     _, st = iterate(lambda x: x, const_conf(0.01), h0, t_max=7)
     assert st.iters == [7]
-    assert st.weight_sum[0] == pytest.approx(1 - 0.99 ** 7)
+    assert st.weight_sum[0] == pytest.approx(1 - 0.99**7)
 
 
 def test_output_is_the_confidence_weighted_mix_of_conv_powers():
@@ -73,8 +74,10 @@ def test_stacked_problems_stop_on_their_own_and_match_solo_runs():
     """Seeds stacked on dim 1: a confident seed stops early, its result is what it would be alone."""
     torch.manual_seed(1)
     h0 = torch.randn(5, 2, 3, dtype=torch.float64)
+
     def conv(z):
         return 0.9 * z + 0.1
+
     x, st = iterate(conv, const_conf([0.9, 0.3]), h0, t_max=40, stop_mass=2e-4, problem_dim=1)
     assert st.iters == [math.ceil(math.log(2e-4) / math.log(0.1)), math.ceil(math.log(2e-4) / math.log(0.7))]
     assert st.iters == [4, 24]
@@ -99,8 +102,22 @@ def test_planetoid_itergnn_records_iterations(synth_root, tmp_path):
     from conftest import picard
 
     res = tmp_path / "res"
-    out = picard("run", "pign", "--model", "itergnn", "--backbone", "gat", "--seeds", 2, "epochs=3",
-                 "hidden=8", "--data-root", synth_root, "--results", res)
+    out = picard(
+        "run",
+        "pign",
+        "--model",
+        "itergnn",
+        "--backbone",
+        "gat",
+        "--seeds",
+        2,
+        "epochs=3",
+        "hidden=8",
+        "--data-root",
+        synth_root,
+        "--results",
+        res,
+    )
     assert out.returncode == 0, out.stderr
     recs = [json.loads(line) for line in (res / "pign.jsonl").read_text().splitlines()]
     assert len(recs) == 2 and {r["cell"] for r in recs} == {"IterGNN-GAT/Cora"}

@@ -1,5 +1,6 @@
 """Laptop scale: the presets' cell subsets, the trivial baselines in records, and the report's
 baseline rows, paired differences, t-intervals and verdicts."""
+
 from __future__ import annotations
 
 import math
@@ -13,10 +14,24 @@ from picard_cli.errors import RecipeError
 
 
 def _rec(n_iter: int, seed: int, mse: float, key: str | None = None, **metrics) -> dict:
-    cfg = {"heads": 1, "blocks": 1, "n_iter": n_iter, "seed": seed, "kv_dropout_always": False,
-           "coord_scramble": False, "eval_adds_f": False}
-    return {"config": cfg, "cell_key": key or f"N{n_iter}", "status": "ok", "started": "2026-12-02", "scale": "laptop",
-            "metrics": {"test_mse_best_val": mse, **metrics}, "extra": {}}
+    cfg = {
+        "heads": 1,
+        "blocks": 1,
+        "n_iter": n_iter,
+        "seed": seed,
+        "kv_dropout_always": False,
+        "coord_scramble": False,
+        "eval_adds_f": False,
+    }
+    return {
+        "config": cfg,
+        "cell_key": key or f"N{n_iter}",
+        "status": "ok",
+        "started": "2026-12-02",
+        "scale": "laptop",
+        "metrics": {"test_mse_best_val": mse, **metrics},
+        "extra": {},
+    }
 
 
 def test_t_quantiles_match_the_t_distribution():
@@ -110,9 +125,9 @@ def test_local_mean_inpainting():
     out = local_mean_inpaint(x * known, known)
     assert torch.equal(out * known, x * known)  # visible pixels kept
     b, i, j = 0, 5, 5
-    if known[b, 0, i, j] == 0 and known[b, 0, i - 1:i + 2, j - 1:j + 2].sum() > 0:
-        win = known[b, 0, i - 1:i + 2, j - 1:j + 2]
-        ref = (x[b, :, i - 1:i + 2, j - 1:j + 2] * win).sum((1, 2)) / win.sum()
+    if known[b, 0, i, j] == 0 and known[b, 0, i - 1 : i + 2, j - 1 : j + 2].sum() > 0:
+        win = known[b, 0, i - 1 : i + 2, j - 1 : j + 2]
+        ref = (x[b, :, i - 1 : i + 2, j - 1 : j + 2] * win).sum((1, 2)) / win.sum()
         assert torch.allclose(out[b, :, i, j], ref)
     const = torch.full((1, 3, 8, 8), 0.3)
     assert torch.allclose(local_mean_inpaint(const * known[:1], known[:1]), const)  # a flat image is recovered

@@ -2,6 +2,7 @@
 a run of its recipe's laptop plan (so a sweep resumes from them), metrics are finite, complete
 tables have >= 3 seeds per cell, and docs/laptop.md shows exactly what the report computes from
 them (scripts/laptop_docs.py --check)."""
+
 from __future__ import annotations
 
 import gzip
@@ -45,8 +46,13 @@ def test_laptop_records_resolve_to_their_plan(name):
 
 
 def test_docs_show_what_the_archive_gives():
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "laptop_docs.py"), "--check"], capture_output=True,
-                         text=True, cwd=REPO, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "laptop_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     doc = (REPO / "docs" / "laptop.md").read_text()
     figures = json.loads((REPO / "docs" / "laptop.json").read_text())
@@ -60,6 +66,7 @@ def test_docs_show_what_the_archive_gives():
 def test_table5_archive_resolves_to_its_plan():
     """Renames never orphan archived results: every Table 5 record is a run of today's plan."""
     recs = [json.loads(line) for line in gzip.open(REPO / "archive" / "pign-table5.jsonl.gz", "rt")]
-    keys = {r.key for r in runner.plan(registry.get("pign"), str(REPO / "recipes/pign/table5.yaml"), "paper",
-                                       {}, {}).runs}
+    keys = {
+        r.key for r in runner.plan(registry.get("pign"), str(REPO / "recipes/pign/table5.yaml"), "paper", {}, {}).runs
+    }
     assert all(r["key"] in keys for r in recs)

@@ -1,5 +1,6 @@
 """Table 1 (LRGB PascalVOC-SP): parameter budget, metric, loss weights, end to end on
 generated data in LRGB's raw format (PyG's real LRGBDataset processes it)."""
+
 import json
 
 import pytest
@@ -16,25 +17,34 @@ def cfg(**kw):
     return to_dict(LrgbConfig(**kw))
 
 
-@pytest.mark.parametrize("framework,backbone,depth,bn,hidden,expected", [
-    # The fork's counts (spec pign.md §5 table; FK count.ipynb: PIGN-GAT H 400 = 498,021).
-    ("pign", "gcn", 8, False, 400, 497_221),
-    ("pign", "gat", 8, False, 400, 498_021),
-    ("pign", "sage", 8, False, 348, 499_401),
-    ("itergnn", "gcn", 30, False, 400, 496_822),
-    ("itergnn", "gat", 30, False, 400, 497_622),
-    ("itergnn", "sage", 30, False, 348, 499_054),
-    ("plain", "gcn", 8, True, 220, 498_322),
-    ("plain", "gat", 8, True, 220, 501_842),
-])
+@pytest.mark.parametrize(
+    "framework,backbone,depth,bn,hidden,expected",
+    [
+        # The fork's counts (spec pign.md §5 table; FK count.ipynb: PIGN-GAT H 400 = 498,021).
+        ("pign", "gcn", 8, False, 400, 497_221),
+        ("pign", "gat", 8, False, 400, 498_021),
+        ("pign", "sage", 8, False, 348, 499_401),
+        ("itergnn", "gcn", 30, False, 400, 496_822),
+        ("itergnn", "gat", 30, False, 400, 497_622),
+        ("itergnn", "sage", 30, False, 348, 499_054),
+        ("plain", "gcn", 8, True, 220, 498_322),
+        ("plain", "gat", 8, True, 220, 501_842),
+    ],
+)
 def test_parameter_counts_match_the_forks(framework, backbone, depth, bn, hidden, expected):
     assert count_params(cfg(framework=framework, backbone=backbone, depth=depth, use_bn=bn), hidden) == expected
 
 
-@pytest.mark.parametrize("framework,backbone,depth,bn", [
-    ("pign", "gcn", 8, False), ("pign", "sage", 8, False), ("itergnn", "gat", 30, False),
-    ("plain", "sage", 8, True), ("plain", "gcn", 4, True),
-])
+@pytest.mark.parametrize(
+    "framework,backbone,depth,bn",
+    [
+        ("pign", "gcn", 8, False),
+        ("pign", "sage", 8, False),
+        ("itergnn", "gat", 30, False),
+        ("plain", "sage", 8, True),
+        ("plain", "gcn", 4, True),
+    ],
+)
 def test_budget_fitting_takes_the_widest_model_within_budget(framework, backbone, depth, bn):
     c = cfg(framework=framework, backbone=backbone, depth=depth, use_bn=bn)
     H = fit_hidden(c)
@@ -77,8 +87,23 @@ def test_table1_quick_sweep_end_to_end(lrgb_root, tmp_path):
     recipe names pign-lrgb, a member of the pign family) and reports Table 1 with params."""
     res = tmp_path / "res"
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-    out = picard("sweep", "pign", "--recipe", "recipes/pign/table1.yaml", "--filter", "GAT", "--seeds", 1,
-                 "epochs=3", "eval_iters=1,2", "--data-root", lrgb_root, "--results", res, env=env)
+    out = picard(
+        "sweep",
+        "pign",
+        "--recipe",
+        "recipes/pign/table1.yaml",
+        "--filter",
+        "GAT",
+        "--seeds",
+        1,
+        "epochs=3",
+        "eval_iters=1,2",
+        "--data-root",
+        lrgb_root,
+        "--results",
+        res,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     recs = [json.loads(line) for line in (res / "pign-lrgb.jsonl").read_text().splitlines()]
     assert {r["cell"] for r in recs} == {"plain/GAT", "IterGNN/GAT", "PIGN/GAT"}
@@ -100,9 +125,25 @@ def test_table1_quick_sweep_end_to_end(lrgb_root, tmp_path):
 
 def test_exploding_loss_is_recorded_as_diverged(lrgb_root, tmp_path):
     res = tmp_path / "res"
-    out = picard("run", "pign", "--recipe", "recipes/pign/table1.yaml", "--framework", "plain", "--backbone",
-                 "gcn", "--seeds", 1, "epochs=2", "diverge_loss=0.001", "--data-root", lrgb_root,
-                 "--results", res, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    out = picard(
+        "run",
+        "pign",
+        "--recipe",
+        "recipes/pign/table1.yaml",
+        "--framework",
+        "plain",
+        "--backbone",
+        "gcn",
+        "--seeds",
+        1,
+        "epochs=2",
+        "diverge_loss=0.001",
+        "--data-root",
+        lrgb_root,
+        "--results",
+        res,
+        env={"XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
     assert out.returncode == 0, out.stderr
     (rec,) = [json.loads(line) for line in (res / "pign-lrgb.jsonl").read_text().splitlines()]
     assert rec["status"] == "diverged"

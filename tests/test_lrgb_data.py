@@ -1,4 +1,5 @@
 """LRGB PascalVOC-SP data layer: generated raw pickles through PyG's real LRGBDataset."""
+
 import os
 import pickle
 import stat

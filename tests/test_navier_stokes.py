@@ -1,5 +1,6 @@
 """Navier-Stokes generator (spec navier-stokes.md §4): exact solutions of the full nonlinear
 equation, time-step convergence, field statistics, the file format, resume, FNO .mat reading."""
+
 import math
 
 import h5py
@@ -66,8 +67,18 @@ def test_initial_field_statistics_and_variance_convention():
 
 def test_generated_trajectories_match_the_published_statistics(tmp_path):
     """Field std at the ANIE stamps t = 5 and 11 (spec §2.3: mean squares 0.20, 0.54)."""
-    params = dict(samples=6, resolution=32, solve_resolution=32, ic_resolution=128, dt=1e-2, nu=1e-3,
-                  times=[0.0, 5.0, 11.0], variance="original", seed=0, precision="float32")
+    params = dict(
+        samples=6,
+        resolution=32,
+        solve_resolution=32,
+        ic_resolution=128,
+        dt=1e-2,
+        nu=1e-3,
+        times=[0.0, 5.0, 11.0],
+        variance="original",
+        seed=0,
+        precision="float32",
+    )
     generate(tmp_path / "s.h5", params, "cpu", batch=6)
     d = load_ns(tmp_path / "s.h5")
     ms = (d.w.astype(np.float64) ** 2).mean(axis=(0, 2, 3))
@@ -75,8 +86,18 @@ def test_generated_trajectories_match_the_published_statistics(tmp_path):
 
 
 def small_params(**kw):
-    p = dict(samples=5, resolution=16, solve_resolution=16, ic_resolution=64, dt=0.05, nu=1e-3,
-             times=[0.0, 0.5, 1.0], variance="original", seed=1, precision="float32")
+    p = dict(
+        samples=5,
+        resolution=16,
+        solve_resolution=16,
+        ic_resolution=64,
+        dt=0.05,
+        nu=1e-3,
+        times=[0.0, 0.5, 1.0],
+        variance="original",
+        seed=1,
+        precision="float32",
+    )
     p.update(kw)
     return p
 
@@ -129,22 +150,55 @@ def test_parse_times():
 
 def test_cli_generates_resumes_and_rejects_bad_input(tmp_path):
     out = tmp_path / "ns.h5"
-    args = ("data", "navier-stokes", "--samples", 3, "--resolution", 16, "--ic-resolution", 64, "--dt", 0.05,
-            "--times", "0,1", "--batch", 2, "--out", out)
+    args = (
+        "data",
+        "navier-stokes",
+        "--samples",
+        3,
+        "--resolution",
+        16,
+        "--ic-resolution",
+        64,
+        "--dt",
+        0.05,
+        "--times",
+        "0,1",
+        "--batch",
+        2,
+        "--out",
+        out,
+    )
     r = picard(*args)
     assert r.returncode == 0, r.stderr
     assert "3 samples (3 new, 0 resumed)" in " ".join(r.stdout.split())
     r = picard(*args)
     assert r.returncode == 0 and "(0 new, 3 resumed)" in " ".join(r.stdout.split())
     assert load_ns(out).w.shape == (3, 2, 16, 16)
-    for bad, msg in ((("--samples", 0), "--samples"), (("--variance", "double"), "--variance"),
-                     (("--times", "later"), "--times")):
+    for bad, msg in (
+        (("--samples", 0), "--samples"),
+        (("--variance", "double"), "--variance"),
+        (("--times", "later"), "--times"),
+    ):
         r = picard("data", "navier-stokes", *bad, "--out", tmp_path / "bad.h5")
         assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = picard(*args[:-1], tmp_path / "other.h5", "--seed", 5)
-    r2 = picard("data", "navier-stokes", "--samples", 3, "--resolution", 16, "--ic-resolution", 64, "--dt", 0.05,
-                "--times", "0,1", "--out", tmp_path / "other.h5")
+    r2 = picard(
+        "data",
+        "navier-stokes",
+        "--samples",
+        3,
+        "--resolution",
+        16,
+        "--ic-resolution",
+        64,
+        "--dt",
+        0.05,
+        "--times",
+        "0,1",
+        "--out",
+        tmp_path / "other.h5",
+    )
     assert r.returncode == 0 and r2.returncode == 2 and "differ: seed" in r2.stderr
 
 

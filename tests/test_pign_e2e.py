@@ -1,4 +1,5 @@
 """PIGN experiment end to end: real Cora (CI provides it), divergence handling, report."""
+
 import json
 import os
 import statistics
@@ -16,8 +17,21 @@ def test_quick_run_on_real_cora(tmp_path):
     if not root:
         pytest.skip("PICARD_DATA not set (CI sets it to the shared offline copy)")
     res = tmp_path / "res"
-    out = picard("run", "pign", "--model", "plain", "--backbone", "gcn", "--dataset", "cora", "--seeds", 3,
-                 "--results", res, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    out = picard(
+        "run",
+        "pign",
+        "--model",
+        "plain",
+        "--backbone",
+        "gcn",
+        "--dataset",
+        "cora",
+        "--seeds",
+        3,
+        "--results",
+        res,
+        env={"XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
     assert out.returncode == 0, out.stderr
     recs = [json.loads(line) for line in (res / "pign.jsonl").read_text().splitlines()]
     assert len(recs) == 3 and all(r["status"] == "ok" for r in recs)
@@ -42,15 +56,23 @@ cells:
     assert out.returncode == 0, out.stderr
     recs = [json.loads(line) for line in (res / "pign.jsonl").read_text().splitlines()]
     status = {(r["cell"], r["seed"]): r["status"] for r in recs}
-    assert status == {("GCN/Cora", 0): "diverged", ("GCN/Cora", 1): "diverged",
-                      ("GAT/Cora", 0): "ok", ("GAT/Cora", 1): "ok"}
+    assert status == {
+        ("GCN/Cora", 0): "diverged",
+        ("GCN/Cora", 1): "diverged",
+        ("GAT/Cora", 0): "ok",
+        ("GAT/Cora", 1): "ok",
+    }
     assert "n/a (2 diverged)" in out.stdout
 
 
 def _rec(row_model, backbone, dataset, noise, acc, status="ok", key="k", started="2026-01-01"):
-    return {"config": {"model": row_model, "backbone": backbone, "dataset": dataset, "noise": noise},
-            "cell_key": key, "status": status, "started": started,
-            "metrics": {"test_acc_last": acc, "test_acc_best_val": acc}}
+    return {
+        "config": {"model": row_model, "backbone": backbone, "dataset": dataset, "noise": noise},
+        "cell_key": key,
+        "status": status,
+        "started": started,
+        "metrics": {"test_acc_last": acc, "test_acc_best_val": acc},
+    }
 
 
 def test_report_mean_std_counts_diverged_and_keeps_paper_values_apart(tmp_path):
@@ -83,8 +105,19 @@ def test_iteration_count_curve_of_a_trained_pign(synth_root, tmp_path):
     """eval_iters evaluates the trained PIGN at k = 1..K' without retraining; the report
     draws metric vs k."""
     res = tmp_path / "res"
-    out = picard("run", "pign", "--seeds", 2, "epochs=5", "hidden=8", "eval_iters=1:6", "--data-root", synth_root,
-                 "--results", res)
+    out = picard(
+        "run",
+        "pign",
+        "--seeds",
+        2,
+        "epochs=5",
+        "hidden=8",
+        "eval_iters=1:6",
+        "--data-root",
+        synth_root,
+        "--results",
+        res,
+    )
     assert out.returncode == 0, out.stderr
     recs = [json.loads(line) for line in (res / "pign.jsonl").read_text().splitlines()]
     for r in recs:
@@ -105,6 +138,14 @@ def test_report_labels_the_scale_of_its_runs():
     paper = [dict(_rec("plain", "gcn", "cora", 0.0, 0.8), scale="paper"), _rec("plain", "gcn", "cora", 0.0, 0.8)]
     assert report.subtitle(report.build(pign, paper)) == "protocol: last; scale: paper"
     assert report.subtitle(report.build(pign, paper[1:])) == "protocol: last"  # records from before scales
-    smoke = [{"config": {"framework": "pign", "backbone": "gcn"}, "cell_key": "k", "status": "ok", "started": "x",
-              "metrics": {"test_f1_last": 0.2}, "scale": "quick"}]
+    smoke = [
+        {
+            "config": {"framework": "pign", "backbone": "gcn"},
+            "cell_key": "k",
+            "status": "ok",
+            "started": "x",
+            "metrics": {"test_f1_last": 0.2},
+            "scale": "quick",
+        }
+    ]
     assert "QUICK-SCALE" in report.subtitle(report.build(lrgb, smoke))

@@ -1,6 +1,7 @@
 """`picard plan` (picard_cli/preflight.py) on every experiment at both scales, one measured probe on the
 CPU, bad input, and benchmarks/gpu_smoke.py --tiny. The plans run in this process (one torch / timm /
 diffusers import for all of them); bad input and the smoke script as a user runs them."""
+
 from __future__ import annotations
 
 import json
@@ -71,7 +72,9 @@ def test_plan_every_experiment(name, scale, tmp_path):
 
 def test_plan_counts_recorded_runs_and_steps_from_the_config(tmp_path):
     p = runner.plan(registry.get("vit-pde"), None, "quick", {"epochs": 4}, {}, cells="all", filter_="^ViT/")
-    (tmp_path / "vit-pde.jsonl").write_text(json.dumps({"key": p.runs[0].key, "config": p.runs[0].config, "status": "ok"}) + "\n")
+    (tmp_path / "vit-pde.jsonl").write_text(
+        json.dumps({"key": p.runs[0].key, "config": p.runs[0].config, "status": "ok"}) + "\n"
+    )
     rep = plan_json("vit-pde", "--no-measure", "--results", tmp_path, "--filter", "^ViT/", "epochs=4")
     assert rep["runs"] == {"cells": 3, "total": 3, "done": 1, "todo": 2}
     first = rep["cells"][0]
@@ -81,29 +84,37 @@ def test_plan_counts_recorded_runs_and_steps_from_the_config(tmp_path):
 
 
 def test_plan_measures_a_quick_cell_on_the_cpu(tmp_path):
-    rep = plan_json("vit-pde", "--filter", "^ViT/N1$", "--measure", "--measure-steps", 2, "--device", "cpu",
-                    "--results", tmp_path)
+    rep = plan_json(
+        "vit-pde", "--filter", "^ViT/N1$", "--measure", "--measure-steps", 2, "--device", "cpu", "--results", tmp_path
+    )
     assert rep["estimate"]["kind"] == "measured" and rep["estimate"]["label"].startswith("measured on cpu")
     est = rep["cells"][0]["estimate"]
     assert est["kind"] == "measured" and est["s_per_step"] > 0 and est["steps"] == 2 and est["params"] > 0
     assert est["items_per_s"] > 0 and math.isfinite(est["hours_cell"])
-    table = CliRunner().invoke(app, ["plan", "pign", "--no-measure", "--results", str(tmp_path), "--filter", "GCN/Cora$"])
+    table = CliRunner().invoke(
+        app, ["plan", "pign", "--no-measure", "--results", str(tmp_path), "--filter", "GCN/Cora$"]
+    )
     assert table.exit_code == 0 and "estimate, not measured" in table.stdout and "PIGN-GCN/Cora" in table.stdout
 
 
-@pytest.mark.parametrize("args, says", [
-    (["vit-pde", "--scale", "huge"], "no scale 'huge'"),
-    (["pign", "--steps", "100:1000"], "no steps axis"),
-    (["ddpm", "--measure-steps", "0"], "--measure-steps"),
-    (["pign-lrgb", "hidden=4000"], "over the budget"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["vit-pde", "--scale", "huge"], "no scale 'huge'"),
+        (["pign", "--steps", "100:1000"], "no steps axis"),
+        (["ddpm", "--measure-steps", "0"], "--measure-steps"),
+        (["pign-lrgb", "hidden=4000"], "over the budget"),
+    ],
+)
 def test_plan_bad_input_raises_one_line_errors(args, says):
     res = CliRunner().invoke(app, ["plan", *args, "--no-measure", "--json"])
     assert isinstance(res.exception, PicardError), res.output
     assert says in str(res.exception) and "\n" not in str(res.exception)
 
 
-@pytest.mark.parametrize("args, says", [(["nosuch"], "unknown experiment"), (["vit-pde", "bogus_field=1"], "bogus_field")])
+@pytest.mark.parametrize(
+    "args, says", [(["nosuch"], "unknown experiment"), (["vit-pde", "bogus_field=1"], "bogus_field")]
+)
 def test_plan_bad_input_is_one_line_on_stderr_and_exit_2(args, says):
     out = picard("plan", *args, "--no-measure")
     assert out.returncode == 2, (out.stdout, out.stderr)
@@ -116,8 +127,13 @@ def test_gpu_smoke_tiny_writes_every_model(tmp_path):
     import gpu_smoke
 
     out = tmp_path / "smoke.json"
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_smoke.py"), "--tiny", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_smoke.py"), "--tiny", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rep = json.loads(out.read_text())
     assert rep["torch"] and rep["device"] and "commit" in rep and rep["tiny"] and not rep["failed"]
@@ -136,8 +152,14 @@ def test_meta_counts_extrapolate_iterations_exactly():
     from picard_cli.experiments.vit_pde import build_model
     from picard_cli.recipes import to_dict
 
-    cfg = to_dict(registry.get("vit-pde").config_cls()) | {"dim": 32, "depth": 1, "heads": 2, "mlp": 64,
-                                                            "batch_size": 2, "n_iter": 3}
+    cfg = to_dict(registry.get("vit-pde").config_cls()) | {
+        "dim": 32,
+        "depth": 1,
+        "heads": 2,
+        "mlp": 64,
+        "batch_size": 2,
+        "n_iter": 3,
+    }
 
     def loss(model):
         X = torch.zeros(2, 10, 16, 16, device="meta")

@@ -1,5 +1,6 @@
 """Protocol options where the paper's numbers came from another protocol: the authors' Table 4 recipe,
 three seeds per cell in the paper presets of Tables 2-4, and AlphaFold templates only with a date cutoff."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,9 @@ def test_table4_authors_recipe_runs_their_code_in_rows_of_its_own():
     rows = {exp.row(r.config) for r in p.runs}
     assert rows == {"1H 1B (authors' code)", "4H 1B (authors' code)", "2H 2B (authors' code)", "4H 4B (authors' code)"}
     default = runner.plan(exp, None, "paper", {}, {})
-    assert {exp.row(r.config) for r in default.runs} == set(exp.table.rows)  # the corrected default keeps the paper's rows
+    assert {exp.row(r.config) for r in default.runs} == set(
+        exp.table.rows
+    )  # the corrected default keeps the paper's rows
     assert not {r.key for r in default.runs} & {r.key for r in p.runs}
 
 
@@ -36,8 +39,11 @@ def test_paper_presets_of_tables_2_to_4_run_three_seeds_per_cell(name):
 
 def _af_config(**kw):
     exp = registry.get("alphafold-recycle")
-    return runner.plan(exp, None, "quick", parse_overrides([f"{k}={v}" for k, v in kw.items()]), {},
-                       cells="match").runs[0].config
+    return (
+        runner.plan(exp, None, "quick", parse_overrides([f"{k}={v}" for k, v in kw.items()]), {}, cells="match")
+        .runs[0]
+        .config
+    )
 
 
 def test_alphafold_templates_are_refused_without_a_date_cutoff(tmp_path):
@@ -47,17 +53,22 @@ def test_alphafold_templates_are_refused_without_a_date_cutoff(tmp_path):
     plain = _af_config()
     check_templates(plain)  # no templates: fine
     assert "--templates" not in command(plain, "in", "out")
-    for bad in ({"templates": "true"}, {"templates": "true", "custom_template_path": str(tmp_path)},
-                {"templates": "true", "custom_template_path": str(tmp_path / "nope"), "max_template_date": "2022-01-01"},
-                {"colabfold_args": "[--templates]"}):
+    for bad in (
+        {"templates": "true"},
+        {"templates": "true", "custom_template_path": str(tmp_path)},
+        {"templates": "true", "custom_template_path": str(tmp_path / "nope"), "max_template_date": "2022-01-01"},
+        {"colabfold_args": "[--templates]"},
+    ):
         with pytest.raises(RecipeError) as e:
             check_templates(_af_config(**bad))
         assert "\n" not in str(e.value)
     ok = _af_config(templates="true", custom_template_path=str(tmp_path), max_template_date="2022-01-01")
     check_templates(ok)
     argv = command(ok, "in", "out")
-    assert argv[argv.index("--templates") + 1:argv.index("--templates") + 3] == ["--custom-template-path",
-                                                                                str(tmp_path)]
+    assert argv[argv.index("--templates") + 1 : argv.index("--templates") + 3] == [
+        "--custom-template-path",
+        str(tmp_path),
+    ]
     # the added fields keep earlier runs' keys at their defaults
     from picard_cli.recipes import identity
 
@@ -76,8 +87,22 @@ def test_table1_lr_grid_selects_one_lr_per_cell_on_validation_or_on_test(tmp_pat
     res = tmp_path / "res"
     grid = REPO / "recipes/pign/table1-lrgrid.yaml"
     assert len(runner.plan(registry.get("pign-lrgb"), str(grid), "paper", {}, {}).runs) == 63 * 5
-    out = picard("sweep", "pign", "--recipe", grid, "--scale", "quick", "--filter", r"^PIGN/GCN/lr=(1\.0e-4|2\.5e-3)$",
-                 "--data-root", root, "--results", res, "epochs=3", "max_graphs=16")
+    out = picard(
+        "sweep",
+        "pign",
+        "--recipe",
+        grid,
+        "--scale",
+        "quick",
+        "--filter",
+        r"^PIGN/GCN/lr=(1\.0e-4|2\.5e-3)$",
+        "--data-root",
+        root,
+        "--results",
+        res,
+        "epochs=3",
+        "max_graphs=16",
+    )
     assert out.returncode == 0, out.stderr
     recs = [json.loads(line) for line in (res / "pign-lrgb.jsonl").read_text().splitlines()]
     assert len(recs) == 4 and {r["config"]["lr"] for r in recs} == {1e-4, 2.5e-3}

@@ -10,7 +10,9 @@ from picard_cli.runner import REPO, plan
 
 
 def test_unknown_key_names_dotted_path_and_suggests():
-    with pytest.raises(RecipeError, match=r"unknown key 'cells\.GCN/Cora\.lrr' \(did you mean 'cells\.GCN/Cora\.lr'\?\)"):
+    with pytest.raises(
+        RecipeError, match=r"unknown key 'cells\.GCN/Cora\.lrr' \(did you mean 'cells\.GCN/Cora\.lr'\?\)"
+    ):
         apply(PignConfig(), {"lrr": 0.1}, prefix="cells.GCN/Cora.")
     with pytest.raises(RecipeError, match=r"unknown key 'sweep\.sedes'.*seeds"):
         apply(Sweep(), {"sedes": 3}, prefix="sweep.")
@@ -36,7 +38,10 @@ def test_values_are_coerced_to_field_types():
 
 def test_override_grammar():
     assert parse_overrides(["a=0.5", "sweep.seeds=3", "backbone=gat"]) == {
-        "a": 0.5, "sweep": {"seeds": 3}, "backbone": "gat"}
+        "a": 0.5,
+        "sweep": {"seeds": 3},
+        "backbone": "gat",
+    }
     with pytest.raises(RecipeError, match="expected key=value"):
         parse_overrides(["lr"])
 
@@ -75,7 +80,14 @@ def test_table5_recipe_resolves_to_24_cells_and_scales():
 
 def test_run_matches_the_closest_cell_and_overrides_win():
     exp = registry.get("pign")
-    p = plan(exp, None, "quick", {"model": "plain", "backbone": "gat", "dataset": "citeseer", "noise": 0.5}, {"seeds": 1}, cells="match")
+    p = plan(
+        exp,
+        None,
+        "quick",
+        {"model": "plain", "backbone": "gat", "dataset": "citeseer", "noise": 0.5},
+        {"seeds": 1},
+        cells="match",
+    )
     (run,) = p.runs
     assert run.cell == "GAT/CiteSeer-50%" and run.config["depth"] == 3 and run.config["lr"] == 0.003
     p = plan(exp, None, "quick", {"model": "plain", "noise": 0.3, "lr": 0.1}, {"seeds": 1}, cells="match")
@@ -114,8 +126,11 @@ def test_fields_added_later_keep_old_run_keys():
     full = to_dict(c)
     from picard_cli.fixedpoint.fields import FIELD_NAMES  # the fixed-point toolkit's fields (issue 9), also added
 
-    old = {k: v for k, v in full.items()
-           if k not in ("itergnn_variant", "readout", "stop_mass", "eval_iters", "dropout_rng") + FIELD_NAMES}
+    old = {
+        k: v
+        for k, v in full.items()
+        if k not in ("itergnn_variant", "readout", "stop_mass", "eval_iters", "dropout_rng") + FIELD_NAMES
+    }
     assert config_hash(ident) == config_hash(old)
     assert config_hash(identity(dataclasses.replace(c, eval_iters="1:5"))) != config_hash(ident)
 
@@ -133,8 +148,10 @@ def test_parse_int_list():
 
 def test_filter_takes_substrings_and_regular_expressions():
     exp = registry.get("pign")
+
     def names(f):
         return sorted({r.cell for r in plan(exp, None, "quick", {}, {"seeds": 1}, filter_=f).runs})
+
     assert names("gcn/cora-50") == ["GCN/Cora-50%", "IterGNN-GCN/Cora-50%", "PIGN-GCN/Cora-50%"]
     assert names("^(GCN|GAT)/CiteSeer$") == ["GAT/CiteSeer", "GCN/CiteSeer"]
     assert len(names("^IterGNN")) == 8

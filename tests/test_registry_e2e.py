@@ -1,6 +1,7 @@
 """Every registered experiment runs end to end from the CLI at its quick scale (one cell, one seed,
 tiny overrides, generated data) and `picard report` renders its table from the record. A new
 experiment without a case here fails `test_every_experiment_has_a_case`."""
+
 from __future__ import annotations
 
 import json
@@ -45,14 +46,25 @@ def _navier_stokes(root: Path) -> Path:
 
 def _anie(root: Path) -> list:
     path = _navier_stokes(root)
-    return ["--filter", "^1H1B/N1$", "n_train=8", "n_val=4", "n_test=4", "epochs=1", "batch_size=4",
-            f"data={path}"]
+    return ["--filter", "^1H1B/N1$", "n_train=8", "n_val=4", "n_test=4", "epochs=1", "batch_size=4", f"data={path}"]
 
 
 def _vit_pde(root: Path) -> list:
     path = _navier_stokes(root)
-    return ["--filter", "^ViT/N1$", "n_train=8", "n_val=4", "n_test=4", "epochs=1", "batch_size=4",
-            f"data={path}", "dim=16", "depth=1", "heads=2", "mlp=32"]
+    return [
+        "--filter",
+        "^ViT/N1$",
+        "n_train=8",
+        "n_val=4",
+        "n_test=4",
+        "epochs=1",
+        "batch_size=4",
+        f"data={path}",
+        "dim=16",
+        "depth=1",
+        "heads=2",
+        "mlp=32",
+    ]
 
 
 def _cifar(root: Path) -> None:
@@ -63,16 +75,49 @@ def _cifar(root: Path) -> None:
 
 def _vit_mask(root: Path) -> list:
     _cifar(root)
-    return ["--filter", "^ViT/N1$", "--fid-weights", "none", "epochs=1", "train_n=64", "val_n=16", "test_n=32",
-            "fid_n=8", "batch_size=32", "dim=32", "dec_dim=32"]
+    return [
+        "--filter",
+        "^ViT/N1$",
+        "--fid-weights",
+        "none",
+        "epochs=1",
+        "train_n=64",
+        "val_n=16",
+        "test_n=32",
+        "fid_n=8",
+        "batch_size=32",
+        "dim=32",
+        "dec_dim=32",
+    ]
 
 
 def _ddpm(root: Path) -> list:
     _cifar(root)
-    return ["--steps", "10", "--fid-weights", "none", "resolution=8", "channels=[16,32]", "layers_per_block=1",
-            "attn_down=0", "norm_groups=8", "train_n=64", "test_n=16", "batch_size=16", "warmup_steps=2",
-            "loss_bins=5", "grid_n=2", "sample_batch=32", "train_steps=6", "log_every=2", "eval_every=6",
-            "fid_n=4", "fid_n_steps=2", "fig7_for_T=10", "fig7_steps=[5,10]"]
+    return [
+        "--steps",
+        "10",
+        "--fid-weights",
+        "none",
+        "resolution=8",
+        "channels=[16,32]",
+        "layers_per_block=1",
+        "attn_down=0",
+        "norm_groups=8",
+        "train_n=64",
+        "test_n=16",
+        "batch_size=16",
+        "warmup_steps=2",
+        "loss_bins=5",
+        "grid_n=2",
+        "sample_batch=32",
+        "train_steps=6",
+        "log_every=2",
+        "eval_every=6",
+        "fid_n=4",
+        "fid_n_steps=2",
+        "fig7_for_T=10",
+        "fig7_steps=[5,10]",
+    ]
 
 
 def _alphafold(root: Path) -> list:
@@ -109,8 +154,21 @@ def test_quick_run_and_report(name, tmp_path):
     args = make(data)
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     command = "run" if name == "alphafold-recycle" else "sweep"
-    out = picard(command, typed, "--scale", "quick", "--seeds", 1, "--data-root", data, "--results", res, *args,
-                 env=env, timeout=900)
+    out = picard(
+        command,
+        typed,
+        "--scale",
+        "quick",
+        "--seeds",
+        1,
+        "--data-root",
+        data,
+        "--results",
+        res,
+        *args,
+        env=env,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     recs = [json.loads(line) for line in (res / f"{name}.jsonl").read_text().splitlines()]
     assert recs and all(r["experiment"] == name and r["status"] == "ok" and r["key"] for r in recs)

@@ -1,5 +1,6 @@
 """One run, one record whatever runs at once; seed groups re-form exactly; failures before the work;
 progress lines in logs (issue 23)."""
+
 import json
 import os
 import signal
@@ -30,9 +31,14 @@ def _start(args: list, log: Path):
     """A driver in the background, its output to a log file (as under nohup); SIGINT as on a terminal
     (a shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", XDG_CACHE_HOME=str(log.parent / "cache"))
-    return subprocess.Popen([sys.executable, "-m", "picard_cli", *map(str, args)], cwd=REPO, env=env,
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        [sys.executable, "-m", "picard_cli", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 # ------------------------------------------------------------------------------------------ leases
@@ -94,8 +100,21 @@ def test_a_line_that_is_no_record_is_skipped_with_a_warning(tmp_path, line):
 
 def test_report_never_counts_a_key_twice(synth_root, tiny_recipe, tmp_path):
     res = tmp_path / "res"
-    out = picard("sweep", "pign", "--recipe", tiny_recipe, "--data-root", synth_root, "--results", res,
-                 "--filter", "^GCN/Cora$", "--seeds", 2, "epochs=3")
+    out = picard(
+        "sweep",
+        "pign",
+        "--recipe",
+        tiny_recipe,
+        "--data-root",
+        synth_root,
+        "--results",
+        res,
+        "--filter",
+        "^GCN/Cora$",
+        "--seeds",
+        2,
+        "epochs=3",
+    )
     assert out.returncode == 0, out.stderr
     path = res / "pign.jsonl"
     path.write_text(path.read_text() * 3)  # what two drivers without leases used to leave
@@ -107,8 +126,21 @@ def test_report_never_counts_a_key_twice(synth_root, tiny_recipe, tmp_path):
 # ----------------------------------------------------------------------------------- two drivers
 def test_two_identical_sweeps_at_once_record_every_run_exactly_once(synth_root, tiny_recipe, tmp_path):
     res = tmp_path / "res"
-    args = ["sweep", "pign", "--recipe", tiny_recipe, "--data-root", synth_root, "--results", res, "--seeds", 3,
-            "--executor", "inprocess", "epochs=15"]
+    args = [
+        "sweep",
+        "pign",
+        "--recipe",
+        tiny_recipe,
+        "--data-root",
+        synth_root,
+        "--results",
+        res,
+        "--seeds",
+        3,
+        "--executor",
+        "inprocess",
+        "epochs=15",
+    ]
     procs = [_start(args, tmp_path / f"driver{i}.log") for i in range(2)]
     for p in procs:
         assert p.wait(timeout=600) == 0, (tmp_path / "driver0.log").read_text()[-2000:]
@@ -124,9 +156,22 @@ def test_two_identical_sweeps_at_once_record_every_run_exactly_once(synth_root, 
 
 # ------------------------------------------------------------------------------ seed groups re-form
 def test_a_torn_line_inside_a_seed_group_reruns_the_whole_group_and_equals_an_uninterrupted_sweep(
-        synth_root, tiny_recipe, tmp_path):
-    args = ["sweep", "pign", "--recipe", tiny_recipe, "--data-root", synth_root, "--filter", "^PIGN-GCN/Cora$",
-            "--seeds", 4, "epochs=6", "dropout=0.5"]
+    synth_root, tiny_recipe, tmp_path
+):
+    args = [
+        "sweep",
+        "pign",
+        "--recipe",
+        tiny_recipe,
+        "--data-root",
+        synth_root,
+        "--filter",
+        "^PIGN-GCN/Cora$",
+        "--seeds",
+        4,
+        "epochs=6",
+        "dropout=0.5",
+    ]
     ref_root, cut_root = tmp_path / "ref", tmp_path / "cut"
     out = picard(*args, "--results", ref_root, env={"OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr
@@ -149,16 +194,19 @@ def test_a_results_location_that_is_a_file_fails_in_seconds(synth_root, tiny_rec
     blocker = tmp_path / "file"
     blocker.write_text("x")
     t0 = time.time()
-    out = picard("sweep", "pign", "--recipe", tiny_recipe, "--data-root", synth_root, "--results", blocker,
-                 "epochs=100000")
+    out = picard(
+        "sweep", "pign", "--recipe", tiny_recipe, "--data-root", synth_root, "--results", blocker, "epochs=100000"
+    )
     assert out.returncode == 2 and time.time() - t0 < 60
     assert out.stderr.strip().count("\n") == 0 and "is a file" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_a_results_file_that_is_a_directory_is_one_line(synth_root, tiny_recipe, tmp_path):
     (tmp_path / "pign.jsonl").mkdir()
-    for cmd in (["sweep", "pign", "--recipe", tiny_recipe, "--data-root", synth_root, "epochs=100000"],
-                ["report", "pign"]):
+    for cmd in (
+        ["sweep", "pign", "--recipe", tiny_recipe, "--data-root", synth_root, "epochs=100000"],
+        ["report", "pign"],
+    ):
         out = picard(*cmd, "--results", tmp_path)
         assert out.returncode == 2, out.stderr
         assert "is a directory" in out.stderr and out.stderr.strip().count("\n") == 0, out.stderr
@@ -169,8 +217,7 @@ def test_a_read_only_results_location_fails_before_training(synth_root, tiny_rec
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
-    out = picard("sweep", "pign", "--recipe", tiny_recipe, "--data-root", synth_root, "--results", ro,
-                 "epochs=100000")
+    out = picard("sweep", "pign", "--recipe", tiny_recipe, "--data-root", synth_root, "--results", ro, "epochs=100000")
     assert out.returncode == 2 and "not writable" in out.stderr
 
 
@@ -178,15 +225,37 @@ def test_a_corrupt_checkpoint_stops_the_sweep_before_training(synth_root, tiny_r
     from picard_cli import registry, runner
 
     exp = registry.get("pign")
-    p = runner.plan(exp, str(tiny_recipe), "quick", {"epochs": 100000}, {"seeds": 1, "executor": "inprocess"},
-                    cells="all", filter_="^GCN/Cora$")
+    p = runner.plan(
+        exp,
+        str(tiny_recipe),
+        "quick",
+        {"epochs": 100000},
+        {"seeds": 1, "executor": "inprocess"},
+        cells="all",
+        filter_="^GCN/Cora$",
+    )
     ck = tmp_path / "res" / "pign-runs" / p.runs[0].key / "checkpoint.pt"
     ck.parent.mkdir(parents=True)
     for content in (b"", b"not a checkpoint at all"):
         ck.write_bytes(content)
-        out = picard("sweep", "pign", "--recipe", tiny_recipe, "--data-root", synth_root, "--results",
-                     tmp_path / "res", "--filter", "^GCN/Cora$", "--seeds", 1, "--executor", "inprocess",
-                     "epochs=100000", timeout=120)
+        out = picard(
+            "sweep",
+            "pign",
+            "--recipe",
+            tiny_recipe,
+            "--data-root",
+            synth_root,
+            "--results",
+            tmp_path / "res",
+            "--filter",
+            "^GCN/Cora$",
+            "--seeds",
+            1,
+            "--executor",
+            "inprocess",
+            "epochs=100000",
+            timeout=120,
+        )
         assert out.returncode == 2, out.stderr
         assert "unreadable checkpoint" in out.stderr and str(ck) in out.stderr and "start" in out.stderr
         assert out.stderr.strip().count("\n") == 0
@@ -196,8 +265,24 @@ def test_a_corrupt_checkpoint_stops_the_sweep_before_training(synth_root, tiny_r
 # ----------------------------------------------------------------------------------- progress lines
 def test_a_sweep_under_nohup_logs_a_line_per_finished_run(synth_root, tiny_recipe, tmp_path):
     log = tmp_path / "nohup.out"
-    p = _start(["sweep", "pign", "--recipe", tiny_recipe, "--data-root", synth_root, "--results", tmp_path / "r",
-                "--seeds", 2, "--executor", "inprocess", "epochs=3"], log)
+    p = _start(
+        [
+            "sweep",
+            "pign",
+            "--recipe",
+            tiny_recipe,
+            "--data-root",
+            synth_root,
+            "--results",
+            tmp_path / "r",
+            "--seeds",
+            2,
+            "--executor",
+            "inprocess",
+            "epochs=3",
+        ],
+        log,
+    )
     assert p.wait(timeout=600) == 0
     text = log.read_text()
     finished = [ln for ln in text.splitlines() if "] finished " in ln]
@@ -209,8 +294,24 @@ def test_a_sweep_under_nohup_logs_a_line_per_finished_run(synth_root, tiny_recip
 def test_ctrl_c_says_how_many_runs_are_recorded_and_that_the_command_resumes(synth_root, tiny_recipe, tmp_path):
     res = tmp_path / "r"
     log = tmp_path / "log"
-    p = _start(["sweep", "pign", "--recipe", tiny_recipe, "--data-root", synth_root, "--results", res,
-                "--seeds", 2, "--executor", "inprocess", "epochs=400"], log)
+    p = _start(
+        [
+            "sweep",
+            "pign",
+            "--recipe",
+            tiny_recipe,
+            "--data-root",
+            synth_root,
+            "--results",
+            res,
+            "--seeds",
+            2,
+            "--executor",
+            "inprocess",
+            "epochs=400",
+        ],
+        log,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not _lines(res):
         time.sleep(0.1)
@@ -277,8 +378,9 @@ def test_progress_lines_show_phases_resumed_epochs_finished_runs_and_the_eta():
         prog.phase("training (resumed at epoch 4)")
         prog.epoch(4, 30, "resumed")
         prog.phase("FID (last, N=1000)")
-        prog.end_group([{"cell": "ViT/N3", "seed": 7, "metrics": {"test_mse_best_val": 0.01234}, "wall_s": 61,
-                         "status": "ok"}])
+        prog.end_group(
+            [{"cell": "ViT/N3", "seed": 7, "metrics": {"test_mse_best_val": 0.01234}, "wall_s": 61, "status": "ok"}]
+        )
     text = buf.getvalue()
     assert "2 run(s) to do, 1 already recorded" in text
     assert "ViT/N3: training (resumed at epoch 4)" in text and "ViT/N3: FID (last, N=1000)" in text

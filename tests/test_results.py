@@ -45,6 +45,11 @@ def test_a_git_archive_export_still_records_its_commit(tmp_path):
         pytest.skip("not a git checkout")
     archive = subprocess.run(["git", "archive", "HEAD", "picard_cli"], cwd=REPO, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archive.stdout, check=True)
-    out = subprocess.run([sys.executable, "-c", "from picard_cli import env; print(env.git_sha())"], cwd=tmp_path,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "from picard_cli import env; print(env.git_sha())"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == head.stdout.strip() + "+export"

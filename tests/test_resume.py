@@ -6,6 +6,7 @@ checkpoints are one line and exit 2; checkpoints load with weights_only=True.
 Every subprocess runs with OMP_NUM_THREADS=1 (CPU results depend on the thread count; one thread is
 also the fastest on a loaded 2-core machine) and PICARD_CHECKPOINT_S=0 (a checkpoint every epoch).
 """
+
 from __future__ import annotations
 
 import json
@@ -47,15 +48,68 @@ def commands(root: Path, ns: Path) -> dict:
     common = ["--scale", "quick", "--data-root", root, f"epochs={EPOCHS}"]
     nsd = [f"data={ns}", "n_train=8", "n_val=4", "n_test=4", "batch_size=4"]
     return {
-        "anie": ["run", "anie", *common, *nsd, "dim=8", "emb=16", "n_ff=16", "n_iter=2", "eval_iters=1,2",
-                 "solver_method=anderson", "jac_reg=0.01"],  # toolkit path: the solver log is checkpointed too
-        "vit-pde": ["run", "vit-pde", *common, *nsd, "n_iter=2", "dim=16", "depth=1", "heads=2", "mlp=32",
-                    "dropout=0.1"],
-        "vit-mask": ["run", "vit-mask", "--n-iter", "2", *common, "--fid-weights", "none", "fid=false",
-                     "train_n=32", "val_n=16", "test_n=16", "batch_size=16", "dim=16", "dec_dim=16", "depth=1",
-                     "dec_depth=1", "heads=2", "dec_heads=2", "dropout=0.1"],
-        "pign-lrgb": ["run", "pign", "--recipe", "recipes/pign/table1.yaml", "--framework", "pign", "--backbone",
-                      "gcn", "--seeds", 1, *common, "hidden=16", "gnn_dropout=0.1", "eval_iters=1,2"],
+        "anie": [
+            "run",
+            "anie",
+            *common,
+            *nsd,
+            "dim=8",
+            "emb=16",
+            "n_ff=16",
+            "n_iter=2",
+            "eval_iters=1,2",
+            "solver_method=anderson",
+            "jac_reg=0.01",
+        ],  # toolkit path: the solver log is checkpointed too
+        "vit-pde": [
+            "run",
+            "vit-pde",
+            *common,
+            *nsd,
+            "n_iter=2",
+            "dim=16",
+            "depth=1",
+            "heads=2",
+            "mlp=32",
+            "dropout=0.1",
+        ],
+        "vit-mask": [
+            "run",
+            "vit-mask",
+            "--n-iter",
+            "2",
+            *common,
+            "--fid-weights",
+            "none",
+            "fid=false",
+            "train_n=32",
+            "val_n=16",
+            "test_n=16",
+            "batch_size=16",
+            "dim=16",
+            "dec_dim=16",
+            "depth=1",
+            "dec_depth=1",
+            "heads=2",
+            "dec_heads=2",
+            "dropout=0.1",
+        ],
+        "pign-lrgb": [
+            "run",
+            "pign",
+            "--recipe",
+            "recipes/pign/table1.yaml",
+            "--framework",
+            "pign",
+            "--backbone",
+            "gcn",
+            "--seeds",
+            1,
+            *common,
+            "hidden=16",
+            "gnn_dropout=0.1",
+            "eval_iters=1,2",
+        ],
     }
 
 
@@ -79,10 +133,12 @@ def resumed(request, data, tmp_path_factory):
     exp, (root, ns) = request.param, data
     args = commands(root, ns)[exp]
     ref_res, res, cache = (tmp_path_factory.mktemp(f"{exp}-{n}") for n in ("ref", "killed", "cache"))
-    ref = subprocess.Popen(_argv(args, ref_res), cwd=REPO, env=_env(cache), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
-    proc = subprocess.Popen(_argv(args, res), cwd=REPO, env=_env(cache), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    ref = subprocess.Popen(
+        _argv(args, ref_res), cwd=REPO, env=_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    proc = subprocess.Popen(
+        _argv(args, res), cwd=REPO, env=_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list(res.glob(f"{exp}-runs/*/{C.FILENAME}")) and proc.poll() is None:
         time.sleep(0.01)
@@ -107,8 +163,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result(resumed):
     assert rec["extra"]["resumed_from_epoch"] == [killed_at + 1] and full["extra"]["resumed_from_epoch"] == []
     assert rec["metrics"] == full["metrics"]  # exactly
     assert len(rec["extra"]["train_loss"]) == EPOCHS  # nothing lost or redone
+
     def strip(x):
         return {k: v for k, v in x.items() if k not in TIMING}
+
     assert strip(rec["extra"]) == strip(full["extra"])  # curves, iteration curves, solver logs
     assert rec["solver"] == full["solver"]
     if exp == "anie":
@@ -133,9 +191,14 @@ def test_unreadable_checkpoint_is_one_line_exit_2(resumed, data, tmp_path):
         bad = tmp_path / name / f"{exp}-runs" / full["key"] / C.FILENAME
         bad.parent.mkdir(parents=True)
         bad.write_bytes(content)
-        procs[bad] = subprocess.Popen(_argv(commands(*data)[exp], tmp_path / name), cwd=REPO,
-                                      env=_env(tmp_path / "cache"), stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, text=True)
+        procs[bad] = subprocess.Popen(
+            _argv(commands(*data)[exp], tmp_path / name),
+            cwd=REPO,
+            env=_env(tmp_path / "cache"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     for bad, proc in procs.items():
         err = proc.communicate(timeout=300)[1]
         lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -156,7 +219,11 @@ def test_pign_loop_with_persistent_workers_resumes_exactly(data, tmp_path, monke
 
     monkeypatch.setenv(C.ENV_INTERVAL, "0")
     over = {"epochs": 4, "framework": "pign", "backbone": "gcn", "hidden": 8, "batch_size": 4, "gnn_dropout": 0.1}
-    c = runner.plan(registry.get("pign-lrgb"), "recipes/pign/table1.yaml", "quick", over, {}, cells="match").runs[0].config
+    c = (
+        runner.plan(registry.get("pign-lrgb"), "recipes/pign/table1.yaml", "quick", over, {}, cells="match")
+        .runs[0]
+        .config
+    )
     train = load_lrgb(data[0], c["dataset"])["train"]
 
     class Stop(Exception):
@@ -193,9 +260,15 @@ def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
     random.seed(4)
     np.random.randn()  # a cached gaussian in numpy's state
     C.save(tmp_path / "ck.pt", {"rng": C.rng_state(g)})
+
     def draw():
-        return ((torch.rand(3).tolist(), np.random.randn(3).tolist(), random.random(),
-                    torch.rand(3, generator=g).tolist()))
+        return (
+            torch.rand(3).tolist(),
+            np.random.randn(3).tolist(),
+            random.random(),
+            torch.rand(3, generator=g).tolist(),
+        )
+
     first = draw()
     C.set_rng_state(torch.load(tmp_path / "ck.pt", weights_only=True)["rng"], g)
     assert draw() == first
@@ -222,6 +295,10 @@ def test_interval_and_config_check(tmp_path, monkeypatch):
 
 
 def test_no_pickle_loading_in_the_package():
-    hits = [f"{p}:{i}" for p in (REPO / "picard_cli").rglob("*.py")
-            for i, line in enumerate(p.read_text().splitlines(), 1) if "weights_only=False" in line]
+    hits = [
+        f"{p}:{i}"
+        for p in (REPO / "picard_cli").rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if "weights_only=False" in line
+    ]
     assert not hits

@@ -13,7 +13,9 @@ def test_linear_contraction_reaches_known_fixed_point_within_tolerance():
     M = 0.5 * Q
     b = torch.randn(5, dtype=torch.float64)
     x_star = torch.linalg.solve(torch.eye(5) - M, b)
-    x, stats = picard(lambda x: M @ x, torch.zeros(5, dtype=torch.float64), b, a=0.3, max_iter=500, tol=1e-7, tol_norm="step")
+    x, stats = picard(
+        lambda x: M @ x, torch.zeros(5, dtype=torch.float64), b, a=0.3, max_iter=500, tol=1e-7, tol_norm="step"
+    )
     assert stats.status == "converged"
     assert stats.steps < 500
     assert torch.allclose(x, x_star, atol=1e-5)
@@ -25,7 +27,9 @@ def test_linear_contraction_reaches_known_fixed_point_within_tolerance():
 
 def test_residual_tolerance_and_trace_relation():
     b = torch.tensor([1.0, -2.0], dtype=torch.float64)
-    x, stats = picard(lambda x: 0.5 * x, torch.zeros(2, dtype=torch.float64), b, a=0.5, max_iter=200, tol=1e-6, tol_norm="residual")
+    x, stats = picard(
+        lambda x: 0.5 * x, torch.zeros(2, dtype=torch.float64), b, a=0.5, max_iter=200, tol=1e-6, tol_norm="residual"
+    )
     assert stats.status == "converged"
     assert stats.residual[-1] <= 1e-6
     # step = (1 - a) * residual for a constant a

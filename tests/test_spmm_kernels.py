@@ -1,4 +1,5 @@
 """The fused GCN propagation kernel (numba) computes torch's ``Â y + b`` and its gradients."""
+
 import pytest
 import torch
 
@@ -46,7 +47,9 @@ def test_pign_gcn_trains_the_same_with_either_path(monkeypatch, depth):
     def train(kernel):
         monkeypatch.setenv("PICARD_SPMM_KERNEL", kernel)
         torch.manual_seed(1)
-        m = PIGN([torch.Generator().manual_seed(s) for s in range(S)], "gcn", 7, 3, depth, H, 1, 0.0, 0.0, 0.5, "xavier")
+        m = PIGN(
+            [torch.Generator().manual_seed(s) for s in range(S)], "gcn", 7, 3, depth, H, 1, 0.0, 0.0, 0.5, "xavier"
+        )
         x = torch.randn(N, 7)
         opt = torch.optim.Adam(m.parameters(), lr=0.01)
         for _ in range(5):

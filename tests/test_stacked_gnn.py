@@ -1,4 +1,5 @@
 """The stacked (many-seed) layers must compute exactly what PyG's layers compute."""
+
 import torch
 
 from picard_cli.models.stacked_gnn import Graph, PIGN, PlainGNN, StackedGATConv, StackedGCNConv
@@ -59,8 +60,10 @@ def test_seed_slices_do_not_depend_on_stack_mates():
 def test_parameter_counts_match_spec():
     # spec pign.md §4.1: Cora (F 1433, C 7) GCN-2 46,119; GAT-2 92,373; PIGN-GCN H32 47,175; PIGN-GAT H64 126,087
     g = [torch.Generator().manual_seed(0)]
+
     def count(m):
         return sum(p.numel() for p in m.parameters())
+
     assert count(PlainGNN(g, "gcn", 1433, 7, 2, 32, 8, 0.5, 0.6)) == 46119
     assert count(PlainGNN(g, "gat", 1433, 7, 2, 8, 8, 0.6, 0.6)) == 92373
     assert count(PlainGNN(g, "gat", 1433, 7, 3, 8, 8, 0.6, 0.6)) == 126229
@@ -139,16 +142,22 @@ def test_reusing_products_and_evaluating_late_change_no_number(synth_root, monke
     from picard_cli.runner import Context
 
     ctx = Context("cpu", synth_root)
-    cells = [dict(model="plain", backbone="gcn", noise=0.0, features="sparse"), dict(model="pign", backbone="gat", noise=0.5, heads=2),
-             dict(model="plain", backbone="gat", noise=0.5, heads=2, depth=3)]
+    cells = [
+        dict(model="plain", backbone="gcn", noise=0.0, features="sparse"),
+        dict(model="pign", backbone="gat", noise=0.5, heads=2),
+        dict(model="plain", backbone="gat", noise=0.5, heads=2, depth=3),
+    ]
     feature_products = []  # sparse products with the feature matrix (clean cells), to see the reuse happen
     sparse_mm = torch.sparse.mm
-    monkeypatch.setattr(torch.sparse, "mm", lambda a, b: (feature_products.append(b.shape[0] != a.shape[0]),
-                                                         sparse_mm(a, b))[1])
+    monkeypatch.setattr(
+        torch.sparse, "mm", lambda a, b: (feature_products.append(b.shape[0] != a.shape[0]), sparse_mm(a, b))[1]
+    )
     for cell in cells:
         cfg = asdict(PignConfig(epochs=6, hidden=8, **cell))
+
         def runs():
             return [r.metrics for r in Pign().run_group([dict(cfg, seed=s) for s in (0, 1)], ctx)]
+
         feature_products.clear()
         reused, n_reused = runs(), sum(feature_products)
         monkeypatch.setattr(stacked_gnn.ops, "REUSE_PRODUCTS", False)

@@ -5,6 +5,7 @@ program on perturbed copies of the CASP15 targets.
 Unit tests use small generated chains written as real PDB files. The oracle tests need TMscore (Debian
 ``tm-align``; skipped when absent unless PICARD_REQUIRE_TMSCORE=1, as in CI) and the CASP15 PDBs under
 $PICARD_DATA/casp15 (skipped when PICARD_DATA is unset, FAIL when it is set and the files are absent)."""
+
 from __future__ import annotations
 
 import json
@@ -181,7 +182,14 @@ GDT-TS-score= 0.7415 %(d<1)=0.5385 %(d<2)=0.5812 %(d<4)=0.8462 %(d<8)=1.0000
 GDT-HA-score= 0.6218 %(d<0.5)=0.5214 %(d<1)=0.5385 %(d<2)=0.5812 %(d<4)=0.8462
 """
     r = tms.parse(text)
-    assert (r["length"], r["n_common"], r["rmsd"], r["tm"], r["gdt_ts"], r["gdt_ha"]) == (117, 110, 3.065, 0.7019, 0.7415, 0.6218)
+    assert (r["length"], r["n_common"], r["rmsd"], r["tm"], r["gdt_ts"], r["gdt_ha"]) == (
+        117,
+        110,
+        3.065,
+        0.7019,
+        0.7415,
+        0.6218,
+    )
     assert r["p0.5"] == 0.5214 and r["p8"] == 1.0
     with pytest.raises(ValueError):
         tms.parse("There is no common residues in the input structures\n")
@@ -203,11 +211,18 @@ def test_picard_score_cli_files_and_directories(tmp_path):
     write_ca_pdb(natives / "T9001-D1.pdb", nat)
     rng = np.random.default_rng(3)
     for i in range(3):
-        write_ca_pdb(preds / recycle_filename("T9001", "alphafold2_multimer_v3", 1, 0, i), nat,
-                     P.rigid(P.noisy(nat.coords, 2.0 - 0.5 * i, rng), rng))
+        write_ca_pdb(
+            preds / recycle_filename("T9001", "alphafold2_multimer_v3", 1, 0, i),
+            nat,
+            P.rigid(P.noisy(nat.coords, 2.0 - 0.5 * i, rng), rng),
+        )
     write_ca_pdb(preds / "other.pdb", chain(30, seed=9))
-    one = picard("score", preds / recycle_filename("T9001", "alphafold2_multimer_v3", 1, 0, 2),
-                 natives / "T9001-D1.pdb", "--json")
+    one = picard(
+        "score",
+        preds / recycle_filename("T9001", "alphafold2_multimer_v3", 1, 0, 2),
+        natives / "T9001-D1.pdb",
+        "--json",
+    )
     assert one.returncode == 0, one.stderr
     (row,) = [json.loads(line) for line in one.stdout.splitlines()]
     assert row["length"] == 50 and 0.5 < row["gdt_ts"] <= 1
@@ -242,12 +257,23 @@ def _casp15_targets() -> Path:
 
 def _cases(nat: CAChain, rng):
     """Noise levels, hinge motions, missing residues (contiguous and scattered), and combinations."""
-    plan = [(0.3, 0, 0.0), (1.0, 0, 0.0), (2.5, 0, 0.0), (5.0, 0, 0.0), (0.3, 30, 0.0), (1.0, 90, 0.0),
-            (0.5, 0, 0.15), (2.0, 45, 0.1), (8.0, 20, 0.0)]
+    plan = [
+        (0.3, 0, 0.0),
+        (1.0, 0, 0.0),
+        (2.5, 0, 0.0),
+        (5.0, 0, 0.0),
+        (0.3, 30, 0.0),
+        (1.0, 90, 0.0),
+        (0.5, 0, 0.15),
+        (2.0, 45, 0.1),
+        (8.0, 20, 0.0),
+    ]
     for i, (sigma, angle, missing) in enumerate(plan):
         x = P.rigid(P.noisy(P.hinge(nat.coords, angle, rng, at=rng.uniform(0.3, 0.7)), sigma, rng), rng)
-        yield f"sigma={sigma} hinge={angle} missing={missing}", nat.with_coords(x).subset(
-            P.drop(len(nat), missing, rng, contiguous=bool(i % 2)))
+        yield (
+            f"sigma={sigma} hinge={angle} missing={missing}",
+            nat.with_coords(x).subset(P.drop(len(nat), missing, rng, contiguous=bool(i % 2))),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -265,8 +291,16 @@ def oracle(tmp_path_factory):
         ours = score_models(nat, [read_ca(p) for p in paths])
         for i, ((label, _), p) in enumerate(zip(cases, paths)):
             ref = tms.tmscore(p, native_path, exe)
-            rows.append({"target": tid, "case": label, "path": str(p), "native": str(native_path), "ref": ref,
-                         **{key: float(ours[key][i]) for key in ("rmsd", "gdt_ts", "gdt_ha", "tm", "n_common", "length")}})
+            rows.append(
+                {
+                    "target": tid,
+                    "case": label,
+                    "path": str(p),
+                    "native": str(native_path),
+                    "ref": ref,
+                    **{key: float(ours[key][i]) for key in ("rmsd", "gdt_ts", "gdt_ha", "tm", "n_common", "length")},
+                }
+            )
     return rows
 
 

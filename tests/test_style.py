@@ -1,5 +1,6 @@
 """Style rules ruff has no check for: no tuple expressions used as statements (``a(), b()`` for their
 side effects) and no lambdas assigned to names, ``noqa`` or not, in the package."""
+
 import ast
 
 from conftest import REPO
@@ -25,8 +26,19 @@ def test_the_check_sees_both(tmp_path):
 
 
 # Code that a newcomer reads to change an experiment or how runs are driven: functions fit on a screen.
-SMALL = ["experiments", "runner.py", "records.py", "executors", "report", "cli.py", "experiment.py", "leases.py",
-         "models/stacked_gnn", "structure/scoring", "metrics/fid"]
+SMALL = [
+    "experiments",
+    "runner.py",
+    "records.py",
+    "executors",
+    "report",
+    "cli.py",
+    "experiment.py",
+    "leases.py",
+    "models/stacked_gnn",
+    "structure/scoring",
+    "metrics/fid",
+]
 MAX_LINES = 60
 
 

@@ -1,4 +1,5 @@
 """Table 3 pieces: pixel masks, the masked ViT operator, its Picard wrapper, CIFAR-10 loading."""
+
 from __future__ import annotations
 
 import os
@@ -138,7 +139,9 @@ def test_torchvision_source_reads_python_batches(tmp_path, monkeypatch):
     # torchvision checks every file against its md5 list: give it the generated files' sums
     monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", sums[f"data_batch_{i}"]] for i in range(1, 6)])
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", sums["test_batch"]]])
-    monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": sums["batches.meta"]})
+    monkeypatch.setattr(
+        CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": sums["batches.meta"]}
+    )
     tr = load_cifar10(tmp_path, "train")  # auto: the batches folder is there
     te = load_cifar10(tmp_path, "test", "torchvision")
     assert tr.images.shape == (30, 32, 32, 3) and te.images.shape == (5, 32, 32, 3)
@@ -186,10 +189,30 @@ def test_sweep_and_report_on_generated_cifar(tmp_path):
 
     write_cifar10_npz(tmp_path / "data", n_train=240, n_test=80)
     res = tmp_path / "results"
-    small = ["epochs=2", "train_n=160", "val_n=40", "test_n=64", "fid_n=16", "batch_size=32", "dim=32",
-             "dec_dim=32", "eval_iters=1:4"]
-    out = picard("sweep", "vit-mask", "--scale", "quick", "--data-root", tmp_path / "data", "--results", res,
-                 "--fid-weights", "none", *small)
+    small = [
+        "epochs=2",
+        "train_n=160",
+        "val_n=40",
+        "test_n=64",
+        "fid_n=16",
+        "batch_size=32",
+        "dim=32",
+        "dec_dim=32",
+        "eval_iters=1:4",
+    ]
+    out = picard(
+        "sweep",
+        "vit-mask",
+        "--scale",
+        "quick",
+        "--data-root",
+        tmp_path / "data",
+        "--results",
+        res,
+        "--fid-weights",
+        "none",
+        *small,
+    )
     assert out.returncode == 0, out.stderr
     import json
 
@@ -209,8 +232,21 @@ def test_sweep_and_report_on_generated_cifar(tmp_path):
     assert "ViT (MSE)" in text and "std over test images" in text and "paper 0.0126 ± 0.0006" in text
     assert "n/a (no Inception weights)" in text and "paper 20.0433" in text
     # `picard run vit-mask --n-iter 2` picks the N2 cell and resumes (nothing to do)
-    again = picard("run", "vit-mask", "--n-iter", "2", "--scale", "quick", "--data-root", tmp_path / "data",
-                   "--results", res, "--fid-weights", "none", *small)
+    again = picard(
+        "run",
+        "vit-mask",
+        "--n-iter",
+        "2",
+        "--scale",
+        "quick",
+        "--data-root",
+        tmp_path / "data",
+        "--results",
+        res,
+        "--fid-weights",
+        "none",
+        *small,
+    )
     assert again.returncode == 0, again.stderr
     assert len((res / "vit-mask.jsonl").read_text().splitlines()) == 3
 

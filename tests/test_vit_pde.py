@@ -1,6 +1,7 @@
 """Table 2 (ViT variants with Picard iterations on Navier-Stokes): operator shapes, parameter
 counts and head / reading options, LSA and SPT, the paper's Alg. 2 through the shared solver,
 gradients through every iteration, recipe-cell matching, and the CLI end to end."""
+
 import json
 
 import pytest
@@ -9,10 +10,11 @@ import torch
 from conftest import picard
 from test_anie import _write  # tiny smooth-field .h5 at the 10 ANIE stamps (shared with the ANIE tests)
 from picard_cli import registry, runner
-from picard_cli.models.vit_pde import (LSA, MODELS, PicardOperator, ViT,
-                                       build_operator, shift_patches, unpatchify)
+from picard_cli.models.vit_pde import LSA, MODELS, PicardOperator, ViT, build_operator, shift_patches, unpatchify
 
 SMALL = dict(dim=32, depth=2, heads=4, mlp=64, patch=4)
+
+
 def count(m):
     return sum(p.numel() for p in m.parameters())
 
@@ -80,7 +82,7 @@ def test_unpatchify_inverts_row_major_tubelets():
 def test_lsa_masks_the_diagonal_with_a_learned_temperature():
     torch.manual_seed(0)
     att = LSA(8, num_heads=2).eval()
-    assert torch.allclose(att.temperature.exp(), torch.tensor(4 ** -0.5))
+    assert torch.allclose(att.temperature.exp(), torch.tensor(4**-0.5))
     with torch.no_grad():
         att.temperature.fill_(0.3)
     x = torch.randn(2, 5, 8)
@@ -160,23 +162,48 @@ def test_run_picks_the_matching_recipe_cell():
     exp = registry.get("vit-pde")
     p = runner.plan(exp, None, "quick", {"model": "vit-3d", "n_iter": 3}, {}, cells="match")
     assert [r.cell for r in p.runs] == ["ViT3D/N3"] and p.runs[0].config["dim"] == 64  # quick widths
-    assert runner.plan(exp, None, "paper", {"model": "vit-small", "n_iter": 2}, {}, cells="match").runs[0].cell \
+    assert (
+        runner.plan(exp, None, "paper", {"model": "vit-small", "n_iter": 2}, {}, cells="match").runs[0].cell
         == "ViTsmall/N2"
-    assert exp.table.rows == ("ViT", "ViTsmall", "ViTparallel", "ViT3D") and len(runner.plan(exp, None, "quick", {}, {}).runs) == 12
-    assert exp.table.paper[("ViT", "N_iter = 3")] == (0.0691, 0.0024) and exp.table.paper[("ViT3D", "N_iter = 3")] == (0.2529, 0.0079)
+    )
+    assert (
+        exp.table.rows == ("ViT", "ViTsmall", "ViTparallel", "ViT3D")
+        and len(runner.plan(exp, None, "quick", {}, {}).runs) == 12
+    )
+    assert exp.table.paper[("ViT", "N_iter = 3")] == (0.0691, 0.0024) and exp.table.paper[("ViT3D", "N_iter = 3")] == (
+        0.2529,
+        0.0079,
+    )
 
 
 def test_table2_sweep_end_to_end(tmp_path):
     path, _ = _write(tmp_path / "data" / "ns16.h5")
     res = tmp_path / "res"
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "COLUMNS": "250"}
-    out = picard("sweep", "vit-pde", "--data-root", tmp_path / "data", "--results", res, "n_train=8", "n_val=4",
-                 "n_test=4", "epochs=2", "batch_size=4", f"data={path}", "dim=16", "depth=2", "heads=2", "mlp=32",
-                 env=env)
+    out = picard(
+        "sweep",
+        "vit-pde",
+        "--data-root",
+        tmp_path / "data",
+        "--results",
+        res,
+        "n_train=8",
+        "n_val=4",
+        "n_test=4",
+        "epochs=2",
+        "batch_size=4",
+        f"data={path}",
+        "dim=16",
+        "depth=2",
+        "heads=2",
+        "mlp=32",
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     recs = [json.loads(line) for line in (res / "vit-pde.jsonl").read_text().splitlines()]
-    assert sorted(r["cell"] for r in recs) == sorted(f"{m}/N{k}" for m in ("ViT", "ViTsmall", "ViTparallel", "ViT3D")
-                                                     for k in (1, 2, 3))
+    assert sorted(r["cell"] for r in recs) == sorted(
+        f"{m}/N{k}" for m in ("ViT", "ViTsmall", "ViTparallel", "ViT3D") for k in (1, 2, 3)
+    )
     for r in recs:
         m, k, x = r["metrics"], r["config"]["n_iter"], r["extra"]
         assert r["status"] == "ok" and r["seed"] == 7 and x["amp"] == "fp32"

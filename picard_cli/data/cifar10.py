@@ -19,6 +19,7 @@ first, ..., then every class's second, ...), so any prefix, such as a FID refere
 ``test_n`` subset, holds every class equally. :func:`facts` says, without loading pixels, whether
 a run's splits are the paper's data (the 50,000 + 10,000 original images).
 """
+
 from __future__ import annotations
 
 import os
@@ -63,24 +64,38 @@ def _torchvision(root: Path, split: str) -> Images:
         raise DataError(
             f"CIFAR-10 is not under {folder / BATCHES} and downloading it failed ({type(e).__name__}); "
             f"put the python batches (data_batch_1..5, test_batch, batches.meta) there, or the offline arrays "
-            f"{NPZ['train']} + {NPZ['test']} in {folder}, or point PICARD_DATA / --data-root elsewhere") from None
+            f"{NPZ['train']} + {NPZ['test']} in {folder}, or point PICARD_DATA / --data-root elsewhere"
+        ) from None
     images = np.ascontiguousarray(ds.data, dtype=np.uint8)
-    return Images(images, np.asarray(ds.targets, dtype=np.int64),
-                  {"source": "torchvision", "split": split, "file": str(Path(where) / BATCHES), "lossy": False})
+    return Images(
+        images,
+        np.asarray(ds.targets, dtype=np.int64),
+        {"source": "torchvision", "split": split, "file": str(Path(where) / BATCHES), "lossy": False},
+    )
 
 
 def _npz(root: Path, split: str) -> Images:
     path = root / "cifar10" / NPZ[split]
     if not path.exists():
-        raise DataError(f"{path} is missing (the offline CIFAR-10 arrays: {NPZ['train']}, {NPZ['test']}); "
-                        f"or use source=torchvision with the python batches under {root / 'cifar10' / BATCHES}")
+        raise DataError(
+            f"{path} is missing (the offline CIFAR-10 arrays: {NPZ['train']}, {NPZ['test']}); "
+            f"or use source=torchvision with the python batches under {root / 'cifar10' / BATCHES}"
+        )
     with np.load(path) as z:
         images, labels = z["images"], z["labels"]
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
         raise DataError(f"{path}: images must be uint8 (N, 32, 32, 3), got {images.dtype} {images.shape}")
-    return Images(images, labels.astype(np.int64),
-                  {"source": "npz", "split": split, "file": str(path), "lossy": True,
-                   "note": "JPEG-decoded pixels (see the data folder's README.txt)"})
+    return Images(
+        images,
+        labels.astype(np.int64),
+        {
+            "source": "npz",
+            "split": split,
+            "file": str(path),
+            "lossy": True,
+            "note": "JPEG-decoded pixels (see the data folder's README.txt)",
+        },
+    )
 
 
 def load_cifar10(root: Path, split: str, source: str = "auto", limit: int = 0) -> Images:
@@ -143,20 +158,30 @@ def facts(root: Path, source: str, n: dict[str, int]):
             with np.load(path) as z:
                 total = int(len(z["labels"]))
             lossy = True
-            differs.append(f"CIFAR-10 {split} split: {total:,} JPEG-decoded images from the offline arrays "
-                           f"(lossy{', a subset' if total < PAPER_N[split] else ''}), not the "
-                           f"{PAPER_N[split]:,} original images")
+            differs.append(
+                f"CIFAR-10 {split} split: {total:,} JPEG-decoded images from the offline arrays "
+                f"(lossy{', a subset' if total < PAPER_N[split] else ''}), not the "
+                f"{PAPER_N[split]:,} original images"
+            )
         elif (root / "cifar10" / BATCHES).is_dir() and not _batches_intact(root / "cifar10" / BATCHES, split):
-            differs.append(f"CIFAR-10 {split} batches under {root / 'cifar10' / BATCHES} do not match the "
-                           f"published md5 sums")
+            differs.append(
+                f"CIFAR-10 {split} batches under {root / 'cifar10' / BATCHES} do not match the published md5 sums"
+            )
         splits[split] = min(keep, total) if keep else total
         if keep and keep < total:
             differs.append(f"{split}_n={keep:,} keeps {keep:,} of the {total:,} {split} images (paper: all)")
     kind = "JPEG-decoded" if lossy else "original"
     label = "CIFAR-10: " + ", ".join(f"{v:,} {kind} {k} images" for k, v in splits.items())
-    return DataFacts("CIFAR-10", "+".join(sorted(sources)), splits, lossy=lossy, label=label, differs=differs,
-                     remedy=f"put the original python batches (data_batch_1..5, test_batch, batches.meta) under "
-                            f"{root / 'cifar10' / BATCHES} and use source=auto or source=torchvision")
+    return DataFacts(
+        "CIFAR-10",
+        "+".join(sorted(sources)),
+        splits,
+        lossy=lossy,
+        label=label,
+        differs=differs,
+        remedy=f"put the original python batches (data_batch_1..5, test_batch, batches.meta) under "
+        f"{root / 'cifar10' / BATCHES} and use source=auto or source=torchvision",
+    )
 
 
 def interleave(labels: np.ndarray) -> np.ndarray:

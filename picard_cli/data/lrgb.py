@@ -11,6 +11,7 @@ root is read-only (a shared copy) the raw pickles are copied to a writable cache
 first. When they are absent PyG downloads ``pascalvocsp.zip``; offline that fails
 with one clear line.
 """
+
 from __future__ import annotations
 
 import functools
@@ -51,8 +52,10 @@ def _load(root: str, name: str) -> dict:
     src = Path(root) / "lrgb"
     raw = src / name / "raw"
     missing = [f for f in RAW if not (raw / f).exists()]
-    how = (f"PyG's LRGBDataset downloads pascalvocsp.zip from LRGB when online; or point PICARD_DATA / "
-           f"--data-root at a folder holding lrgb/{name}/raw/{{{','.join(SPLITS)}}}.pickle")
+    how = (
+        f"PyG's LRGBDataset downloads pascalvocsp.zip from LRGB when online; or point PICARD_DATA / "
+        f"--data-root at a folder holding lrgb/{name}/raw/{{{','.join(SPLITS)}}}.pickle"
+    )
     if missing and len(missing) < len(RAW):
         # PyG's download() first deletes raw/ wholesale: never let it wipe a partial copy
         raise DataError(f"{NAMES[name]} is incomplete under {raw} (missing {', '.join(missing)}); {how}")
@@ -91,13 +94,20 @@ def facts(root: Path, name: str = "pascalvoc-sp", max_graphs: int = 0):
 
     splits = load_lrgb(root, name)
     found = {k: len(v) for k, v in splits.items()}
-    differs = [f"{k} split has {n:,} graphs (the real {NAMES[name.lower()]}: {PAPER_SPLITS[k]:,})"
-               for k, n in found.items() if n != PAPER_SPLITS[k]]
+    differs = [
+        f"{k} split has {n:,} graphs (the real {NAMES[name.lower()]}: {PAPER_SPLITS[k]:,})"
+        for k, n in found.items()
+        if n != PAPER_SPLITS[k]
+    ]
     used = {k: min(n, max_graphs) if max_graphs else n for k, n in found.items()}
     if max_graphs and any(used[k] < n for k, n in found.items()):
         differs.append(f"max_graphs={max_graphs:,} keeps the first {max_graphs:,} graphs of each split (paper: all)")
     label = f"LRGB {NAMES[name.lower()]}: " + " / ".join(f"{used[k]:,}" for k in SPLITS) + " graphs"
-    return DataFacts(f"LRGB {NAMES[name.lower()]}", "pyg-lrgb", used, label=label,
-                     differs=[f"LRGB: {d}" for d in differs],
-                     remedy=f"put the real raw pickles under {Path(root) / 'lrgb' / name / 'raw'} "
-                            f"(PyG downloads them when online)")
+    return DataFacts(
+        f"LRGB {NAMES[name.lower()]}",
+        "pyg-lrgb",
+        used,
+        label=label,
+        differs=[f"LRGB: {d}" for d in differs],
+        remedy=f"put the real raw pickles under {Path(root) / 'lrgb' / name / 'raw'} (PyG downloads them when online)",
+    )

@@ -8,6 +8,7 @@ keys are dropped. So a test image has the same mask in every run and every N_ite
 (stream = -1), whatever the batch it falls in, and training masks are fresh each epoch
 (stream = epoch) yet reproducible from the run seed.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,8 +69,11 @@ def pixel_masks_torch(indices, size: int, ratio: float, seed: int, stream: int =
     round trip): the same hash, the same keys, the same masks bit for bit; a (N, size, size) bool tensor."""
     import torch
 
-    idx = torch.as_tensor(np.asarray(indices, dtype=np.int64).reshape(-1) if not torch.is_tensor(indices)
-                          else indices.reshape(-1), dtype=torch.int64, device=device)
+    idx = torch.as_tensor(
+        np.asarray(indices, dtype=np.int64).reshape(-1) if not torch.is_tensor(indices) else indices.reshape(-1),
+        dtype=torch.int64,
+        device=device,
+    )
     k = n_dropped(ratio, size)
     out = torch.zeros((len(idx), size * size), dtype=torch.bool, device=device)
     if k == 0 or len(idx) == 0:

@@ -11,6 +11,7 @@ Two sources feed the same experiments through :func:`load_ns`:
   HDF5): ``a`` (N, 64, 64) = w at t = 0 and ``u`` (N, 64, 64, 50) at t = 1..50,
   stored by MATLAB column-major, i.e. with every axis order reversed.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,10 @@ class NSData:
         for want in times:
             hit = np.flatnonzero(np.abs(self.t - want) < 1e-6)
             if not hit.size:
-                raise DataError(f"time {want:g} is not in the dataset (recorded: {_fmt_times(self.t)}); "
-                                f"regenerate with --times covering it")
+                raise DataError(
+                    f"time {want:g} is not in the dataset (recorded: {_fmt_times(self.t)}); "
+                    f"regenerate with --times covering it"
+                )
             idx.append(int(hit[0]))
         return self.w[:, idx]
 
@@ -61,8 +64,7 @@ def create_h5(path: Path, n: int, times, size: int, params: dict):
 
     path.parent.mkdir(parents=True, exist_ok=True)
     f = h5py.File(path, "w")
-    f.create_dataset("w", shape=(n, len(times), size, size), dtype="float32",
-                     chunks=(1, len(times), size, size))
+    f.create_dataset("w", shape=(n, len(times), size, size), dtype="float32", chunks=(1, len(times), size, size))
     f.create_dataset("t", data=np.asarray(times, dtype=np.float64))
     f.attrs["picard_format"] = FORMAT
     f.attrs["params"] = json.dumps(params, sort_keys=True)
@@ -86,22 +88,31 @@ def load_ns(path: str | Path, limit: int | None = None) -> NSData:
 
     path = Path(path)
     if not path.exists():
-        raise DataError(f"no Navier-Stokes data at {path}: generate it with `picard data navier-stokes "
-                        f"--out {path}` or point at the published NavierStokes_V1e-3_N5000_T50.mat")
+        raise DataError(
+            f"no Navier-Stokes data at {path}: generate it with `picard data navier-stokes "
+            f"--out {path}` or point at the published NavierStokes_V1e-3_N5000_T50.mat"
+        )
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise DataError(f"{path} is not an HDF5 file (MATLAB v7.3 .mat files are; older .mat files must be "
-                        f"re-saved with -v7.3): {e}") from None
+        raise DataError(
+            f"{path} is not an HDF5 file (MATLAB v7.3 .mat files are; older .mat files must be "
+            f"re-saved with -v7.3): {e}"
+        ) from None
     with f:
         if "picard_format" in f.attrs:
             n = int(f.attrs["n_done"])
             if n == 0:
-                raise DataError(f"{path} holds no complete sample yet (generation was interrupted at the start); "
-                                f"re-run the same `picard data navier-stokes` command to resume")
+                raise DataError(
+                    f"{path} holds no complete sample yet (generation was interrupted at the start); "
+                    f"re-run the same `picard data navier-stokes` command to resume"
+                )
             n = n if limit is None else min(n, limit)
-            meta = json.loads(f.attrs["params"]) | {"source": "picard", "n_total": int(f["w"].shape[0]),
-                                                     "n_done": int(f.attrs["n_done"])}
+            meta = json.loads(f.attrs["params"]) | {
+                "source": "picard",
+                "n_total": int(f["w"].shape[0]),
+                "n_done": int(f.attrs["n_done"]),
+            }
             return NSData(f["w"][:n], f["t"][()], meta)
         if "a" in f and "u" in f:  # FNO's MATLAB file: h5py sees the axes reversed
             n = f["a"].shape[-1] if limit is None else min(f["a"].shape[-1], limit)
@@ -115,8 +126,15 @@ def load_ns(path: str | Path, limit: int | None = None) -> NSData:
 
 # The paper's data (FNO's NavierStokes_V1e-3_N5000_T50): 5,000 trajectories, 64x64, nu 1e-3, initial fields
 # drawn on 256x256 (alpha 2.5, tau 7), forcing 0.1(sin 2pi(x+y) + cos 2pi(x+y)); dt 1e-3 reproduces dt 1e-4.
-PAPER = {"samples": 5000, "resolution": 64, "nu": 1e-3, "ic_resolution": 256, "variance": "original",
-         "alpha": 2.5, "tau": 7.0}
+PAPER = {
+    "samples": 5000,
+    "resolution": 64,
+    "nu": 1e-3,
+    "ic_resolution": 256,
+    "variance": "original",
+    "alpha": 2.5,
+    "tau": 7.0,
+}
 
 
 def facts(path: Path, split: dict[str, int]):
@@ -142,18 +160,28 @@ def facts(path: Path, split: dict[str, int]):
     except OSError as e:
         raise DataError(f"{path} is not an HDF5 file: {e}") from None
     differs = [] if n >= PAPER["samples"] else [f"{n:,} trajectories (paper: {PAPER['samples']:,})"]
-    differs += [f"{k} {params.get(k)!r} (paper: {v!r})" for k, v in PAPER.items()
-                if k not in ("samples", "resolution") and params.get(k) != v]
+    differs += [
+        f"{k} {params.get(k)!r} (paper: {v!r})"
+        for k, v in PAPER.items()
+        if k not in ("samples", "resolution") and params.get(k) != v
+    ]
     if size != PAPER["resolution"]:
         differs.append(f"resolution {size}x{size} (paper: 64x64)")
     if float(params.get("dt", 1e-3)) > 1e-3:
         differs.append(f"dt {params['dt']!r} (paper: 1e-4; 1e-3 reproduces it)")
     origin = "picard-generated" if generated else "published FNO file"
     label = f"Navier-Stokes: {origin}, {n:,} trajectories at {size}x{size}"
-    return DataFacts("Navier-Stokes", source, dict(split), generated=generated, label=label,
-                     differs=[f"Navier-Stokes file {path.name}: {d}" for d in differs], file=str(path),
-                     remedy="generate the paper's data with `picard data navier-stokes` (its defaults) or use "
-                            "the published NavierStokes_V1e-3_N5000_T50.mat")
+    return DataFacts(
+        "Navier-Stokes",
+        source,
+        dict(split),
+        generated=generated,
+        label=label,
+        differs=[f"Navier-Stokes file {path.name}: {d}" for d in differs],
+        file=str(path),
+        remedy="generate the paper's data with `picard data navier-stokes` (its defaults) or use "
+        "the published NavierStokes_V1e-3_N5000_T50.mat",
+    )
 
 
 # ----------------------------------------------------------------------------- generation
@@ -190,10 +218,14 @@ def check_params(p: dict, batch: int) -> None:
     res, solve, ic, top = p["resolution"], p["solve_resolution"], p["ic_resolution"], MAX_RESOLUTION
     _need(1 <= p["samples"] <= 10**7, f"--samples must lie in 1..10000000, got {p['samples']}")
     _need(8 <= res <= top and res % 2 == 0, f"--resolution must be even and in 8..{top}, got {res}")
-    _need(res <= solve <= top and solve % res == 0, f"--solve-resolution must be a positive multiple of --resolution {res} "
-                                                    f"(at most {top}), got {solve}")
-    _need(solve <= ic <= top and ic % solve == 0, f"--ic-resolution must be a positive multiple of the solve resolution "
-                                                  f"{solve} (at most {top}), got {ic}")
+    _need(
+        res <= solve <= top and solve % res == 0,
+        f"--solve-resolution must be a positive multiple of --resolution {res} (at most {top}), got {solve}",
+    )
+    _need(
+        solve <= ic <= top and ic % solve == 0,
+        f"--ic-resolution must be a positive multiple of the solve resolution {solve} (at most {top}), got {ic}",
+    )
     for flag in ("dt", "nu"):
         _need(math.isfinite(p[flag]) and p[flag] > 0, f"--{flag} must be a finite number > 0, got {p[flag]}")
     _need(1 <= batch <= 10**6, f"--batch must lie in 1..1000000, got {batch}")
@@ -205,8 +237,11 @@ def check_params(p: dict, batch: int) -> None:
 
 def _check_time_grid(times: list[float], dt: float) -> None:
     """Every record time a multiple of dt (as the solver needs), and a bounded number of steps."""
-    _need(max(times) / dt <= MAX_SOLVER_STEPS, f"--dt {dt:g}: {max(times) / dt:.3g} solver steps to t = "
-                                                f"{max(times):g} (at most {MAX_SOLVER_STEPS:.0e}); use a larger --dt")
+    _need(
+        max(times) / dt <= MAX_SOLVER_STEPS,
+        f"--dt {dt:g}: {max(times) / dt:.3g} solver steps to t = "
+        f"{max(times):g} (at most {MAX_SOLVER_STEPS:.0e}); use a larger --dt",
+    )
     for t in times:
         n = round(t / dt)
         _need(abs(n * dt - t) <= 1e-9 * max(1.0, t), f"--times: record time {t:g} is not a multiple of --dt {dt:g}")
@@ -221,8 +256,9 @@ def check_out(path: Path) -> None:
     _need(parent.is_dir(), f"--out {path}: {parent} is not a directory")
 
 
-def generate(out: Path, params: dict, device: str, batch: int, overwrite: bool = False,
-             progress=None) -> tuple[int, int]:
+def generate(
+    out: Path, params: dict, device: str, batch: int, overwrite: bool = False, progress=None
+) -> tuple[int, int]:
     """Generate ``params['samples']`` trajectories into ``out`` (spec §4), batch by batch,
     resuming after the last complete sample of an earlier run with the same parameters.
     Returns (samples generated now, samples already there). ``progress(done, total)`` (done
@@ -235,8 +271,10 @@ def generate(out: Path, params: dict, device: str, batch: int, overwrite: bool =
     out = Path(out)
     n, res, solve = params["samples"], params["resolution"], params["solve_resolution"]
     if solve % res or params["ic_resolution"] % solve:
-        raise DataError(f"resolutions must nest: resolution {res} | solve_resolution {solve} | "
-                        f"ic_resolution {params['ic_resolution']}")
+        raise DataError(
+            f"resolutions must nest: resolution {res} | solve_resolution {solve} | "
+            f"ic_resolution {params['ic_resolution']}"
+        )
     if out.exists() and not overwrite:
         try:
             f = h5py.File(out, "r+")
@@ -246,14 +284,16 @@ def generate(out: Path, params: dict, device: str, batch: int, overwrite: bool =
         differs = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k))
         if differs:
             f.close()
-            raise DataError(f"{out} exists with other parameters (differ: {', '.join(differs)}); "
-                            f"use --overwrite or another --out")
+            raise DataError(
+                f"{out} exists with other parameters (differ: {', '.join(differs)}); use --overwrite or another --out"
+            )
     else:
         from .. import env
 
         f = create_h5(out, n, params["times"], res, params)
-        f.attrs["provenance"] = json.dumps({"git_sha": env.git_sha(), "versions": env.versions(),
-                                            "device": env.device_name(device)})
+        f.attrs["provenance"] = json.dumps(
+            {"git_sha": env.git_sha(), "versions": env.versions(), "device": env.device_name(device)}
+        )
     dtype = torch.float64 if params["precision"] == "float64" else torch.float32
     stride = solve // res
     with f:
@@ -263,11 +303,14 @@ def generate(out: Path, params: dict, device: str, batch: int, overwrite: bool =
         steps_total = round(max(params["times"]) / params["dt"])
         for lo in range(start, n, batch):
             idx = range(lo, min(n, lo + batch))
-            w0 = torch.tensor(sample_ics(idx, params["seed"], solve, params["ic_resolution"], params["variance"]),
-                              dtype=dtype, device=device)
+            w0 = torch.tensor(
+                sample_ics(idx, params["seed"], solve, params["ic_resolution"], params["variance"]),
+                dtype=dtype,
+                device=device,
+            )
             cb = (lambda k, lo=lo, m=len(idx): progress(lo + m * k / steps_total, n)) if progress else None
             w = simulate(w0, params["times"], params["dt"], params["nu"], on_step=cb)
-            f["w"][lo:lo + len(idx)] = w[..., ::stride, ::stride].float().cpu().numpy()
+            f["w"][lo : lo + len(idx)] = w[..., ::stride, ::stride].float().cpu().numpy()
             f.attrs["n_done"] = lo + len(idx)  # the samples before this mark are complete
             f.flush()
             if progress:

@@ -7,6 +7,7 @@ Data root layout: ``<root>/planetoid/<Name>/raw/ind.<name>.{x,tx,allx,y,ty,ally,
 raw files are copied to a writable cache first. When they are absent PyG
 downloads them; offline that fails with one clear line.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,6 +1,7 @@
 """Small generated citation graphs written in Planetoid's raw on-disk format
 (pickled scipy CSR / numpy arrays, a pickled adjacency dict, a text test index),
 so tests exercise PyG's real ``Planetoid`` loader without the real files."""
+
 from __future__ import annotations
 
 import pickle
@@ -10,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 
-def write_planetoid_raw(root: str | Path, name: str = "cora", n_nodes: int = 1700, n_feats: int = 60,
-                        n_classes: int = 4, seed: int = 0) -> Path:
+def write_planetoid_raw(
+    root: str | Path, name: str = "cora", n_nodes: int = 1700, n_feats: int = 60, n_classes: int = 4, seed: int = 0
+) -> Path:
     """Write ``<root>/planetoid/<Name>/raw/ind.<name>.*`` for a planted-partition
     graph whose bag-of-words features carry the class. Needs >= 1640 nodes so
     PyG's public split (train = first rows of x, val = next 500, test = test.index) fits."""
@@ -45,9 +47,13 @@ def write_planetoid_raw(root: str | Path, name: str = "cora", n_nodes: int = 170
     raw = Path(root) / "planetoid" / NAMES[name] / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     parts = {
-        "x": sp.csr_matrix(feats[:n_train]), "y": onehot[:n_train],
-        "allx": sp.csr_matrix(feats[: n_nodes - n_test]), "ally": onehot[: n_nodes - n_test],
-        "tx": sp.csr_matrix(feats[test_idx]), "ty": onehot[test_idx], "graph": dict(graph),
+        "x": sp.csr_matrix(feats[:n_train]),
+        "y": onehot[:n_train],
+        "allx": sp.csr_matrix(feats[: n_nodes - n_test]),
+        "ally": onehot[: n_nodes - n_test],
+        "tx": sp.csr_matrix(feats[test_idx]),
+        "ty": onehot[test_idx],
+        "graph": dict(graph),
     }
     for part, obj in parts.items():
         with open(raw / f"ind.{name}.{part}", "wb") as fh:
@@ -56,8 +62,14 @@ def write_planetoid_raw(root: str | Path, name: str = "cora", n_nodes: int = 170
     return Path(root)
 
 
-def write_lrgb_raw(root: str | Path, n_graphs: tuple[int, int, int] = (24, 6, 6), nodes: tuple[int, int] = (30, 60),
-                   n_classes: int = 21, n_feats: int = 14, seed: int = 0) -> Path:
+def write_lrgb_raw(
+    root: str | Path,
+    n_graphs: tuple[int, int, int] = (24, 6, 6),
+    nodes: tuple[int, int] = (30, 60),
+    n_classes: int = 21,
+    n_feats: int = 14,
+    seed: int = 0,
+) -> Path:
     """Write ``<root>/lrgb/pascalvoc-sp/raw/{train,val,test}.pickle`` in LRGB's raw
     format (spec pign.md §5): each pickle is a list of ``(x, edge_attr, edge_index, y)``
     with x float32 [n, 14], edge_attr float32 [e, 2], edge_index long [2, e]
@@ -92,13 +104,20 @@ def write_lrgb_raw(root: str | Path, n_graphs: tuple[int, int, int] = (24, 6, 6)
             np.fill_diagonal(dist, np.inf)
             nbr = np.argsort(dist, axis=1)[:, :k]
             src = np.repeat(np.arange(n), k)
-            pairs = np.unique(np.concatenate([np.stack([src, nbr.ravel()]), np.stack([nbr.ravel(), src])], axis=1),
-                              axis=1)
+            pairs = np.unique(
+                np.concatenate([np.stack([src, nbr.ravel()]), np.stack([nbr.ravel(), src])], axis=1), axis=1
+            )
             # edge features (unused by the models): distance and colour difference
             d = dist[pairs[0], pairs[1]]
             c = np.linalg.norm(x[pairs[0], :n_colour] - x[pairs[1], :n_colour], axis=1) / np.sqrt(n_colour)
-            graphs.append((torch.tensor(x, dtype=torch.float32), torch.tensor(np.stack([d, c], 1), dtype=torch.float32),
-                           torch.tensor(pairs, dtype=torch.long), torch.tensor(y, dtype=torch.long)))
+            graphs.append(
+                (
+                    torch.tensor(x, dtype=torch.float32),
+                    torch.tensor(np.stack([d, c], 1), dtype=torch.float32),
+                    torch.tensor(pairs, dtype=torch.long),
+                    torch.tensor(y, dtype=torch.long),
+                )
+            )
         with open(raw / f"{split}.pickle", "wb") as fh:
             pickle.dump(graphs, fh)
     return Path(root)
@@ -140,7 +159,8 @@ def write_cifar10_npz(root: str | Path, n_train: int = 200, n_test: int = 100, s
 def write_cifar10_batches(root: str | Path, n_per_batch: int = 20, n_test: int = 20, seed: int = 0) -> dict:
     """Write ``<root>/cifar10/cifar-10-batches-py/`` in the original python-pickle format
     (data_batch_1..5, test_batch: dict with "data" uint8 (N, 3072) CHW-flattened rows and
-    "labels"; batches.meta with "label_names"; str keys, as the python-2 pickles read with latin1). Returns {file name: md5} so a test can give
+    "labels"; batches.meta with "label_names"; str keys, as the python-2 pickles read with latin1). Returns
+    {file name: md5} so a test can give
     torchvision's integrity check the generated files' sums."""
     import hashlib
 
@@ -154,8 +174,7 @@ def write_cifar10_batches(root: str | Path, n_per_batch: int = 20, n_test: int =
         images, labels = smooth_images(n_test if name == "test_batch" else n_per_batch, seed + j)
         rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
         (folder / name).write_bytes(pickle.dumps({"data": rows, "labels": labels.tolist()}))
-    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                           "truck"]}
+    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta))
     for name in names + ["batches.meta"]:
         sums[name] = hashlib.md5((folder / name).read_bytes()).hexdigest()

@@ -8,6 +8,7 @@ comes back, and re-submits a failed task up to ``sweep.retries`` times; after th
 recorded with ``status: failed`` and the error (never lost; a re-run of the sweep tries them again).
 A killed driver loses only the tasks in flight: the re-run skips what is recorded.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -34,9 +35,12 @@ def drive(be, exp, p, batches: list, store, ctx, progress=None, skip: frozenset 
     those of runs in ``skip`` (recorded already: a group re-formed around a missing seed)."""
     from ..records import make_records, run_dir
 
-    fields = {"data_root": str(ctx.data_root), "fid_weights": ctx.fid_weights,
-              "allow_unverified_weights": ctx.allow_unverified_weights,
-              "results_root": str(ctx.results_root) if ctx.results_root is not None else None}
+    fields = {
+        "data_root": str(ctx.data_root),
+        "fid_weights": ctx.fid_weights,
+        "allow_unverified_weights": ctx.allow_unverified_weights,
+        "results_root": str(ctx.results_root) if ctx.results_root is not None else None,
+    }
     pending = deque((b, 1) for b in by_cost(exp, batches))  # (group, attempt)
     running: dict = {}  # handle -> (group, attempt)
     limit = be.max_in_flight()
@@ -45,8 +49,9 @@ def drive(be, exp, p, batches: list, store, ctx, progress=None, skip: frozenset 
             while pending and (not limit or len(running) < limit):
                 batch, attempt = pending.popleft()
                 rd = run_dir(ctx, exp, batch[0]) if len(batch) == 1 else None
-                h = be.submit(exp, [r.config for r in batch], fields | {"run_dir": str(rd) if rd else None},
-                              p.sweep.device)
+                h = be.submit(
+                    exp, [r.config for r in batch], fields | {"run_dir": str(rd) if rd else None}, p.sweep.device
+                )
                 running[h] = (batch, attempt)
             for h in be.wait(list(running)):
                 batch, attempt = running.pop(h)

@@ -7,6 +7,7 @@ cluster and ships the ``picard_cli`` package to the workers (``runtime_env.py_mo
 PyG and the data must already be on the nodes, the data and results paths on a shared file
 system). Re-tries are the driver's (``executors.drive``), so Ray's own are switched off.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,13 +35,21 @@ class RayBackend:
             common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             try:
                 if sweep.ray_address:
-                    ray.init(address=sweep.ray_address, runtime_env={"py_modules": [str(pkg)],
-                                                                     "excludes": ["__pycache__"]}, **common)
+                    ray.init(
+                        address=sweep.ray_address,
+                        runtime_env={"py_modules": [str(pkg)], "excludes": ["__pycache__"]},
+                        **common,
+                    )
                 else:
                     cpus = self.local_cpus(sweep)
                     path = os.pathsep.join(p for p in (str(pkg.parent), os.environ.get("PYTHONPATH")) if p)
-                    ray.init(address="local", num_cpus=cpus, object_store_memory=OBJECT_STORE_BYTES,
-                             runtime_env={"env_vars": {"PYTHONPATH": path}}, **common)
+                    ray.init(
+                        address="local",
+                        num_cpus=cpus,
+                        object_store_memory=OBJECT_STORE_BYTES,
+                        runtime_env={"env_vars": {"PYTHONPATH": path}},
+                        **common,
+                    )
             except (ConnectionError, RuntimeError, ValueError) as e:
                 where = f"the Ray cluster at {sweep.ray_address!r}" if sweep.ray_address else "a local Ray instance"
                 raise PicardError(f"--executor ray: could not start or join {where}: {e}") from None
@@ -69,8 +78,11 @@ class RayBackend:
     def wait(self, handles: list) -> list:
         ready, _ = self.ray.wait(handles, num_returns=1, timeout=1.0)  # timeout: stay interruptible
         if ready:  # collect every other finished task too, without waiting
-            more, _ = self.ray.wait([h for h in handles if h not in ready], num_returns=len(handles) - len(ready),
-                                    timeout=0) if len(handles) > len(ready) else ([], [])
+            more, _ = (
+                self.ray.wait([h for h in handles if h not in ready], num_returns=len(handles) - len(ready), timeout=0)
+                if len(handles) > len(ready)
+                else ([], [])
+            )
             ready += more
         return ready
 

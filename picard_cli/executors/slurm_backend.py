@@ -10,6 +10,7 @@ jobs this driver is waiting for: a driver that was killed leaves it behind, and 
 those Slurm jobs before it re-submits their runs, so two jobs never train the same run (a DDPM's
 checkpoint folder) at once.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,13 +31,21 @@ class SlurmBackend:
 
         self.cluster = sweep.slurm_cluster
         if self.cluster == "slurm" and shutil.which("sbatch") is None:
-            raise PicardError("--executor slurm: sbatch not found on this machine (run the sweep on a Slurm login "
-                              "node, or sweep.slurm_cluster=local to run the jobs here with submitit's local executor)")
+            raise PicardError(
+                "--executor slurm: sbatch not found on this machine (run the sweep on a Slurm login "
+                "node, or sweep.slurm_cluster=local to run the jobs here with submitit's local executor)"
+            )
         self.folder, self.ledger, self.jobs = Path(folder), Path(folder) / "in_flight.json", {}
         self._cancel_leftovers()
         self.ex = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
-        params = dict(name=f"picard-{experiment}", timeout_min=sweep.slurm_time_min, nodes=1, tasks_per_node=1,
-                      cpus_per_task=max(1, math.ceil(sweep.task_cpus)), gpus_per_node=math.ceil(sweep.task_gpus))
+        params = dict(
+            name=f"picard-{experiment}",
+            timeout_min=sweep.slurm_time_min,
+            nodes=1,
+            tasks_per_node=1,
+            cpus_per_task=max(1, math.ceil(sweep.task_cpus)),
+            gpus_per_node=math.ceil(sweep.task_gpus),
+        )
         if sweep.task_memory_gb:
             params["mem_gb"] = sweep.task_memory_gb
         if sweep.slurm_partition:

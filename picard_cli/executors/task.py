@@ -5,6 +5,7 @@ The worker returns outcomes, never writes the results file: the driver is its on
 resume semantics are those of the in-process executors. Kept free of Ray and submitit so that
 both (and a test) call the same function.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,6 +46,13 @@ def run_task(exp, configs: list[dict], ctx_fields: dict, device_choice: str, thr
         outcomes = exp.run_group([as_config(exp.config_cls, c) for c in configs], ctx)
     except PicardError as e:
         return {"user_error": str(e)}
-    return {"outcomes": outcomes, "started": started, "wall": time.perf_counter() - t0, "device": device,
-            "device_name": env.device_name(device), "host": platform.node(), "pid": os.getpid(),
-            "threads": torch.get_num_threads()}
+    return {
+        "outcomes": outcomes,
+        "started": started,
+        "wall": time.perf_counter() - t0,
+        "device": device,
+        "device_name": env.device_name(device),
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "threads": torch.get_num_threads(),
+    }

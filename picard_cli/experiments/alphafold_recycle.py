@@ -21,6 +21,7 @@ Convergence (Figs. 4-5 and the non-convergence table): per target, the mean over
 each recycle; the target "did not converge" when its last recycle is worse than its best earlier
 recycle by more than ``tol_gdt`` GDT points (x100) / ``tol_rmsd`` Å.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,59 +38,110 @@ from ..registry import register
 
 SOURCES = ("colabfold", "predictions", "synthetic")
 METRICS = ("gdt_ts", "gdt_ha", "rmsd", "tm")
-TARGETS_CAVEAT = ("targets: the paper's 29 CASP15 'monomer' targets are not listed anywhere; by default every "
-                  "public CASP15 domain file in the data root is used (45 domains of 30 target/subunit IDs, "
-                  "spec 3.3); recipes/alphafold-recycle/targets-monomers.txt holds the 10 domains of the 9 "
-                  "assessor-classified monomers")
+TARGETS_CAVEAT = (
+    "targets: the paper's 29 CASP15 'monomer' targets are not listed anywhere; by default every "
+    "public CASP15 domain file in the data root is used (45 domains of 30 target/subunit IDs, "
+    "spec 3.3); recipes/alphafold-recycle/targets-monomers.txt holds the 10 domains of the 9 "
+    "assessor-classified monomers"
+)
 
 
 @dataclass
 class AlphafoldRecycleConfig:
-    source: str = fld("colabfold", "where structures come from: colabfold (run it), predictions (a directory of "
-                      "per-recycle PDBs), synthetic (perturbed natives; offline demo, labelled SYNTHETIC)",
-                      choices=SOURCES)
-    targets: str = fld("", "target list: a file (one CASP domain ID per line, # comments) or a comma list; "
-                       "empty = every <targets_dir>/*.pdb")
+    source: str = fld(
+        "colabfold",
+        "where structures come from: colabfold (run it), predictions (a directory of "
+        "per-recycle PDBs), synthetic (perturbed natives; offline demo, labelled SYNTHETIC)",
+        choices=SOURCES,
+    )
+    targets: str = fld(
+        "",
+        "target list: a file (one CASP domain ID per line, # comments) or a comma list; "
+        "empty = every <targets_dir>/*.pdb",
+    )
     targets_dir: str = fld("", "native structures <ID>.pdb (empty = <data root>/casp15/targets)")
-    model_type: str = fld("alphafold2_multimer_v3", "ColabFold --model-type (the paper: AlphaFold-Multimer)",
-                          choices=("alphafold2_multimer_v3", "alphafold2_multimer_v2", "alphafold2_multimer_v1",
-                                   "alphafold2_ptm", "alphafold2"))
+    model_type: str = fld(
+        "alphafold2_multimer_v3",
+        "ColabFold --model-type (the paper: AlphaFold-Multimer)",
+        choices=(
+            "alphafold2_multimer_v3",
+            "alphafold2_multimer_v2",
+            "alphafold2_multimer_v1",
+            "alphafold2_ptm",
+            "alphafold2",
+        ),
+    )
     num_recycle: int = fld(20, "--num-recycle: recycles 0..N are scored (r0 = the first pass)", range=(0, 200))
-    recycle_early_stop_tolerance: float = fld(0.0, "--recycle-early-stop-tolerance (0: never stop early; "
-                                              "ColabFold's multimer default 0.5 would)", range=(0.0, 100.0))
+    recycle_early_stop_tolerance: float = fld(
+        0.0,
+        "--recycle-early-stop-tolerance (0: never stop early; ColabFold's multimer default 0.5 would)",
+        range=(0.0, 100.0),
+    )
     num_models: int = fld(5, "--num-models (predictions / synthetic: models 1..N are used)", range=(1, 5))
     num_seeds: int = fld(5, "--num-seeds (predictions: the N smallest seeds found are used)", range=(1, 1000))
-    msa_mode: str = fld("mmseqs2_uniref_env", "--msa-mode when inputs are sequences (a3m inputs bypass the MSA "
-                        "server)", choices=("mmseqs2_uniref_env", "mmseqs2_uniref", "single_sequence"))
-    inputs: str = fld("", "colabfold: directory of <target>.a3m / .fasta inputs (or of the parent target, "
-                      "e.g. T1157s1.a3m); empty = FASTA of the observed residues from casp15/targets.fasta")
+    msa_mode: str = fld(
+        "mmseqs2_uniref_env",
+        "--msa-mode when inputs are sequences (a3m inputs bypass the MSA server)",
+        choices=("mmseqs2_uniref_env", "mmseqs2_uniref", "single_sequence"),
+    )
+    inputs: str = fld(
+        "",
+        "colabfold: directory of <target>.a3m / .fasta inputs (or of the parent target, "
+        "e.g. T1157s1.a3m); empty = FASTA of the observed residues from casp15/targets.fasta",
+    )
     colabfold_bin: str = fld("colabfold_batch", "colabfold: the colabfold_batch executable (name on PATH or path)")
     weights_dir: str = fld("", "colabfold: --data folder holding params/ (empty = ColabFold's default cache)")
     colabfold_args: list[str] = fld([], "colabfold: extra arguments appended as they are (a list, no shell)")
     predictions_dir: str = fld("", "predictions: folder searched recursively for <job>_unrelaxed_..._seed_NNN.rR.pdb")
-    pair_by: str = fld("auto", "residue pairing: number (CASP / TMscore), order (i-th to i-th), auto (number, "
-                       "unless a model built from the observed sequence is numbered 1..L)",
-                       choices=("auto", "number", "order"))
-    synth_wander: float = fld(0.3, "synthetic: fraction of targets whose trajectories wander off again",
-                              range=(0.0, 1.0))
+    pair_by: str = fld(
+        "auto",
+        "residue pairing: number (CASP / TMscore), order (i-th to i-th), auto (number, "
+        "unless a model built from the observed sequence is numbered 1..L)",
+        choices=("auto", "number", "order"),
+    )
+    synth_wander: float = fld(
+        0.3, "synthetic: fraction of targets whose trajectories wander off again", range=(0.0, 1.0)
+    )
     synth_hinge: float = fld(0.3, "synthetic: fraction of trajectories with a closing hinge motion", range=(0.0, 1.0))
-    synth_write_pdbs: bool = fld(True, "synthetic: write the structures as PDB files in ColabFold's naming and "
-                                 "score them through the predictions reader (else score in memory)")
-    tol_gdt: float = fld(0.0, "not converged: last recycle worse than the best earlier one by more than this "
-                         "(GDT points x100)", range=(0.0, 100.0))
-    tol_rmsd: float = fld(0.0, "not converged: last recycle's RMSD above the best earlier one by more than this (Å)",
-                          range=(0.0, 100.0))
-    dtype: str = fld("float32", "scoring precision of the superposition search (RMSD is always float64)",
-                     choices=("float32", "float64"))
-    templates: bool = fld(False, "colabfold: use structural templates (the paper: full databases with templates, "
-                          "max template date 2022-01-01); only from custom_template_path, because ColabFold's server "
-                          "templates have no date cutoff and would include the CASP15 structures", added=True)
-    custom_template_path: str = fld("", "colabfold: folder of template mmCIF files (--custom-template-path), all "
-                                    "released before max_template_date", added=True)
-    max_template_date: str = fld("", "colabfold: the release-date cutoff (YYYY-MM-DD) the custom templates respect "
-                                 "(recorded; ColabFold cannot enforce one)", added=True)
-    seed: int = fld(0, "run seed: ColabFold --random-seed (seeds seed..seed+num_seeds-1); synthetic noise",
-                    per_run=True)
+    synth_write_pdbs: bool = fld(
+        True,
+        "synthetic: write the structures as PDB files in ColabFold's naming and "
+        "score them through the predictions reader (else score in memory)",
+    )
+    tol_gdt: float = fld(
+        0.0,
+        "not converged: last recycle worse than the best earlier one by more than this (GDT points x100)",
+        range=(0.0, 100.0),
+    )
+    tol_rmsd: float = fld(
+        0.0, "not converged: last recycle's RMSD above the best earlier one by more than this (Å)", range=(0.0, 100.0)
+    )
+    dtype: str = fld(
+        "float32",
+        "scoring precision of the superposition search (RMSD is always float64)",
+        choices=("float32", "float64"),
+    )
+    templates: bool = fld(
+        False,
+        "colabfold: use structural templates (the paper: full databases with templates, "
+        "max template date 2022-01-01); only from custom_template_path, because ColabFold's server "
+        "templates have no date cutoff and would include the CASP15 structures",
+        added=True,
+    )
+    custom_template_path: str = fld(
+        "",
+        "colabfold: folder of template mmCIF files (--custom-template-path), all released before max_template_date",
+        added=True,
+    )
+    max_template_date: str = fld(
+        "",
+        "colabfold: the release-date cutoff (YYYY-MM-DD) the custom templates respect "
+        "(recorded; ColabFold cannot enforce one)",
+        added=True,
+    )
+    seed: int = fld(
+        0, "run seed: ColabFold --random-seed (seeds seed..seed+num_seeds-1); synthetic noise", per_run=True
+    )
 
 
 def recycle_cols(last: int) -> list[int]:
@@ -103,7 +155,7 @@ class AlphafoldRecycle(Experiment):
     batchable = False
     table = TableSpec(
         title="Figs. 3-5: AlphaFold-Multimer recycling on CASP15 targets (mean over targets of the mean over "
-             "models x seeds)",
+        "models x seeds)",
         rows=tuple(ROW_NAMES[m] for m in METRICS),
         cols=tuple(f"recycle {r}" for r in recycle_cols(20)),
         paper={},  # the paper gives Figures 3-5 only as plots
@@ -116,7 +168,7 @@ class AlphafoldRecycle(Experiment):
 
     @staticmethod
     def tag(cfg) -> str:
-        # tag / row / col read a record's stored config DICT by key (report.py): fields the study has had from the start.
+        # tag / row / col read a record's stored config DICT by key (the report): fields the study always had.
         return {"colabfold": "", "predictions": " [predictions]", "synthetic": " [SYNTHETIC]"}[cfg["source"]]
 
     def row(self, cfg):
@@ -140,10 +192,15 @@ class AlphafoldRecycle(Experiment):
             if not cv:
                 continue
             for r in recycle_cols(len(cv["mean"]) - 1):
-                out.append({"row": ROW_NAMES[m] + self.tag(record["config"]), "col": f"recycle {r}",
-                            "value": None if cv["mean"][r] is None else cv["mean"][r] * SCALE[m],
-                            "std_within": None if cv["std"][r] is None else cv["std"][r] * SCALE[m],
-                            "std_label": "over targets"})
+                out.append(
+                    {
+                        "row": ROW_NAMES[m] + self.tag(record["config"]),
+                        "col": f"recycle {r}",
+                        "value": None if cv["mean"][r] is None else cv["mean"][r] * SCALE[m],
+                        "std_within": None if cv["std"][r] is None else cv["std"][r] * SCALE[m],
+                        "std_label": "over targets",
+                    }
+                )
         return out
 
     def run_group(self, configs, ctx):
@@ -161,8 +218,10 @@ def resolve_targets(c, data_root: Path) -> list[tuple[str, Path]]:
     c = as_config(AlphafoldRecycleConfig, c)
     tdir = Path(c.targets_dir).expanduser() if c.targets_dir else Path(data_root) / "casp15" / "targets"
     if not tdir.is_dir():
-        raise DataError(f"CASP15 targets not found: {tdir} (set PICARD_DATA or --data-root to the folder holding "
-                        "casp15/targets/, or targets_dir=DIR)")
+        raise DataError(
+            f"CASP15 targets not found: {tdir} (set PICARD_DATA or --data-root to the folder holding "
+            "casp15/targets/, or targets_dir=DIR)"
+        )
     have = {p.stem: p for p in structure_files(tdir)}
     spec = c.targets.strip()
     if not spec:
@@ -178,8 +237,10 @@ def resolve_targets(c, data_root: Path) -> list[tuple[str, Path]]:
             ids = [t.strip() for t in spec.split(",") if t.strip()]
     missing = [t for t in ids if t not in have]
     if missing:
-        raise DataError(f"{tdir}: no native for {len(missing)} target(s): {', '.join(missing[:6])}"
-                        f"{', ...' if len(missing) > 6 else ''}")
+        raise DataError(
+            f"{tdir}: no native for {len(missing)} target(s): {', '.join(missing[:6])}"
+            f"{', ...' if len(missing) > 6 else ''}"
+        )
     if not ids:
         raise DataError(f"{tdir}: no targets (*.pdb / *.cif)")
     return [(t, have[t]) for t in ids]
@@ -211,8 +272,10 @@ def run_one(c, ctx) -> dict:
         structures, jobs = _read_structures(c, pred_dir, targets)
     extra["missing_targets"] = [t for t, _ in targets if t not in structures]
     if extra["missing_targets"]:
-        caveats.append(f"{len(extra['missing_targets'])} of {len(targets)} target(s) had no predictions and are "
-                       f"left out: {', '.join(extra['missing_targets'][:8])}")
+        caveats.append(
+            f"{len(extra['missing_targets'])} of {len(targets)} target(s) had no predictions and are "
+            f"left out: {', '.join(extra['missing_targets'][:8])}"
+        )
 
     # 2. scoring: all structures of a target in one batch (spec §4: RMSD, GDT_TS, GDT_HA, TM-score)
     t_score = time.perf_counter()
@@ -226,15 +289,25 @@ def run_one(c, ctx) -> dict:
     curve = {m: _curve([per_target[t][m]["mean"] for t in per_target]) for m in METRICS}
     notconv = {m: sorted(t for t, v in per_target.items() if not v[m]["converged"]) for m in ("gdt_ts", "rmsd")}
     metrics = _study_metrics(c, curve, notconv, len(per_target), n_struct, t_end - t_score)
-    extra |= {"targets": per_target, "curve": curve, "not_converged": notconv, "caveats": caveats,
-              "scores_csv": str(csv_path), "n_recycles": c.num_recycle + 1,
-              "timing_s": {"generate_or_predict": round(t_read - t_start, 2), "read": round(t_score - t_read, 2),
-                           "score": round(t_end - t_score, 2)}}
+    extra |= {
+        "targets": per_target,
+        "curve": curve,
+        "not_converged": notconv,
+        "caveats": caveats,
+        "scores_csv": str(csv_path),
+        "n_recycles": c.num_recycle + 1,
+        "timing_s": {
+            "generate_or_predict": round(t_read - t_start, 2),
+            "read": round(t_score - t_read, 2),
+            "score": round(t_end - t_score, 2),
+        },
+    }
     return Outcome("ok", metrics, extra=extra)
 
 
-def _make_structures(c: AlphafoldRecycleConfig, targets: list, natives: dict, work: Path, data_root, extra: dict,
-                     caveats: list) -> tuple[Path, dict, dict]:
+def _make_structures(
+    c: AlphafoldRecycleConfig, targets: list, natives: dict, work: Path, data_root, extra: dict, caveats: list
+) -> tuple[Path, dict, dict]:
     """(the folder of per-recycle files, structures held in memory, their jobs) of the configured source:
     SYNTHETIC trajectories (written as ColabFold-named files, or kept in memory), a folder of
     predictions, or a colabfold_batch run."""
@@ -244,8 +317,9 @@ def _make_structures(c: AlphafoldRecycleConfig, targets: list, natives: dict, wo
         return _synthetic_structures(c, targets, natives, work, extra)
     if c.source == "predictions":
         if not c.predictions_dir:
-            raise DataError("source=predictions needs predictions_dir=DIR (a folder of ColabFold "
-                            "--save-recycles output)")
+            raise DataError(
+                "source=predictions needs predictions_dir=DIR (a folder of ColabFold --save-recycles output)"
+            )
         return Path(c.predictions_dir).expanduser(), {}, {}
     pred_dir, argv, info = run_colabfold(c, [t for t, _ in targets], work, data_root)
     extra["colabfold"] = {"argv": argv, **info}
@@ -253,8 +327,9 @@ def _make_structures(c: AlphafoldRecycleConfig, targets: list, natives: dict, wo
     return pred_dir, {}, {}
 
 
-def _synthetic_structures(c: AlphafoldRecycleConfig, targets: list, natives: dict, work: Path,
-                          extra: dict) -> tuple[Path, dict, dict]:
+def _synthetic_structures(
+    c: AlphafoldRecycleConfig, targets: list, natives: dict, work: Path, extra: dict
+) -> tuple[Path, dict, dict]:
     """SYNTHETIC perturbed-native trajectories, recycles 0..num_recycle per model x seed
     (structure/synthetic.py); every output made from them says so."""
     from ..structure import colabfold, write_ca_pdb
@@ -272,8 +347,13 @@ def _synthetic_structures(c: AlphafoldRecycleConfig, targets: list, natives: dic
                 for r in range(c.num_recycle + 1):
                     if c.synth_write_pdbs:
                         name = colabfold.recycle_filename(t, c.model_type, m, s, r)
-                        write_ca_pdb(pred_dir / t / name, nat, X[r], chain_id="A",
-                                     remarks=[synth.LABEL, f"target {t} model {m} seed {s} recycle {r}"])
+                        write_ca_pdb(
+                            pred_dir / t / name,
+                            nat,
+                            X[r],
+                            chain_id="A",
+                            remarks=[synth.LABEL, f"target {t} model {m} seed {s} recycle {r}"],
+                        )
                     else:
                         structures.setdefault(t, []).append((m, s, r, nat.with_coords(X[r])))
     jobs = {} if c.synth_write_pdbs else {t: t for t, _ in targets}
@@ -297,14 +377,17 @@ def _read_structures(c: AlphafoldRecycleConfig, pred_dir: Path, targets: list) -
             jobs[t] = job
             structures[t] = [(f.model, f.seed, f.recycle, read_ca(f.path)) for f in files]
     if not structures:
-        raise DataError(f"{pred_dir}: no predictions for any of the {len(targets)} target(s) "
-                        f"(jobs found: {', '.join(sorted(index)[:6])}{', ...' if len(index) > 6 else ''}; "
-                        "a job must be named like the domain or its parent target)")
+        raise DataError(
+            f"{pred_dir}: no predictions for any of the {len(targets)} target(s) "
+            f"(jobs found: {', '.join(sorted(index)[:6])}{', ...' if len(index) > 6 else ''}; "
+            "a job must be named like the domain or its parent target)"
+        )
     return structures, jobs
 
 
-def _score(c: AlphafoldRecycleConfig, targets: list, natives: dict, structures: dict, jobs: dict,
-           ctx) -> tuple[dict, list, int]:
+def _score(
+    c: AlphafoldRecycleConfig, targets: list, natives: dict, structures: dict, jobs: dict, ctx
+) -> tuple[dict, list, int]:
     """(per-target summaries, one CSV row per structure, structures scored); all structures of a
     target are scored against its native in one batch (structure/scoring.py)."""
     from ..structure import score_models
@@ -318,9 +401,18 @@ def _score(c: AlphafoldRecycleConfig, targets: list, natives: dict, structures: 
         n_struct += len(items)
         per_target[t] = _summarise(t, natives[t], items, out, c, jobs.get(t, t))
         for i, (m, s, r, ch) in enumerate(items):
-            rows.append({"target": t, "job": jobs.get(t, t), "model": m, "seed": s, "recycle": r,
-                         **{k: _num(out[k][i]) for k in ("rmsd", "gdt_ts", "gdt_ha", "tm", "n_common", "length")},
-                         "pairing": out["pairing"][i], "file": ch.path})
+            rows.append(
+                {
+                    "target": t,
+                    "job": jobs.get(t, t),
+                    "model": m,
+                    "seed": s,
+                    "recycle": r,
+                    **{k: _num(out[k][i]) for k in ("rmsd", "gdt_ts", "gdt_ha", "tm", "n_common", "length")},
+                    "pairing": out["pairing"][i],
+                    "file": ch.path,
+                }
+            )
         ctx.on_epoch(len(per_target), len(structures), t)
     return per_target, rows, n_struct
 
@@ -328,21 +420,31 @@ def _score(c: AlphafoldRecycleConfig, targets: list, natives: dict, structures: 
 def _scoring_caveats(c: AlphafoldRecycleConfig, per_target: dict) -> list[str]:
     out = []
     if any(v["pairing"] == "order" for v in per_target.values()):
-        out.append("some predictions were paired with the native by residue order (numbered 1..L from the "
-                   "observed-residue sequence), not by CASP residue number")
+        out.append(
+            "some predictions were paired with the native by residue order (numbered 1..L from the "
+            "observed-residue sequence), not by CASP residue number"
+        )
     if c.source == "colabfold" and not c.inputs:
-        out.append("inputs: sequences of the observed residues only (casp15/targets.fasta; the full CASP15 "
-                   "sequences are not available offline), one job per domain: departs from CASP practice")
+        out.append(
+            "inputs: sequences of the observed residues only (casp15/targets.fasta; the full CASP15 "
+            "sequences are not available offline), one job per domain: departs from CASP practice"
+        )
     return out
 
 
-def _study_metrics(c: AlphafoldRecycleConfig, curve: dict, notconv: dict, n_targets: int, n_struct: int,
-                   scoring_s: float) -> dict:
+def _study_metrics(
+    c: AlphafoldRecycleConfig, curve: dict, notconv: dict, n_targets: int, n_struct: int, scoring_s: float
+) -> dict:
     """The record's metrics: counts, non-converged targets, scoring speed, each metric's mean over
     targets at recycle 0 and at the last recycle."""
-    metrics = {"n_targets": n_targets, "n_structures": n_struct,
-               "not_converged_gdt_ts": len(notconv["gdt_ts"]), "not_converged_rmsd": len(notconv["rmsd"]),
-               "scoring_s": round(scoring_s, 3), "structures_per_s": round(n_struct / max(1e-9, scoring_s), 2)}
+    metrics = {
+        "n_targets": n_targets,
+        "n_structures": n_struct,
+        "not_converged_gdt_ts": len(notconv["gdt_ts"]),
+        "not_converged_rmsd": len(notconv["rmsd"]),
+        "scoring_s": round(scoring_s, 3),
+        "structures_per_s": round(n_struct / max(1e-9, scoring_s), 2),
+    }
     for m in METRICS:
         for r, tag in ((0, "r0"), (min(c.num_recycle, len(curve[m]["mean"]) - 1), "last")):
             metrics[f"{m}_{tag}"] = curve[m]["mean"][r]
@@ -386,7 +488,7 @@ def _curve(means: list[list]) -> dict:
     R = max(len(m) for m in means)
     A = np.full((len(means), R), np.nan)
     for i, m in enumerate(means):
-        A[i, :len(m)] = [np.nan if v is None else v for v in m]
+        A[i, : len(m)] = [np.nan if v is None else v for v in m]
     out = {"mean": [], "std": [], "n": []}
     for r in range(R):
         col = A[:, r][np.isfinite(A[:, r])]
@@ -405,10 +507,16 @@ def _summarise(t: str, native, items: list, out: dict, c: AlphafoldRecycleConfig
     R = max(x[2] for x in items) + 1
     trajs = sorted({(x[0], x[1]) for x in items})
     col = {k: j for j, k in enumerate(trajs)}
-    summary = {"length": len(native), "job": job, "n_structures": len(items), "trajectories": len(trajs),
-               "recycles": R, "n_common_min": int(np.min(out["n_common"])),
-               "pairing": "order" if "order" in set(out["pairing"].tolist()) else "number",
-               "resname_mismatch_max": int(np.max(out["resname_mismatch"]))}
+    summary = {
+        "length": len(native),
+        "job": job,
+        "n_structures": len(items),
+        "trajectories": len(trajs),
+        "recycles": R,
+        "n_common_min": int(np.min(out["n_common"])),
+        "pairing": "order" if "order" in set(out["pairing"].tolist()) else "number",
+        "resname_mismatch_max": int(np.max(out["resname_mismatch"])),
+    }
     for m in METRICS:
         A = np.full((R, len(trajs)), np.nan)
         for i, (mod, s, r, _) in enumerate(items):
@@ -416,14 +524,22 @@ def _summarise(t: str, native, items: list, out: dict, c: AlphafoldRecycleConfig
         with np.errstate(all="ignore"):
             mean = np.nanmean(A, 1)
             std = np.nanstd(A, 1)
+
         def rnd(a):
             return [None if not np.isfinite(v) else round(float(v), 6) for v in a]
+
         hb = HIGHER_BETTER[m]
-        tol = (c.tol_gdt / 100.0 if m.startswith("gdt") else c.tol_rmsd if m == "rmsd" else 0.0)
+        tol = c.tol_gdt / 100.0 if m.startswith("gdt") else c.tol_rmsd if m == "rmsd" else 0.0
         conv = convergence(rnd(mean), hb, tol)  # on the stored (rounded) curve, as the report recomputes it
         per_traj = [convergence(A[:, j], hb, tol)["converged"] for j in range(len(trajs))]
-        summary[m] = {"mean": rnd(mean), "std": rnd(std), "min": _finite(np.nanmin(A)), "max": _finite(np.nanmax(A)),
-                      **conv, "trajectories_not_converged": int(sum(not v for v in per_traj))}
+        summary[m] = {
+            "mean": rnd(mean),
+            "std": rnd(std),
+            "min": _finite(np.nanmin(A)),
+            "max": _finite(np.nanmax(A)),
+            **conv,
+            "trajectories_not_converged": int(sum(not v for v in per_traj)),
+        }
     return summary
 
 
@@ -441,8 +557,10 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 # ------------------------------------------------------------------------------------------- colabfold
-TEMPLATE_CAVEAT = ("MSAs from MMseqs2 (ColabFold), no templates; the paper used AlphaFold's full databases with "
-                   "templates (max template date 2022-01-01)")
+TEMPLATE_CAVEAT = (
+    "MSAs from MMseqs2 (ColabFold), no templates; the paper used AlphaFold's full databases with "
+    "templates (max template date 2022-01-01)"
+)
 
 
 def check_templates(c) -> None:
@@ -458,14 +576,18 @@ def check_templates(c) -> None:
     if not asked:
         return
     if not c.templates or not c.custom_template_path:
-        raise RecipeError("templates need custom_template_path=DIR (templates released before a cutoff) and "
-                          "max_template_date=YYYY-MM-DD: ColabFold's server templates have no date cutoff and would "
-                          "include the CASP15 structures")
+        raise RecipeError(
+            "templates need custom_template_path=DIR (templates released before a cutoff) and "
+            "max_template_date=YYYY-MM-DD: ColabFold's server templates have no date cutoff and would "
+            "include the CASP15 structures"
+        )
     try:
         datetime.date.fromisoformat(c.max_template_date)
     except ValueError:
-        raise RecipeError(f"max_template_date={c.max_template_date!r}: give the cutoff the custom "
-                          f"templates respect as YYYY-MM-DD (the paper: 2022-01-01)") from None
+        raise RecipeError(
+            f"max_template_date={c.max_template_date!r}: give the cutoff the custom "
+            f"templates respect as YYYY-MM-DD (the paper: 2022-01-01)"
+        ) from None
     if not Path(c.custom_template_path).expanduser().is_dir():
         raise RecipeError(f"custom_template_path: no folder {c.custom_template_path}")
 
@@ -493,17 +615,21 @@ def run_colabfold(c: AlphafoldRecycleConfig, targets: list[str], work: Path, dat
         if c.msa_mode != "single_sequence":
             info["caveats"].append(f"MSAs from the ColabFold server ({c.msa_mode}): needs internet access")
     check_templates(c)
-    info["caveats"].append(TEMPLATE_CAVEAT if not c.templates else
-                           f"templates from {c.custom_template_path} (released before {c.max_template_date}, "
-                           f"as the user states; ColabFold cannot check a date)")
+    info["caveats"].append(
+        TEMPLATE_CAVEAT
+        if not c.templates
+        else f"templates from {c.custom_template_path} (released before {c.max_template_date}, "
+        f"as the user states; ColabFold cannot check a date)"
+    )
     argv = cf.command(c, inp, out, exe)
     log = work / "colabfold.log"
     with log.open("w") as fh:
         res = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, check=False)
     if res.returncode != 0:
         tail = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:] or ["(no output)"]
-        raise PicardError(f"colabfold_batch exited with status {res.returncode}: {tail[0].strip()[:200]} "
-                          f"(full log: {log})")
+        raise PicardError(
+            f"colabfold_batch exited with status {res.returncode}: {tail[0].strip()[:200]} (full log: {log})"
+        )
     info["log"] = str(log)
     return out, argv, info
 

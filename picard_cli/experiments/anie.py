@@ -16,6 +16,7 @@ last epoch (protocol ``last``) and the best-validation model (``best-val``,
 the authors' SaveBestModel: the paper-faithful choice) are tested.
 N_iter = evaluations of the integral operator (see the model's docstring).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,12 +39,12 @@ DEFAULT_DATA = "navier-stokes/ns_V1e-3_S64.h5"  # = data.navier_stokes.default_f
 class NSSplit:
     """The data fields every Navier-Stokes experiment shares (anie, vit-pde)."""
 
-    data: str = fld(DEFAULT_DATA, "vorticity file (picard .h5 or FNO .mat); relative paths resolve against "
-                    "the data root")
+    data: str = fld(
+        DEFAULT_DATA, "vorticity file (picard .h5 or FNO .mat); relative paths resolve against the data root"
+    )
     n_train: int = fld(3200, "training samples: the first n_train of the file", range=(1, 10**7))
     n_val: int = fld(800, "validation samples: the next n_val", range=(1, 10**7))
-    n_test: int = fld(1000, "test samples: the LAST n_test of the file (the authors' Data_u[-1000:])",
-                      range=(1, 10**7))
+    n_test: int = fld(1000, "test samples: the LAST n_test of the file (the authors' Data_u[-1000:])", range=(1, 10**7))
 
 
 @dataclass
@@ -54,8 +55,7 @@ class AnieConfig(NSSplit):
     dim: int = fld(32, "latent channels per patch token", range=(1, 4096))
     emb: int = fld(64, "transformer width (dim_emb)", range=(1, 4096))
     n_ff: int = fld(128, "feed-forward width", range=(1, 16384))
-    n_iter: int = fld(4, "N_iter: evaluations of the integral operator (authors' max_iterations + 1)",
-                      range=(1, 1000))
+    n_iter: int = fld(4, "N_iter: evaluations of the integral operator (authors' max_iterations + 1)", range=(1, 1000))
     a: float = fld(0.5, "solver smoothing: weight on the OLD iterate (authors' smoothing_factor)", range=(0.0, 0.999))
     dropout: float = fld(0.1, "dropout (attention output, K^T V, feed-forward, residuals)", range=(0.0, 0.99))
     coord_scramble: bool = fld(False, "authors' quirk: tiled coordinates not aligned with the tokens (spec §1.3)")
@@ -63,16 +63,29 @@ class AnieConfig(NSSplit):
     eval_adds_f: bool = fld(False, "authors' quirk: G(y) = f + y + N(y) at evaluation only (spec §1.5)")
     lr: float = fld(1e-4, "Adam learning rate", range=(0.0, math.inf))
     weight_decay: float = fld(1e-4, "Adam L2 weight decay", range=(0.0, 1.0))
-    scheduler: str = fld("authors", "authors (cosine T_max 101, eta_min 1e-9, per epoch after epoch 15) or constant",
-                         choices=("authors", "constant"))
+    scheduler: str = fld(
+        "authors",
+        "authors (cosine T_max 101, eta_min 1e-9, per epoch after epoch 15) or constant",
+        choices=("authors", "constant"),
+    )
     batch_size: int = fld(32, "samples per mini-batch (also for evaluation)", range=(1, 100000))
     epochs: int = fld(500, "training epochs (the authors: up to 5000)", range=(1, 100000))
-    patience: int = fld(0, "stop after this many epochs without a better validation loss (0 = never; "
-                        "the authors: 1000)", range=(0, 100000))
-    eval_iters: str = fld("", "after training, test the last model with N_iter = k for each k ('1:8', '1,2,4'); "
-                          "no retraining", check=int_list_field)
-    amp: str = fld("off", "off: fp32 everywhere (the authors); auto: bf16 autocast on CUDA (as vit-pde), fp32 on CPU",
-                   choices=("auto", "off"), added=True)
+    patience: int = fld(
+        0,
+        "stop after this many epochs without a better validation loss (0 = never; the authors: 1000)",
+        range=(0, 100000),
+    )
+    eval_iters: str = fld(
+        "",
+        "after training, test the last model with N_iter = k for each k ('1:8', '1,2,4'); no retraining",
+        check=int_list_field,
+    )
+    amp: str = fld(
+        "off",
+        "off: fp32 everywhere (the authors); auto: bf16 autocast on CUDA (as vit-pde), fp32 on CPU",
+        choices=("auto", "off"),
+        added=True,
+    )
     seed: int = fld(7, "run seed: torch / numpy, initial weights, data order (the authors: 7)", per_run=True)
 
 
@@ -122,12 +135,13 @@ def load_splits(c: NSSplit | dict, root):
     N, S = w.shape[0], w.shape[-1]
     need = c.n_train + c.n_val + c.n_test
     if need > N:
-        raise DataError(f"{path} has {N} samples but n_train + n_val + n_test = {need}; "
-                        f"generate more or lower the split sizes")
+        raise DataError(
+            f"{path} has {N} samples but n_train + n_val + n_test = {need}; generate more or lower the split sizes"
+        )
     if S % 4:
         raise DataError(f"{path}: field size {S} is not a multiple of 4 (ANIE's 4x4 patches)")
     tr, va = c.n_train, c.n_train + c.n_val
-    return w[:tr], w[tr:va], w[N - c.n_test:], meta
+    return w[:tr], w[tr:va], w[N - c.n_test :], meta
 
 
 PAPER_SPLIT = {"n_train": 3200, "n_val": 800, "n_test": 1000}  # the authors' 3200 / 800 / Data_u[-1000:]
@@ -150,10 +164,25 @@ def build_model(c: AnieConfig | dict, size: int):
     from ..models.anie import ANIE
 
     c = as_config(AnieConfig, c)
-    return ANIE(size=size, dim=c.dim, emb=c.emb, heads=c.heads, blocks=c.blocks, n_ff=c.n_ff, dropout=c.dropout,
-                n_iter=c.n_iter, a=c.a, coord_scramble=c.coord_scramble, kv_dropout_always=c.kv_dropout_always,
-                eval_adds_f=c.eval_adds_f, fp=spec_from_config(c), forcing=c.forcing, fixed_masks=fixed_masks(c),
-                spectral_cap=c.spectral_norm, jac_reg=c.jac_reg)
+    return ANIE(
+        size=size,
+        dim=c.dim,
+        emb=c.emb,
+        heads=c.heads,
+        blocks=c.blocks,
+        n_ff=c.n_ff,
+        dropout=c.dropout,
+        n_iter=c.n_iter,
+        a=c.a,
+        coord_scramble=c.coord_scramble,
+        kv_dropout_always=c.kv_dropout_always,
+        eval_adds_f=c.eval_adds_f,
+        fp=spec_from_config(c),
+        forcing=c.forcing,
+        fixed_masks=fixed_masks(c),
+        spectral_cap=c.spectral_norm,
+        jac_reg=c.jac_reg,
+    )
 
 
 class Anie(Experiment):
@@ -219,10 +248,15 @@ class Anie(Experiment):
         run = fit(model, Xtr, Xva, c, ctx, amp)
         ctx.on_phase("evaluation")
         n_params = model.n_params()
-        extra = {"n_params": n_params, "amp": "bf16" if bf16 else "fp32",
-                 "n_params_authors": n_params + unused_fc_params(c.emb, c.heads, c.blocks),
-                 **run.extra(), "samples": {"train": len(Xtr), "val": len(Xva), "test": len(Xte)}, "size": S,
-                 "data": {k: meta[k] for k in ("source", "n_total", "n_done", "file") if k in meta}}
+        extra = {
+            "n_params": n_params,
+            "amp": "bf16" if bf16 else "fp32",
+            "n_params_authors": n_params + unused_fc_params(c.emb, c.heads, c.blocks),
+            **run.extra(),
+            "samples": {"train": len(Xtr), "val": len(Xva), "test": len(Xte)},
+            "size": S,
+            "data": {k: meta[k] for k in ("source", "n_total", "n_done", "file") if k in meta},
+        }
         if run.diverged:
             return Outcome.diverged(Anie.table, extra, epochs_run=len(run.losses))
         return evaluate(model, run, Xte, c, amp, ks, trivial_baselines(train, test), extra)
@@ -244,21 +278,34 @@ def evaluate(model, run, Xte, c: AnieConfig, amp, ks: list[int], baselines: dict
 
     bs = c.batch_size
     last, last_std = test_mse(model, Xte, bs, amp)
-    metrics = {**baselines, "test_mse_last": last, "test_mse_std": last_std, "val_mse_last": run.val_mse[-1],
-               "train_loss_last": run.losses[-1], "val_mse_best": run.best_val, "best_epoch": run.best_epoch,
-               "epochs_run": len(run.losses)}
+    metrics = {
+        **baselines,
+        "test_mse_last": last,
+        "test_mse_std": last_std,
+        "val_mse_last": run.val_mse[-1],
+        "train_loss_last": run.losses[-1],
+        "val_mse_best": run.best_val,
+        "best_epoch": run.best_epoch,
+        "epochs_run": len(run.losses),
+    }
     model.eval()  # solver traces of the last model on the first test batch
     with torch.no_grad():
         _, stats = model(Xte[:bs, 0], trace=True)
-    solver = stats.per_problem(0) | {"n_iter": c.n_iter, "n_evals": stats.steps + 1,  # + the final G
-                                     "residual_out": stats.residual_out}
+    solver = stats.per_problem(0) | {
+        "n_iter": c.n_iter,
+        "n_evals": stats.steps + 1,  # + the final G
+        "residual_out": stats.residual_out,
+    }
     if c.diagnose:
         extra["fixedpoint"] = diagnose_anie(model, Xte[:bs], c)
     if model.fp_log:
         extra["fixedpoint_train"] = train_summary(model.fp_log)
     if ks:  # the trained (last) model with other iteration counts, no retraining
-        extra["iter_curve"] = {"k": ks, "test_mse": [float(f"{test_mse(model, Xte, bs, amp, k)[0]:.6g}") for k in ks],
-                               "model": "last"}
+        extra["iter_curve"] = {
+            "k": ks,
+            "test_mse": [float(f"{test_mse(model, Xte, bs, amp, k)[0]:.6g}") for k in ks],
+            "model": "last",
+        }
     model.load_state_dict(run.best_state)
     metrics["test_mse_best_val"], metrics["test_mse_std_best_val"] = test_mse(model, Xte, bs, amp)
     return Outcome("ok", metrics, solver, extra)
@@ -281,10 +328,22 @@ def diagnose_anie(model, X, c: AnieConfig) -> dict:
     def mse(y):
         return (model.predict(y, cf)[:, 1:] - X[:, 1:]).pow(2).mean()
 
-    return diagnose(T, f, cf, a=c.a, iters=c.diag_iters, batch_dim=0, reduce=True, spec=spec_from_config(c),
-                    metric=mse, lipschitz=None,
-                    lipschitz_note="LayerNorm and Galerkin attention (cubic in y): no global a-priori bound",
-                    power_iters=c.power_iters, metric_name="test_mse", seed=c.seed)[0]
+    return diagnose(
+        T,
+        f,
+        cf,
+        a=c.a,
+        iters=c.diag_iters,
+        batch_dim=0,
+        reduce=True,
+        spec=spec_from_config(c),
+        metric=mse,
+        lipschitz=None,
+        lipschitz_note="LayerNorm and Galerkin attention (cubic in y): no global a-priori bound",
+        power_iters=c.power_iters,
+        metric_name="test_mse",
+        seed=c.seed,
+    )[0]
 
 
 def train_summary(log: list) -> dict:
@@ -292,11 +351,21 @@ def train_summary(log: list) -> dict:
     ev = [st.n_evals + 1 for st in log if st.n_evals is not None]
     bw = [st.backward["steps"] for st in log if st.backward]
     jac = [st.jac_value for st in log if getattr(st, "jac_value", None) is not None]
-    return {"forward_evals_mean": round(sum(ev) / len(ev), 3) if ev else None,
-            "backward_steps_mean": round(sum(bw) / len(bw), 3) if bw else None, "steps": len(log),
-            **({"backward_fallback_frac": round(sum(bool(st.backward["fallback"]) for st in log if st.backward)
-                                                / len(bw), 4)} if bw else {}),
-            **({"jac_frobenius_sq_per_dim": [round(v, 5) for v in jac[:: max(1, len(jac) // 20)]]} if jac else {})}
+    return {
+        "forward_evals_mean": round(sum(ev) / len(ev), 3) if ev else None,
+        "backward_steps_mean": round(sum(bw) / len(bw), 3) if bw else None,
+        "steps": len(log),
+        **(
+            {
+                "backward_fallback_frac": round(
+                    sum(bool(st.backward["fallback"]) for st in log if st.backward) / len(bw), 4
+                )
+            }
+            if bw
+            else {}
+        ),
+        **({"jac_frobenius_sq_per_dim": [round(v, 5) for v in jac[:: max(1, len(jac) // 20)]]} if jac else {}),
+    }
 
 
 register(Anie())

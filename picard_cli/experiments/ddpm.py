@@ -22,6 +22,7 @@ every global batch of ``batch_size``; rank 0 evaluates, checkpoints and returns 
 checkpoint does not depend on N (a run resumes under another N), and N processes follow the
 single-process loss curve (exactly up to summation order while ``dropout`` is 0).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,12 +43,19 @@ FIG_STEPS = [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
 
 @dataclass
 class DdpmConfig:
-    timesteps: int = fld(1000, "T: diffusion timesteps for training and sampling (--steps sweeps it)",
-                         range=(1, 100000))
-    beta_schedule: str = fld("linear", "DDPMScheduler beta schedule (reference: linear 1e-4..0.02 for every T)",
-                             choices=("linear", "scaled_linear", "squaredcos_cap_v2"))
-    variance_type: str = fld("fixed_small", "sampling variance (reference: fixed_small; Ho et al.: fixed_large)",
-                             choices=("fixed_small", "fixed_large"))
+    timesteps: int = fld(
+        1000, "T: diffusion timesteps for training and sampling (--steps sweeps it)", range=(1, 100000)
+    )
+    beta_schedule: str = fld(
+        "linear",
+        "DDPMScheduler beta schedule (reference: linear 1e-4..0.02 for every T)",
+        choices=("linear", "scaled_linear", "squaredcos_cap_v2"),
+    )
+    variance_type: str = fld(
+        "fixed_small",
+        "sampling variance (reference: fixed_small; Ho et al.: fixed_large)",
+        choices=("fixed_small", "fixed_large"),
+    )
     zero_snr: bool = fld(False, "EXTENSION: rescale betas to zero terminal SNR (x_T pure noise for every T)")
     resolution: int = fld(32, "image side; 16 or 8 = block-averaged CIFAR-10 (quick scale)", choices=(8, 16, 32))
     channels: list[int] = fld([128, 128, 256, 256, 512, 512], "UNet block_out_channels", range=(1, 4096))
@@ -56,15 +64,19 @@ class DdpmConfig:
     head_dim: int = fld(8, "UNet attention_head_dim", range=(1, 4096))
     norm_groups: int = fld(32, "GroupNorm groups", range=(1, 4096))
     dropout: float = fld(0.0, "UNet dropout (reference 0.0; Ho et al. 0.1)", range=(0.0, 0.99))
-    source: str = fld("auto", "CIFAR-10 source: auto | torchvision | npz (offline arrays)",
-                      choices=("auto", "torchvision", "npz"))
+    source: str = fld(
+        "auto", "CIFAR-10 source: auto | torchvision | npz (offline arrays)", choices=("auto", "torchvision", "npz")
+    )
     train_n: int = fld(0, "training images (0 = all; a class-balanced prefix otherwise)", range=(0, 10**7))
     test_n: int = fld(0, "test images for the held-out loss (0 = all)", range=(0, 10**7))
     train_steps: int = fld(200000, "optimizer steps (paper: up to 200k)", range=(1, 10**9))
     batch_size: int = fld(64, "images per step", range=(1, 10**6))
     lr: float = fld(1e-4, "AdamW learning rate", range=(0.0, math.inf))
-    lr_schedule: str = fld("cosine", "after warmup: cosine to 0 at train_steps (reference) or constant",
-                           choices=("cosine", "constant_with_warmup"))
+    lr_schedule: str = fld(
+        "cosine",
+        "after warmup: cosine to 0 at train_steps (reference) or constant",
+        choices=("cosine", "constant_with_warmup"),
+    )
     warmup_steps: int = fld(500, "linear warmup steps", range=(0, 10**9))
     adam_beta1: float = fld(0.95, "AdamW beta1", range=(0.0, 1.0))
     adam_beta2: float = fld(0.999, "AdamW beta2", range=(0.0, 1.0))
@@ -82,18 +94,22 @@ class DdpmConfig:
     eval_every: int = fld(10000, "held-out loss (and FID with fid_n_steps) every this many steps", range=(1, 10**9))
     checkpoint_every: int = fld(5000, "atomic checkpoint every this many steps (resume point)", range=(1, 10**9))
     loss_bins: int = fld(20, "t/T bins of the per-timestep loss (Fig. 8 top)", range=(1, 1000))
-    eval_seed: int = fld(0, "seed of the fixed test triples and of the sample noise (same for every model)",
-                        range=SEED_RANGE)
+    eval_seed: int = fld(
+        0, "seed of the fixed test triples and of the sample noise (same for every model)", range=SEED_RANGE
+    )
     fid: bool = fld(True, "FID of the final samples vs training images (needs Inception weights)")
     fid_n: int = fld(10000, "samples for the final FID (Ho et al.: 50k)", range=(0, 10**7))
-    fid_n_steps: int = fld(1000, "samples for FID at evaluation checkpoints (Fig. 8 bottom; 0 = none)",
-                           range=(0, 10**7))
+    fid_n_steps: int = fld(
+        1000, "samples for FID at evaluation checkpoints (Fig. 8 bottom; 0 = none)", range=(0, 10**7)
+    )
     sample_batch: int = fld(500, "images per sampling batch", range=(1, 10**6))
     grid_n: int = fld(10, "images per model in the sample grids (Figs. 6, 7)", range=(1, 1000))
-    fig7_steps: list[int] = fld(FIG_STEPS, "sampling steps of the Fig. 7 grid (set_timesteps(n), leading spacing)",
-                                range=(1, 100000))
-    fig7_for_T: int = fld(1000, "only the model with this T draws the Fig. 7 grid (0 = every model, n <= T)",
-                          range=(0, 100000))
+    fig7_steps: list[int] = fld(
+        FIG_STEPS, "sampling steps of the Fig. 7 grid (set_timesteps(n), leading spacing)", range=(1, 100000)
+    )
+    fig7_for_T: int = fld(
+        1000, "only the model with this T draws the Fig. 7 grid (0 = every model, n <= T)", range=(0, 100000)
+    )
     seed: int = fld(0, "run seed: initial weights, data order, training noise and t", per_run=True)
 
 
@@ -131,9 +147,16 @@ class Ddpm(Experiment):
 
     def table_values(self, record: dict, protocol: str) -> list[dict]:
         m, ex, col = record["metrics"], record.get("extra") or {}, self.col(record["config"])
-        out = [{"row": "test loss (held-out)", "col": col, "value": m.get("test_loss"),
-                "std_within": ex.get("test_loss_sem"), "std_label": "s.e.m. over test triples"},
-               {"row": "train loss (smoothed)", "col": col, "value": m.get("train_loss_smoothed")}]
+        out = [
+            {
+                "row": "test loss (held-out)",
+                "col": col,
+                "value": m.get("test_loss"),
+                "std_within": ex.get("test_loss_sem"),
+                "std_label": "s.e.m. over test triples",
+            },
+            {"row": "train loss (smoothed)", "col": col, "value": m.get("train_loss_smoothed")},
+        ]
         fid = ex.get("fid")
         if fid is None:
             return out + [{"row": "FID", "col": col, "value": None, "note": "fid=false"}]
@@ -151,8 +174,10 @@ class Ddpm(Experiment):
         if c.batch_size % nproc:
             from ..errors import RecipeError
 
-            raise RecipeError(f"--nproc {nproc}: batch_size={c.batch_size} is not divisible by {nproc} "
-                              f"(each process takes batch_size / nproc images of every step)")
+            raise RecipeError(
+                f"--nproc {nproc}: batch_size={c.batch_size} is not divisible by {nproc} "
+                f"(each process takes batch_size / nproc images of every step)"
+            )
 
     @staticmethod
     def data_facts(cfg: DdpmConfig | dict, data_root: Path):
@@ -244,21 +269,31 @@ class DdpmRun:
         """Per-triple eps-MSE at t = floor(u T) (the same triples for every T and checkpoint)."""
         from ..models import ddpm as D
 
-        return D.triple_losses(self.m.unet, self.m.sched, self.data.Xte, self.u, self.eps,
-                               batch=self.c.sample_batch, amp=self.m.amp)
+        return D.triple_losses(
+            self.m.unet, self.m.sched, self.data.Xte, self.u, self.eps, batch=self.c.sample_batch, amp=self.m.amp
+        )
 
     def sample(self, n: int, steps: int | None = None):
         """``n`` images with ``steps`` denoising steps (default T), from the same x_T for every model."""
         from ..models import ddpm as D
 
-        return D.sample(self.m.unet, self.m.sched, n, steps, seed=self.c.eval_seed, batch=self.c.sample_batch,
-                        amp=self.m.amp, device=self.m.device)
+        return D.sample(
+            self.m.unet,
+            self.m.sched,
+            n,
+            steps,
+            seed=self.c.eval_seed,
+            batch=self.c.sample_batch,
+            amp=self.m.amp,
+            device=self.m.device,
+        )
 
     def fid(self, samples) -> dict:
         from ..models import ddpm as D
 
-        return run_fid(samples, self.data.train_uint8, self.data.train.meta, self.weights, self.ctx,
-                       self.c.resolution) | {"alpha_bar_T": D.alpha_bar_T(self.m.sched), "T": self.c.timesteps}
+        return run_fid(
+            samples, self.data.train_uint8, self.data.train.meta, self.weights, self.ctx, self.c.resolution
+        ) | {"alpha_bar_T": D.alpha_bar_T(self.m.sched), "T": self.c.timesteps}
 
 
 def run_one(c: DdpmConfig | dict, ctx) -> dict:
@@ -344,22 +379,41 @@ def build_model(c: DdpmConfig, dev) -> Model:
     np.random.seed(c.seed % 2**32)
     random.seed(c.seed)
     cuda = dev.type == "cuda"
-    unet = D.build_unet(c.resolution, c.channels, c.layers_per_block, c.attn_down, c.head_dim, c.norm_groups,
-                        c.dropout).to(dev)
+    unet = D.build_unet(
+        c.resolution, c.channels, c.layers_per_block, c.attn_down, c.head_dim, c.norm_groups, c.dropout
+    ).to(dev)
     if c.channels_last and cuda:
         unet = unet.to(memory_format=torch.channels_last)
     sched = D.build_scheduler(c.timesteps, c.beta_schedule, c.variance_type, c.zero_snr)
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
 
-    opt = torch.optim.AdamW(unet.parameters(), lr=c.lr, betas=(c.adam_beta1, c.adam_beta2), eps=c.adam_eps,
-                            weight_decay=c.weight_decay, fused=cuda or None, foreach=None if cuda else True)
+    opt = torch.optim.AdamW(
+        unet.parameters(),
+        lr=c.lr,
+        betas=(c.adam_beta1, c.adam_beta2),
+        eps=c.adam_eps,
+        weight_decay=c.weight_decay,
+        fused=cuda or None,
+        foreach=None if cuda else True,
+    )
     lr_sched = get_scheduler(c.lr_schedule, opt, num_warmup_steps=c.warmup_steps, num_training_steps=c.train_steps)
-    ema = (EMAModel(unet.parameters(), decay=c.ema_max_decay, use_ema_warmup=True, inv_gamma=1.0, power=c.ema_power,
-                    foreach=True) if c.ema else None)
+    ema = (
+        EMAModel(
+            unet.parameters(),
+            decay=c.ema_max_decay,
+            use_ema_warmup=True,
+            inv_gamma=1.0,
+            power=c.ema_power,
+            foreach=True,
+        )
+        if c.ema
+        else None
+    )
     gen = torch.Generator(device=dev).manual_seed(c.seed)
-    return Model(unet, sched, opt, lr_sched, ema, gen, dev, bf16=c.amp == "auto" and cuda,
-                 channels_last=c.channels_last and cuda)
+    return Model(
+        unet, sched, opt, lr_sched, ema, gen, dev, bf16=c.amp == "auto" and cuda, channels_last=c.channels_last and cuda
+    )
 
 
 def resume(m: Model, c: DdpmConfig, path: Path | None) -> TrainState:
@@ -393,10 +447,20 @@ def save_checkpoint(run: DdpmRun) -> None:
     if run.path is None or not dist.is_main():
         return
     m = run.m
-    D.save_checkpoint(run.path, {"format": 1, "config": asdict(run.c), "step": run.st.step,
-                                 "model": m.unet.state_dict(), "ema": m.ema.state_dict() if m.ema is not None else None,
-                                 "optimizer": m.opt.state_dict(), "lr_scheduler": m.lr_sched.state_dict(),
-                                 "rng": D.rng_state(m.gen), "state": run.st.to_dict()})
+    D.save_checkpoint(
+        run.path,
+        {
+            "format": 1,
+            "config": asdict(run.c),
+            "step": run.st.step,
+            "model": m.unet.state_dict(),
+            "ema": m.ema.state_dict() if m.ema is not None else None,
+            "optimizer": m.opt.state_dict(),
+            "lr_scheduler": m.lr_sched.state_dict(),
+            "rng": D.rng_state(m.gen),
+            "state": run.st.to_dict(),
+        },
+    )
 
 
 def train_step(m: Model, fwd, images, c: DdpmConfig, mine=slice(None)):
@@ -462,7 +526,7 @@ def train(run: DdpmRun) -> bool:
             perm_epoch = step // per_epoch
             perm = epoch_order(c.seed, perm_epoch, N, m.device)
         # every process draws the whole batch's randomness and keeps its slice: the same steps for any N
-        idx = perm[(step % per_epoch) * B:(step % per_epoch + 1) * B][mine]
+        idx = perm[(step % per_epoch) * B : (step % per_epoch + 1) * B][mine]
         acc += train_step(m, fwd, run.data.Xtr[idx], c, mine)
         count += 1
         st.step = step = step + 1
@@ -515,8 +579,14 @@ def outcome(run: DdpmRun, diverged: bool) -> dict:
     extra["train_img_per_s"] = round(st.step * run.c.batch_size / max(st.train_s, 1e-9), 2)
     losses = final_evaluation(run, extra)
     log = st.train_log["loss"]
-    metrics = {"test_loss": float(losses.mean()), "train_loss_smoothed": smooth(log)[-1], "train_loss_last": log[-1],
-               "fid": (extra.get("fid") or {}).get("value"), "alpha_bar_T": abar, "steps_run": st.step}
+    metrics = {
+        "test_loss": float(losses.mean()),
+        "train_loss_smoothed": smooth(log)[-1],
+        "train_loss_last": log[-1],
+        "fid": (extra.get("fid") or {}).get("value"),
+        "alpha_bar_T": abar,
+        "steps_run": st.step,
+    }
     return Outcome("ok", metrics, extra=extra)
 
 
@@ -525,14 +595,32 @@ def summary(run: DdpmRun) -> dict:
 
     m, st = run.m, run.st
     abar = D.alpha_bar_T(m.sched)
-    return {"n_params": sum(p.numel() for p in m.unet.parameters()), "amp": "bf16" if m.bf16 else "fp32",
-            "alpha_bar_T": abar, "sqrt_alpha_bar_T": math.sqrt(abar),
-            "scheduler": {k: m.sched.config[k] for k in ("beta_schedule", "beta_start", "beta_end", "variance_type",
-                                                         "clip_sample", "timestep_spacing", "rescale_betas_zero_snr")},
-            "eval_weights": "ema" if m.ema is not None else "raw", "resumed_from_step": st.resumed_from,
-            "train_loss": st.train_log, "smoothing_alpha": SMOOTH_ALPHA,
-            "train_s": round(st.train_s, 3), "samples": {"train": len(run.data.Xtr), "test": len(run.data.Xte)},
-            "data": {"train": run.data.train.meta, "test": run.data.test.meta}, "diffusers": _version("diffusers")}
+    return {
+        "n_params": sum(p.numel() for p in m.unet.parameters()),
+        "amp": "bf16" if m.bf16 else "fp32",
+        "alpha_bar_T": abar,
+        "sqrt_alpha_bar_T": math.sqrt(abar),
+        "scheduler": {
+            k: m.sched.config[k]
+            for k in (
+                "beta_schedule",
+                "beta_start",
+                "beta_end",
+                "variance_type",
+                "clip_sample",
+                "timestep_spacing",
+                "rescale_betas_zero_snr",
+            )
+        },
+        "eval_weights": "ema" if m.ema is not None else "raw",
+        "resumed_from_step": st.resumed_from,
+        "train_loss": st.train_log,
+        "smoothing_alpha": SMOOTH_ALPHA,
+        "train_s": round(st.train_s, 3),
+        "samples": {"train": len(run.data.Xtr), "test": len(run.data.Xte)},
+        "data": {"train": run.data.train.meta, "test": run.data.test.meta},
+        "diffusers": _version("diffusers"),
+    }
 
 
 def final_evaluation(run: DdpmRun, extra: dict):
@@ -555,8 +643,12 @@ def final_evaluation(run: DdpmRun, extra: dict):
     st.test_log["loss"].append(float(losses.mean()))
     if c.fid:
         extra["fid"] = final_fid(run, samples, n_curve)
-    extra |= {"test_loss_curve": st.test_log, "fid_curve": st.fid_log, "loss_by_t": D.binned(run.u, losses, c.loss_bins),
-              "test_loss_sem": float(losses.std() / math.sqrt(len(losses))) if len(losses) > 1 else None}
+    extra |= {
+        "test_loss_curve": st.test_log,
+        "fid_curve": st.fid_log,
+        "loss_by_t": D.binned(run.u, losses, c.loss_bins),
+        "test_loss_sem": float(losses.std() / math.sqrt(len(losses))) if len(losses) > 1 else None,
+    }
     save_grids(run, samples, fig7, grids7, extra)
     return losses
 
@@ -565,7 +657,7 @@ def final_fid(run: DdpmRun, samples, n_curve: int) -> dict:
     """FID of the first fid_n samples; its N = n_curve value also ends the FID-vs-step curve."""
     c, st = run.c, run.st
     run.ctx.on_phase(f"FID (N={c.fid_n})")
-    fid = run.fid(samples[:c.fid_n] if run.weights is not None else samples[:0])
+    fid = run.fid(samples[: c.fid_n] if run.weights is not None else samples[:0])
     if fid["value"] is not None and n_curve:
         v = fid["value"] if n_curve == c.fid_n else run.fid(samples[:n_curve])["value"]
         st.fid_log["step"].append(st.step)
@@ -583,13 +675,21 @@ def save_grids(run: DdpmRun, samples, fig7: list, grids7: list, extra: dict) -> 
     c, ctx = run.c, run.ctx
     if not getattr(ctx, "run_dir", None):
         return
-    D.save_uint8(ctx.run_dir / "grid.npy", samples[:c.grid_n])
-    extra["grid"] = {"file": _rel(ctx, ctx.run_dir / "grid.npy"), "n": c.grid_n, "sampling_steps": c.timesteps,
-                     "seed": c.eval_seed}
+    D.save_uint8(ctx.run_dir / "grid.npy", samples[: c.grid_n])
+    extra["grid"] = {
+        "file": _rel(ctx, ctx.run_dir / "grid.npy"),
+        "n": c.grid_n,
+        "sampling_steps": c.timesteps,
+        "seed": c.eval_seed,
+    }
     if grids7:
         D.save_uint8(ctx.run_dir / "grid_steps.npy", np.stack(grids7))
-        extra["fig7"] = {"file": _rel(ctx, ctx.run_dir / "grid_steps.npy"), "sampling_steps": fig7,
-                         "n": c.grid_n, "seed": c.eval_seed}
+        extra["fig7"] = {
+            "file": _rel(ctx, ctx.run_dir / "grid_steps.npy"),
+            "sampling_steps": fig7,
+            "n": c.grid_n,
+            "seed": c.eval_seed,
+        }
 
 
 def run_fid(samples, real, meta: dict, weights, ctx, resolution: int) -> dict:
@@ -601,10 +701,18 @@ def run_fid(samples, real, meta: dict, weights, ctx, resolution: int) -> dict:
     from ..metrics import fid as fidlib
 
     n = max(len(samples), 2)
-    key = {"dataset": "cifar10", "split": "train", "source": meta.get("source"), "lossy": bool(meta.get("lossy")),
-           "n": min(n, len(real)), "resolution": resolution, "order": meta.get("order")}
-    out = fidlib.compute_fid(samples, real[:n], weights=weights, device=ctx.device, real_key=key,
-                             cache_dir=cache_dir() / "fid-stats")
+    key = {
+        "dataset": "cifar10",
+        "split": "train",
+        "source": meta.get("source"),
+        "lossy": bool(meta.get("lossy")),
+        "n": min(n, len(real)),
+        "resolution": resolution,
+        "order": meta.get("order"),
+    }
+    out = fidlib.compute_fid(
+        samples, real[:n], weights=weights, device=ctx.device, real_key=key, cache_dir=cache_dir() / "fid-stats"
+    )
     out["reference"] = key
     return out
 

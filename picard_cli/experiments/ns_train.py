@@ -11,6 +11,7 @@ the t=0 frames (B, S, S) to a prediction (B, T, S, S) and solver stats.
 Checkpoints (``picard_cli/checkpoint.py``): ``fit`` saves at epoch ends into the run's folder and a
 re-run of the same run continues at the next epoch, bit for bit as if never interrupted (CPU).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,11 +35,16 @@ class Fit:
 
     def extra(self) -> dict:
         """The curves for a record's ``extra``."""
+
         def g(v):
             return float(f"{v:.6g}")
-        out = {"epoch_s_mean": round(sum(self.epoch_s) / max(1, len(self.epoch_s)), 3),
-               "train_loss": [g(v) for v in self.losses], "val_mse": [g(v) for v in self.val_mse],
-               "resumed_from_epoch": list(self.resumed_from)}
+
+        out = {
+            "epoch_s_mean": round(sum(self.epoch_s) / max(1, len(self.epoch_s)), 3),
+            "train_loss": [g(v) for v in self.losses],
+            "val_mse": [g(v) for v in self.val_mse],
+            "resumed_from_epoch": list(self.resumed_from),
+        }
         if self.lrs:  # (vit-mask's loop does not log its learning rate)
             out["lr"] = [g(v) for v in self.lrs[:: max(1, len(self.lrs) // 100)]]
         return out
@@ -54,10 +60,12 @@ class Fit:
 
 def autocast(bf16: bool):
     """A trainer's ``amp``: a factory of bf16 autocast contexts on CUDA when ``bf16``, else of no-ops."""
+
     def amp():
         import torch
 
         return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
     return amp
 
 
@@ -78,14 +86,15 @@ def per_sample_mse(model, X, frames, batch_size: int, n_iter=None, amp=contextli
     out = []
     with torch.no_grad(), amp():
         for i in range(0, len(X), batch_size):
-            pred, _ = model(X[i:i + batch_size, 0], n_iter)
-            out.append((pred.float()[:, frames] - X[i:i + batch_size, frames]).pow(2).flatten(1).mean(1).cpu())
+            pred, _ = model(X[i : i + batch_size, 0], n_iter)
+            out.append((pred.float()[:, frames] - X[i : i + batch_size, frames]).pow(2).flatten(1).mean(1).cpu())
     return torch.cat(out)
 
 
 def fit(model, Xtr, Xva, c, ctx, amp=contextlib.nullcontext) -> Fit:
     """Train ``model`` with the typed config ``c`` (an AnieConfig or VitPdeConfig: lr, weight_decay,
-    scheduler, batch_size, epochs, patience, seed); an epoch whose loss turned non-finite stops training and marks the fit
+    scheduler, batch_size, epochs, patience, seed); an epoch whose loss turned non-finite stops training and
+    marks the fit
     diverged (NaN last in its curve).
 
     Checkpoint (``ctx.run_dir/checkpoint.pt``, when due: picard_cli/checkpoint.py) after an epoch:
@@ -99,16 +108,19 @@ def fit(model, Xtr, Xva, c, ctx, amp=contextlib.nullcontext) -> Fit:
     from ..checkpoint import Checkpointer
 
     opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=101, eta_min=1e-9)
-             if c.scheduler == "authors" else None)
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=101, eta_min=1e-9) if c.scheduler == "authors" else None
+    )
     g = torch.Generator().manual_seed(c.seed)
     bs, ck = c.batch_size, Checkpointer(ctx, c)
     out, start = resume_fit(ck, model, opt, sched, g)
     ctx.on_phase("training" + (f" (resumed at epoch {start})" if start else ""))
     if start:
         ctx.on_epoch(start, c.epochs, "resumed")
+
     def stop(epoch):
         return bool(c.patience) and epoch - out.best_epoch >= c.patience
+
     if start and stop(start - 1):  # the checkpoint is of the epoch that stopped early
         start = c.epochs
     for epoch in range(start, c.epochs):
@@ -145,7 +157,7 @@ def _train_epoch(model, opt, Xtr, g, bs: int, amp) -> float:
     perm = torch.randperm(len(Xtr), generator=g).to(Xtr.device)
     acc = torch.zeros((), dtype=torch.float64, device=Xtr.device)
     for i in range(0, len(Xtr), bs):
-        batch = Xtr[perm[i:i + bs]]
+        batch = Xtr[perm[i : i + bs]]
         opt.zero_grad(set_to_none=True)
         with amp():
             pred, _ = model(batch[:, 0])  # gradients through every solver iteration
@@ -166,9 +178,15 @@ def fit_state(epoch: int, model, opt, sched, out: Fit, *generators) -> dict:
     scheduler states, every RNG (``generators``: the data order), the Fit and the model's solver log."""
     from ..checkpoint import rng_state
 
-    return {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "lr_scheduler": sched.state_dict() if sched is not None else None, "rng": rng_state(*generators),
-            "fit": out.state(), "solver_log": _solver_log(model)}
+    return {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "lr_scheduler": sched.state_dict() if sched is not None else None,
+        "rng": rng_state(*generators),
+        "fit": out.state(),
+        "solver_log": _solver_log(model),
+    }
 
 
 def resume_fit(ck, model, opt, sched, *generators) -> tuple[Fit, int]:
@@ -200,8 +218,7 @@ def _solver_log(model) -> list | None:
     log = getattr(model, "fp_log", None)
     if log is None:
         return None
-    return [{"n_evals": st.n_evals, "backward": st.backward, "jac_value": getattr(st, "jac_value", None)}
-            for st in log]
+    return [{"n_evals": st.n_evals, "backward": st.backward, "jac_value": getattr(st, "jac_value", None)} for st in log]
 
 
 def trivial_baselines(train, test) -> dict:
@@ -212,13 +229,20 @@ def trivial_baselines(train, test) -> dict:
     import numpy as np
 
     target = test[:, 1:].astype(np.float64)
+
     def per(pred):
         return float(((target - pred) ** 2).reshape(len(test), -1).mean(1).mean())
-    return {"baseline_zero": per(0.0), "baseline_input": per(test[:, :1].astype(np.float64)),
-            "baseline_mean_field": per(train[:, 1:].astype(np.float64).mean(0, keepdims=True))}
+
+    return {
+        "baseline_zero": per(0.0),
+        "baseline_input": per(test[:, :1].astype(np.float64)),
+        "baseline_mean_field": per(train[:, 1:].astype(np.float64).mean(0, keepdims=True)),
+    }
 
 
 # Row labels of the baselines above in the report (report.baseline_rows).
-BASELINE_ROWS = {"baseline_zero": "baseline: predict zero",
-                 "baseline_input": "baseline: predict w(t=0)",
-                 "baseline_mean_field": "baseline: training mean field"}
+BASELINE_ROWS = {
+    "baseline_zero": "baseline: predict zero",
+    "baseline_input": "baseline: predict w(t=0)",
+    "baseline_mean_field": "baseline: training mean field",
+}

@@ -8,6 +8,7 @@ protocol: no early stopping) and at the epoch of best validation accuracy
 (a cleaner protocol), plus the PIGN solver traces of the final evaluation pass.
 Seeds of one cell are trained together as one stacked model (models/stacked_gnn.py).
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,8 +29,11 @@ class PignConfig:
     dataset: str = fld("cora", "Planetoid dataset", choices=("cora", "citeseer"))
     noise: float = fld(0.0, "drop-in noise fraction p: floor(p*N*F) feature entries +1 (spec §3)", range=(0.0, 1.0))
     noise_seed: int = fld(2147483647, "seed of the noise mask (the authors' fixed value)", range=SEED_RANGE)
-    model: str = fld("pign", "pign (Alg. 1), plain (L-layer GCN/GAT baseline) or itergnn (Tang et al.; spec §4.3)",
-                     choices=("pign", "plain", "itergnn"))
+    model: str = fld(
+        "pign",
+        "pign (Alg. 1), plain (L-layer GCN/GAT baseline) or itergnn (Tang et al.; spec §4.3)",
+        choices=("pign", "plain", "itergnn"),
+    )
     backbone: str = fld("gcn", "message-passing layer", choices=("gcn", "gat"))
     depth: int = fld(2, "pign: Picard iterations K; plain: layers L; itergnn: at most T_max convs", range=(1, 100))
     a: float = fld(0.6, "pign damping: weight on the OLD iterate, x+ = a x + (1-a) T(x)", range=(0.0, 0.999))
@@ -40,38 +44,71 @@ class PignConfig:
     lr: float = fld(0.005, "Adam learning rate", range=(0.0, math.inf))
     weight_decay: float = fld(5e-4, "Adam L2 weight decay", range=(0.0, 1.0))
     epochs: int = fld(200, "full-batch training epochs", range=(1, 100000))
-    init: str = fld("xavier", "PIGN encoder/decoder init: xavier (IM's xavier_init) or torch", choices=("xavier", "torch"))
-    features: str = fld("auto", "feature matrix format: auto (sparse when < 5% non-zero), dense, sparse",
-                        choices=("auto", "dense", "sparse"))
-    itergnn_variant: str = fld("fork", "itergnn confidence: fork (from the layer input, as the authors ran it), "
-                               "original (from the new output, Tang et al.) or decay (original + DecIterGNN decay)",
-                               choices=("fork", "original", "decay"), added=True)
-    readout: str = fld("max", "itergnn graph readout feeding the confidence", choices=("max", "mean", "sum"), added=True)
-    stop_mass: float = fld(1e-7, "itergnn: stop once the remaining confidence mass is at most this",
-                           range=(0.0, 1.0), added=True)
-    eval_iters: str = fld("", "pign: after training, also evaluate with k iterations for each k in this "
-                          "list ('1:40', '1,2,4,8'); no retraining", added=True, check=int_list_field)
-    dropout_rng: str = fld("torch", "dropout masks: torch (rand_like, the stream of the archived Table 5 runs) or "
-                           "counter (fused counter-based CPU kernel, faster; a different stream)",
-                           choices=("torch", "counter"), added=True)
+    init: str = fld(
+        "xavier", "PIGN encoder/decoder init: xavier (IM's xavier_init) or torch", choices=("xavier", "torch")
+    )
+    features: str = fld(
+        "auto",
+        "feature matrix format: auto (sparse when < 5% non-zero), dense, sparse",
+        choices=("auto", "dense", "sparse"),
+    )
+    itergnn_variant: str = fld(
+        "fork",
+        "itergnn confidence: fork (from the layer input, as the authors ran it), "
+        "original (from the new output, Tang et al.) or decay (original + DecIterGNN decay)",
+        choices=("fork", "original", "decay"),
+        added=True,
+    )
+    readout: str = fld(
+        "max", "itergnn graph readout feeding the confidence", choices=("max", "mean", "sum"), added=True
+    )
+    stop_mass: float = fld(
+        1e-7, "itergnn: stop once the remaining confidence mass is at most this", range=(0.0, 1.0), added=True
+    )
+    eval_iters: str = fld(
+        "",
+        "pign: after training, also evaluate with k iterations for each k in this "
+        "list ('1:40', '1,2,4,8'); no retraining",
+        added=True,
+        check=int_list_field,
+    )
+    dropout_rng: str = fld(
+        "torch",
+        "dropout masks: torch (rand_like, the stream of the archived Table 5 runs) or "
+        "counter (fused counter-based CPU kernel, faster; a different stream)",
+        choices=("torch", "counter"),
+        added=True,
+    )
     seed: int = fld(0, "run seed: initial weights (per seed) and dropout", per_run=True)
 
 
 # Paper Table 5 (paper.md, appendix), test accuracy %, mean ± std over 100 runs.
 # REFERENCE VALUES ONLY: printed beside our results, never used as results.
 PAPER_TABLE5 = {
-    ("GCN", "Cora"): (80.9, 0.6), ("GCN", "Cora-50%"): (33.2, 12.2),
-    ("GCN", "CiteSeer"): (71.3, 0.6), ("GCN", "CiteSeer-50%"): (18.7, 6.3),
-    ("GAT", "Cora"): (80.4, 1.1), ("GAT", "Cora-50%"): (56.3, 4.4),
-    ("GAT", "CiteSeer"): (69.9, 1.0), ("GAT", "CiteSeer-50%"): (26.4, 5.4),
-    ("IterGNN-GCN", "Cora"): (60.9, 17.4), ("IterGNN-GCN", "Cora-50%"): (36.9, 13.3),
-    ("IterGNN-GCN", "CiteSeer"): (45.33, 10.06), ("IterGNN-GCN", "CiteSeer-50%"): (25.7, 7.4),
-    ("IterGNN-GAT", "Cora"): (60.5, 17.5), ("IterGNN-GAT", "Cora-50%"): (38.84, 15.24),
-    ("IterGNN-GAT", "CiteSeer"): (49.91, 4.94), ("IterGNN-GAT", "CiteSeer-50%"): (30.20, 7.20),
-    ("PIGN-GCN", "Cora"): (76.7, 1.4), ("PIGN-GCN", "Cora-50%"): (43.4, 6.8),
-    ("PIGN-GCN", "CiteSeer"): (68.4, 1.5), ("PIGN-GCN", "CiteSeer-50%"): (31.0, 3.1),
-    ("PIGN-GAT", "Cora"): (79.2, 0.9), ("PIGN-GAT", "Cora-50%"): (57.3, 4.8),
-    ("PIGN-GAT", "CiteSeer"): (66.1, 1.7), ("PIGN-GAT", "CiteSeer-50%"): (34.3, 4.6),
+    ("GCN", "Cora"): (80.9, 0.6),
+    ("GCN", "Cora-50%"): (33.2, 12.2),
+    ("GCN", "CiteSeer"): (71.3, 0.6),
+    ("GCN", "CiteSeer-50%"): (18.7, 6.3),
+    ("GAT", "Cora"): (80.4, 1.1),
+    ("GAT", "Cora-50%"): (56.3, 4.4),
+    ("GAT", "CiteSeer"): (69.9, 1.0),
+    ("GAT", "CiteSeer-50%"): (26.4, 5.4),
+    ("IterGNN-GCN", "Cora"): (60.9, 17.4),
+    ("IterGNN-GCN", "Cora-50%"): (36.9, 13.3),
+    ("IterGNN-GCN", "CiteSeer"): (45.33, 10.06),
+    ("IterGNN-GCN", "CiteSeer-50%"): (25.7, 7.4),
+    ("IterGNN-GAT", "Cora"): (60.5, 17.5),
+    ("IterGNN-GAT", "Cora-50%"): (38.84, 15.24),
+    ("IterGNN-GAT", "CiteSeer"): (49.91, 4.94),
+    ("IterGNN-GAT", "CiteSeer-50%"): (30.20, 7.20),
+    ("PIGN-GCN", "Cora"): (76.7, 1.4),
+    ("PIGN-GCN", "Cora-50%"): (43.4, 6.8),
+    ("PIGN-GCN", "CiteSeer"): (68.4, 1.5),
+    ("PIGN-GCN", "CiteSeer-50%"): (31.0, 3.1),
+    ("PIGN-GAT", "Cora"): (79.2, 0.9),
+    ("PIGN-GAT", "Cora-50%"): (57.3, 4.8),
+    ("PIGN-GAT", "CiteSeer"): (66.1, 1.7),
+    ("PIGN-GAT", "CiteSeer-50%"): (34.3, 4.6),
 }
 
 
@@ -160,8 +197,10 @@ def _check_toolkit(c: PignConfig) -> None:
     if c.model != "pign" and toolkit_in_use(c):
         from ..errors import RecipeError
 
-        raise RecipeError(f"the fixed-point fields (solver_method, grad_mode, jac_reg, diagnose, ...) apply to "
-                          f"model=pign only, not model={c.model} (sweep with --filter PIGN)")
+        raise RecipeError(
+            f"the fixed-point fields (solver_method, grad_mode, jac_reg, diagnose, ...) apply to "
+            f"model=pign only, not model={c.model} (sweep with --filter PIGN)"
+        )
 
 
 @dataclass
@@ -207,11 +246,27 @@ def _build_model(c: PignConfig, seeds: list[int], data: _Planetoid, dev):
     # dropout: one stream per group, seeded from the group's seeds.
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     torch.manual_seed(hash(tuple(seeds)) % (2**31))
-    common = dict(backbone=c.backbone, F_in=data.F_in, C=data.C, depth=c.depth, hidden=c.hidden,
-                  heads=c.heads, dropout=c.dropout, attn_dropout=c.attn_dropout)
+    common = dict(
+        backbone=c.backbone,
+        F_in=data.F_in,
+        C=data.C,
+        depth=c.depth,
+        hidden=c.hidden,
+        heads=c.heads,
+        dropout=c.dropout,
+        attn_dropout=c.attn_dropout,
+    )
     if c.model == "pign":
-        model = PIGN(gens, a=c.a, init=c.init, fp=spec_from_config(c), forcing=c.forcing,
-                     fixed_masks=fixed_masks(c), spectral_cap=c.spectral_norm, **common)
+        model = PIGN(
+            gens,
+            a=c.a,
+            init=c.init,
+            fp=spec_from_config(c),
+            forcing=c.forcing,
+            fixed_masks=fixed_masks(c),
+            spectral_cap=c.spectral_norm,
+            **common,
+        )
     elif c.model == "itergnn":
         model = IterGNN(gens, variant=c.itergnn_variant, readout=c.readout, stop_mass=c.stop_mass, **common)
     else:
@@ -353,35 +408,53 @@ def _outcomes(c: PignConfig, model, data: _Planetoid, fit: _Fit, final: _Final, 
 
     n_params = sum(p.numel() for p in model.parameters()) // S
     loss_hist = torch.stack(fit.losses).cpu()
-    fixedpoint = _diagnose(model, data.X, data.graph, data.accuracy, data.masks, c, S) \
-        if c.model == "pign" and c.diagnose else None
+    fixedpoint = (
+        _diagnose(model, data.X, data.graph, data.accuracy, data.masks, c, S)
+        if c.model == "pign" and c.diagnose
+        else None
+    )
     fp_train = _train_summary(getattr(model, "fp_log", []), fit.jac_hist, S)
     kernel = _kernels(c, data.X, data.y.device)
     val, test, ks = fit.val, fit.test, final.eval_ks
     out = []
     for i in range(S):
         bad = bool(fit.diverged[i]) or not math.isfinite(float(test[i]))
-        out.append(Outcome(
-            "diverged" if bad else "ok",
-            metrics={
-                "test_acc_last": float("nan") if bad else float(test[i]),
-                "val_acc_last": float(val[i]),
-                "train_acc_last": float(final.train_acc[i]),
-                "test_acc_best_val": float(fit.test_at_best[i]),
-                "best_val_acc": float(fit.best_val[i]),
-                "best_epoch": int(fit.best_epoch[i]),
-                "train_loss_last": float(loss_hist[-1, i]),
-            },
-            solver=_solver_record(final.stats, i, fit.train_iters),
-            extra={"n_params": n_params, "features": "sparse" if data.sparse else "dense", **kernel,
-                      "rows": fit.rows,
-                      "feature_density": round(data.density, 5),
-                      "train_loss_every_10": [round(float(v), 5) for v in loss_hist[::10, i]],
-                      **({"iter_curve": {"k": ks, "val_acc": [round(v[i], 5) for v in final.val_acc],
-                                         "test_acc": [round(v[i], 5) for v in final.test_acc]}} if ks else {}),
-                      **({"fixedpoint": fixedpoint[i]} if fixedpoint else {}),
-                      **({"fixedpoint_train": fp_train[i]} if fp_train else {})},
-        ))
+        out.append(
+            Outcome(
+                "diverged" if bad else "ok",
+                metrics={
+                    "test_acc_last": float("nan") if bad else float(test[i]),
+                    "val_acc_last": float(val[i]),
+                    "train_acc_last": float(final.train_acc[i]),
+                    "test_acc_best_val": float(fit.test_at_best[i]),
+                    "best_val_acc": float(fit.best_val[i]),
+                    "best_epoch": int(fit.best_epoch[i]),
+                    "train_loss_last": float(loss_hist[-1, i]),
+                },
+                solver=_solver_record(final.stats, i, fit.train_iters),
+                extra={
+                    "n_params": n_params,
+                    "features": "sparse" if data.sparse else "dense",
+                    **kernel,
+                    "rows": fit.rows,
+                    "feature_density": round(data.density, 5),
+                    "train_loss_every_10": [round(float(v), 5) for v in loss_hist[::10, i]],
+                    **(
+                        {
+                            "iter_curve": {
+                                "k": ks,
+                                "val_acc": [round(v[i], 5) for v in final.val_acc],
+                                "test_acc": [round(v[i], 5) for v in final.test_acc],
+                            }
+                        }
+                        if ks
+                        else {}
+                    ),
+                    **({"fixedpoint": fixedpoint[i]} if fixedpoint else {}),
+                    **({"fixedpoint_train": fp_train[i]} if fp_train else {}),
+                },
+            )
+        )
     return out
 
 
@@ -394,8 +467,10 @@ def _fields(c: PignConfig, model, graph, masks) -> dict | None:
         return None
     if c.model == "pign" and not model.supports_field():
         return None
-    return {"train": field.Field.build(graph, masks["train"], c.depth),
-            "eval": field.Field.build(graph, masks["val"] | masks["test"], c.depth)}
+    return {
+        "train": field.Field.build(graph, masks["train"], c.depth),
+        "eval": field.Field.build(graph, masks["val"] | masks["test"], c.depth),
+    }
 
 
 def _diagnose(model, X, graph, accuracy, masks, c, S: int) -> list[dict]:
@@ -412,9 +487,21 @@ def _diagnose(model, X, graph, accuracy, masks, c, S: int) -> list[dict]:
     with torch.no_grad():
         T, h0, f = model.problem(X, graph)
     bound, note = model.lipschitz_bound(graph)
-    return diagnose(T, h0, f, a=c.a, iters=c.diag_iters, batch_dim=1, spec=spec_from_config(c),
-                    metric=lambda h: accuracy(model.dec(h), masks["test"]), lipschitz=bound, lipschitz_note=note,
-                    power_iters=c.power_iters, metric_name="test_acc", seed=c.seed)
+    return diagnose(
+        T,
+        h0,
+        f,
+        a=c.a,
+        iters=c.diag_iters,
+        batch_dim=1,
+        spec=spec_from_config(c),
+        metric=lambda h: accuracy(model.dec(h), masks["test"]),
+        lipschitz=bound,
+        lipschitz_note=note,
+        power_iters=c.power_iters,
+        metric_name="test_acc",
+        seed=c.seed,
+    )
 
 
 def _train_summary(log: list, jac_hist: list, S: int) -> list[dict] | None:
@@ -425,11 +512,14 @@ def _train_summary(log: list, jac_hist: list, S: int) -> list[dict] | None:
     bw = [st.backward["steps"] for st in log if st.backward]
     out = []
     for i in range(S):
-        d = {"forward_evals_mean": round(sum(ev) / len(ev), 3) if ev else None,
-             "backward_steps_mean": round(sum(bw) / len(bw), 3) if bw else None}
+        d = {
+            "forward_evals_mean": round(sum(ev) / len(ev), 3) if ev else None,
+            "backward_steps_mean": round(sum(bw) / len(bw), 3) if bw else None,
+        }
         if bw:  # training steps whose implicit backward solve fell back to the Jacobian-free gradient
-            d["backward_fallback_frac"] = round(sum(bool(st.backward["fallback"]) for st in log if st.backward)
-                                                / len(bw), 4)
+            d["backward_fallback_frac"] = round(
+                sum(bool(st.backward["fallback"]) for st in log if st.backward) / len(bw), 4
+            )
         if jac_hist:
             d["jac_frobenius_sq_per_dim"] = [round(float(j[i]), 6) for j in jac_hist[:: max(1, len(jac_hist) // 20)]]
         out.append(d)
@@ -443,8 +533,11 @@ def _solver_record(stats, i: int, train_iters: list) -> dict | None:
         return None
     if hasattr(stats, "per_problem"):
         return stats.per_problem(i)
-    return {"iters": stats.iters[i], "weight_sum": stats.weight_sum[i],
-            "train_iters_mean": sum(t[i] for t in train_iters) / max(1, len(train_iters))}
+    return {
+        "iters": stats.iters[i],
+        "weight_sum": stats.weight_sum[i],
+        "train_iters_mean": sum(t[i] for t in train_iters) / max(1, len(train_iters)),
+    }
 
 
 register(Pign())

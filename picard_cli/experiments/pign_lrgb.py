@@ -10,6 +10,7 @@ final epoch. Every model has at most ``budget`` trainable parameters: with
 the model). Runs whose loss turns non-finite or exceeds ``diverge_loss`` stop
 and are recorded as diverged (the paper dropped two IterGNN-GAT runs).
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,56 +28,80 @@ from ..registry import register
 @dataclass
 class LrgbConfig:
     dataset: str = fld("pascalvoc-sp", "LRGB dataset", choices=("pascalvoc-sp",))
-    framework: str = fld("pign", "plain ('w/o iterations', the fork's DeepGNN), itergnn or pign (Alg. 1)",
-                         choices=("plain", "itergnn", "pign"))
+    framework: str = fld(
+        "pign",
+        "plain ('w/o iterations', the fork's DeepGNN), itergnn or pign (Alg. 1)",
+        choices=("plain", "itergnn", "pign"),
+    )
     backbone: str = fld("gcn", "message-passing layer", choices=("gcn", "gat", "sage"))
     depth: int = fld(8, "pign: Picard iterations K; itergnn: at most T_max convs; plain: layers L", range=(1, 200))
     a: float = fld(0.7, "pign damping: weight on the OLD iterate", range=(0.0, 0.999))
     hidden: int = fld(0, "width H; 0 = the largest that fits the parameter budget", range=(0, 8192))
-    budget: int = fld(500_000, "at most this many trainable parameters per model (paper: 500k)",
-                      range=(1, 10**9))
+    budget: int = fld(500_000, "at most this many trainable parameters per model (paper: 500k)", range=(1, 10**9))
     head_layers: int = fld(3, "layers of the inductive node head (GNNInductiveNodeHead)", range=(1, 10))
     use_bn: bool = fld(False, "BatchNorm after each conv (pign: one shared BN; plain: one per layer)")
     use_relu: bool = fld(True, "ReLU after each conv (pign, plain)")
     gnn_dropout: float = fld(0.0, "pign: dropout on T(x_k)", range=(0.0, 0.99))
     mlp_dropout: float = fld(0.0, "pign: dropout before the head", range=(0.0, 0.99))
-    fk_unused_params: bool = fld(True, "count parameters as the fork builds them (PIGN's BN even when unused, "
-                                 "DeepGNN's unused confidence Linear)")
-    itergnn_variant: str = fld("fork", "itergnn confidence: fork (layer input), original (new output), "
-                               "decay (original + DecIterGNN decay)", choices=("fork", "original", "decay"))
+    fk_unused_params: bool = fld(
+        True,
+        "count parameters as the fork builds them (PIGN's BN even when unused, DeepGNN's unused confidence Linear)",
+    )
+    itergnn_variant: str = fld(
+        "fork",
+        "itergnn confidence: fork (layer input), original (new output), decay (original + DecIterGNN decay)",
+        choices=("fork", "original", "decay"),
+    )
     readout: str = fld("max", "itergnn per-graph readout feeding the confidence", choices=("max", "mean", "sum"))
-    stop_mass: float = fld(1e-7, "itergnn: stop once the remaining confidence mass is at most this",
-                           range=(0.0, 1.0))
+    stop_mass: float = fld(1e-7, "itergnn: stop once the remaining confidence mass is at most this", range=(0.0, 1.0))
     lr: float = fld(1e-3, "Adam (peak) learning rate", range=(0.0, math.inf))
     weight_decay: float = fld(1e-5, "Adam L2 weight decay", range=(0.0, 1.0))
     adam_eps: float = fld(1e-5, "Adam epsilon (the fork: 1e-5)", range=(0.0, 1.0))
-    scheduler: str = fld("onecycle", "onecycle (OneCycleLR per batch, pct_start 0.2) or constant",
-                         choices=("onecycle", "constant"))
+    scheduler: str = fld(
+        "onecycle", "onecycle (OneCycleLR per batch, pct_start 0.2) or constant", choices=("onecycle", "constant")
+    )
     epochs: int = fld(300, "training epochs", range=(1, 100000))
     batch_size: int = fld(32, "graphs per mini-batch", range=(1, 100000))
-    max_graphs: int = fld(0, "use only the first n graphs of each split (0 = all); for quick runs",
-                          range=(0, 10**7))
-    diverge_loss: float = fld(1e3, "a batch loss above this (or non-finite) marks the run diverged",
-                              range=(0.0, 1e12))
-    eval_iters: str = fld("", "pign/itergnn: after training, evaluate with k iterations for each k "
-                          "('1:40' or '1,2,4'); no retraining", check=int_list_field)
+    max_graphs: int = fld(0, "use only the first n graphs of each split (0 = all); for quick runs", range=(0, 10**7))
+    diverge_loss: float = fld(1e3, "a batch loss above this (or non-finite) marks the run diverged", range=(0.0, 1e12))
+    eval_iters: str = fld(
+        "",
+        "pign/itergnn: after training, evaluate with k iterations for each k ('1:40' or '1,2,4'); no retraining",
+        check=int_list_field,
+    )
     seed: int = fld(0, "run seed: torch / numpy / random, data order", per_run=True)
 
 
 # Paper Table 1 (paper.md): macro-F1 on the test split, mean ± std over 5 seeds
 # (IterGNN-GAT over 3: two runs exploded). REFERENCE VALUES ONLY, never our results.
 PAPER_TABLE1 = {
-    ("w/o iterations", "GCN"): (0.1510, 0.0029), ("w/o iterations", "GAT"): (0.1204, 0.0127),
+    ("w/o iterations", "GCN"): (0.1510, 0.0029),
+    ("w/o iterations", "GAT"): (0.1204, 0.0127),
     ("w/o iterations", "GraphSAGE"): (0.3015, 0.0032),
-    ("IterGNN", "GCN"): (0.1736, 0.0311), ("IterGNN", "GAT"): (0.1099, 0.0459),
+    ("IterGNN", "GCN"): (0.1736, 0.0311),
+    ("IterGNN", "GAT"): (0.1099, 0.0459),
     ("IterGNN", "GraphSAGE"): (0.1816, 0.0014),
-    ("PIGN (Ours)", "GCN"): (0.1831, 0.0038), ("PIGN (Ours)", "GAT"): (0.1706, 0.0046),
+    ("PIGN (Ours)", "GCN"): (0.1831, 0.0038),
+    ("PIGN (Ours)", "GAT"): (0.1706, 0.0046),
     ("PIGN (Ours)", "GraphSAGE"): (0.3560, 0.0037),
 }
 ROWS = {"plain": "w/o iterations", "itergnn": "IterGNN", "pign": "PIGN (Ours)"}
 COLS = {"gcn": "GCN", "gat": "GAT", "sage": "GraphSAGE"}
-MODEL_KEYS = ("framework", "backbone", "depth", "a", "head_layers", "use_bn", "use_relu", "gnn_dropout",
-              "mlp_dropout", "itergnn_variant", "readout", "stop_mass", "fk_unused_params")
+MODEL_KEYS = (
+    "framework",
+    "backbone",
+    "depth",
+    "a",
+    "head_layers",
+    "use_bn",
+    "use_relu",
+    "gnn_dropout",
+    "mlp_dropout",
+    "itergnn_variant",
+    "readout",
+    "stop_mass",
+    "fk_unused_params",
+)
 
 
 def _model_kwargs(c: LrgbConfig) -> dict:
@@ -112,8 +137,10 @@ def fit_hidden(cfg) -> int:
     if c.hidden:
         n = count_params(c, c.hidden)
         if n > budget:
-            raise RecipeError(f"hidden={c.hidden} gives {n:,} parameters, over the budget of {budget:,} "
-                              f"(set hidden=0 to fit the width to the budget)")
+            raise RecipeError(
+                f"hidden={c.hidden} gives {n:,} parameters, over the budget of {budget:,} "
+                f"(set hidden=0 to fit the width to the budget)"
+            )
         return c.hidden
     if count_params(c, 1) > budget:
         raise RecipeError(f"budget={budget:,} is too small: even hidden=1 has {count_params(c, 1):,} parameters")
@@ -226,9 +253,13 @@ def _optimizer(c: LrgbConfig, model, steps_per_epoch: int):
     import torch
 
     opt = torch.optim.Adam(model.parameters(), lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay)
-    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.lr, epochs=c.epochs,
-                                                 steps_per_epoch=steps_per_epoch, pct_start=0.2)
-             if c.scheduler == "onecycle" else None)
+    sched = (
+        torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=c.lr, epochs=c.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.2
+        )
+        if c.scheduler == "onecycle"
+        else None
+    )
     return opt, sched
 
 
@@ -254,19 +285,33 @@ def _outcome(c: LrgbConfig, model, splits: dict, loaders: dict, hidden: int, st:
     """The record: test macro-F1 after the final epoch (the paper's Table 1) and with the best
     validation epoch's weights, solver traces, the iteration-count curve; a diverged run: NaN."""
     losses, val_f1 = st["losses"], st["val_f1"]
-    extra = {"n_params": model.n_params(), "hidden": hidden, "budget": c.budget,
-             "epoch_s_mean": round(sum(st["epoch_s"]) / max(1, len(st["epoch_s"])), 4),
-             "train_loss": [round(v, 5) for v in losses], "val_f1": [round(v, 5) for v in val_f1],
-             "graphs": {k: len(v) for k, v in splits.items()}, "resumed_from_epoch": st["resumed_from"]}
+    extra = {
+        "n_params": model.n_params(),
+        "hidden": hidden,
+        "budget": c.budget,
+        "epoch_s_mean": round(sum(st["epoch_s"]) / max(1, len(st["epoch_s"])), 4),
+        "train_loss": [round(v, 5) for v in losses],
+        "val_f1": [round(v, 5) for v in val_f1],
+        "graphs": {k: len(v) for k, v in splits.items()},
+        "resumed_from_epoch": st["resumed_from"],
+    }
     if st["diverged"]:
         return Outcome.diverged(PignLrgb.table, extra, epochs_run=len(losses))
-    metrics = {"test_f1_last": macro_f1_of(model, loaders["test"]), "val_f1_last": val_f1[-1],
-               "train_loss_last": losses[-1], "best_val_f1": st["best_val"], "best_epoch": st["best_epoch"]}
+    metrics = {
+        "test_f1_last": macro_f1_of(model, loaders["test"]),
+        "val_f1_last": val_f1[-1],
+        "train_loss_last": losses[-1],
+        "best_val_f1": st["best_val"],
+        "best_epoch": st["best_epoch"],
+    }
     solver = _solver_record(c, model, loaders["val"], st["iters_used"])
     ks = parse_int_list(c.eval_iters, "eval_iters") if c.framework != "plain" else []
     if ks:  # iteration-count curve of the trained model (spec §6: the fork's perf_iter.py)
-        extra["iter_curve"] = {"k": ks, "val_f1": [round(macro_f1_of(model, loaders["val"], k), 5) for k in ks],
-                               "test_f1": [round(macro_f1_of(model, loaders["test"], k), 5) for k in ks]}
+        extra["iter_curve"] = {
+            "k": ks,
+            "val_f1": [round(macro_f1_of(model, loaders["val"], k), 5) for k in ks],
+            "test_f1": [round(macro_f1_of(model, loaders["test"], k), 5) for k in ks],
+        }
     model.load_state_dict(st["best_state"])
     metrics["test_f1_best_val"] = macro_f1_of(model, loaders["test"])
     return Outcome("ok", metrics, solver, extra)
@@ -285,8 +330,11 @@ def _solver_record(c: LrgbConfig, model, val_loader, iters_used: list) -> dict |
         _, stats = model(b.x, b.edge_index, b.batch, trace=True)
     if c.framework == "pign":
         return stats.per_problem(0)
-    return {"iters": stats.iters[0], "weight_sum": stats.weight_sum[0],
-            "train_iters_mean": sum(iters_used) / max(1, len(iters_used))}
+    return {
+        "iters": stats.iters[0],
+        "weight_sum": stats.weight_sum[0],
+        "train_iters_mean": sum(iters_used) / max(1, len(iters_used)),
+    }
 
 
 def train_loop(model, loader, validate, opt, sched, g, c, ctx) -> dict:
@@ -317,9 +365,17 @@ def train_loop(model, loader, validate, opt, sched, g, c, ctx) -> dict:
             st["best_val"], st["best_epoch"] = st["val_f1"][-1], epoch
             st["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         st["epoch_s"].append(time.perf_counter() - t0)
-        ck.epoch_end(epoch == c.epochs - 1, lambda: {
-            "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(g),
-            "lr_scheduler": sched.state_dict() if sched is not None else None, "fit": st})
+        ck.epoch_end(
+            epoch == c.epochs - 1,
+            lambda: {
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "rng": rng_state(g),
+                "lr_scheduler": sched.state_dict() if sched is not None else None,
+                "fit": st,
+            },
+        )
         ctx.on_epoch(epoch + 1, c.epochs, f"{st['epoch_s'][-1]:.2f} s/epoch")
     return st
 
@@ -329,8 +385,17 @@ def _resume(ck, model, opt, sched, loader, g) -> tuple[dict, int]:
     restores the model, Adam, the schedule and every RNG; else a fresh fit from epoch 0."""
     from ..checkpoint import set_rng_state
 
-    st = {"losses": [], "val_f1": [], "iters_used": [], "epoch_s": [], "best_val": -1.0, "best_epoch": 0,
-          "best_state": None, "diverged": False, "resumed_from": []}
+    st = {
+        "losses": [],
+        "val_f1": [],
+        "iters_used": [],
+        "epoch_s": [],
+        "best_val": -1.0,
+        "best_epoch": 0,
+        "best_state": None,
+        "diverged": False,
+        "resumed_from": [],
+    }
     saved = ck.resume()
     if saved is None:
         return st, 0

@@ -29,6 +29,7 @@ Data parallel (``--nproc N``, ``picard_cli/distributed.py``): every process take
 batch (same permutation, same per-image masks) and the loss is scaled so that DDP's gradient average
 is the whole batch's mean gradient; rank 0 evaluates and returns the outcome.
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,20 +44,30 @@ from ..registry import register
 from ..training import optimizer_step
 
 # Row labels of image_baselines' metrics in the report (MSE rows only).
-BASELINE_ROWS = {"baseline_masked_input": "baseline: masked input",
-                 "baseline_local_mean": "baseline: local-mean inpainting"}
+BASELINE_ROWS = {
+    "baseline_masked_input": "baseline: masked input",
+    "baseline_local_mean": "baseline: local-mean inpainting",
+}
 
 
 @dataclass
 class VitMaskConfig:
     n_iter: int = fld(1, "N_iter: applications of T (prediction x_N)", range=(1, 1000))
-    a: float = fld(0.5, "damping, Table 3's λ: weight on the old iterate, x_{i+1} = (1-a) T(x_i) + a x_i",
-                   range=(0.0, 1.0), was="lam")
-    first_step: str = fld("damped", "damped: every step damped (caption); plain: x_1 = T(x_0), N_iter=1 = plain ViT",
-                          choices=("damped", "plain"))
+    a: float = fld(
+        0.5,
+        "damping, Table 3's λ: weight on the old iterate, x_{i+1} = (1-a) T(x_i) + a x_i",
+        range=(0.0, 1.0),
+        was="lam",
+    )
+    first_step: str = fld(
+        "damped",
+        "damped: every step damped (caption); plain: x_1 = T(x_0), N_iter=1 = plain ViT",
+        choices=("damped", "plain"),
+    )
     mask_ratio: float = fld(0.75, "fraction of pixel positions blacked out (exactly floor(r*32*32))", range=(0.0, 1.0))
-    mask_seed: int = fld(0, "seed of the fixed validation / test masks (same for every N_iter and run)",
-                        range=SEED_RANGE)
+    mask_seed: int = fld(
+        0, "seed of the fixed validation / test masks (same for every N_iter and run)", range=SEED_RANGE
+    )
     dim: int = fld(192, "encoder embedding dim", range=(4, 8192))
     depth: int = fld(12, "encoder layers", range=(1, 256))
     heads: int = fld(3, "encoder heads", range=(1, 256))
@@ -67,11 +78,13 @@ class VitMaskConfig:
     patch: int = fld(2, "patch size p (p x p pixels per token)", range=(1, 32))
     pos: str = fld("learned", "positional embedding: learned or sincos (fixed 2D)", choices=("learned", "sincos"))
     dropout: float = fld(0.0, "dropout (attention weights, projections, MLP)", range=(0.0, 0.99))
-    source: str = fld("auto", "CIFAR-10 source: auto | torchvision (python batches) | npz (offline arrays)",
-                      choices=("auto", "torchvision", "npz"))
+    source: str = fld(
+        "auto",
+        "CIFAR-10 source: auto | torchvision (python batches) | npz (offline arrays)",
+        choices=("auto", "torchvision", "npz"),
+    )
     train_n: int = fld(0, "training images (0 = all; a class-balanced prefix otherwise)", range=(0, 10**7))
-    val_n: int = fld(0, "images held out of the training split for best-val selection (0 = none)",
-                     range=(0, 10**7))
+    val_n: int = fld(0, "images held out of the training split for best-val selection (0 = none)", range=(0, 10**7))
     test_n: int = fld(0, "test images for MSE (0 = all 10,000; a class-balanced prefix otherwise)", range=(0, 10**7))
     fid: bool = fld(True, "compute FID of the reconstructions (needs Inception weights, see README)")
     fid_n: int = fld(0, "test images for FID (0 = all test images used for MSE)", range=(0, 10**7))
@@ -82,8 +95,9 @@ class VitMaskConfig:
     batch_size: int = fld(128, "images per batch (also for evaluation)", range=(1, 10**6))
     epochs: int = fld(100, "training epochs", range=(1, 10**6))
     amp: str = fld("auto", "auto: bf16 autocast on CUDA, fp32 on CPU; off: always fp32", choices=("auto", "off"))
-    eval_iters: str = fld("", "iteration counts k for extra.iter_curve ('1:6'; default 1..n_iter)",
-                          check=int_list_field)
+    eval_iters: str = fld(
+        "", "iteration counts k for extra.iter_curve ('1:6'; default 1..n_iter)", check=int_list_field
+    )
     seed: int = fld(0, "run seed: initial weights, data order, training masks", per_run=True)
 
 
@@ -100,7 +114,8 @@ class VitMask(Experiment):
     batchable = False
     data_parallel = True  # --nproc N: torchrun + DDP (picard_cli/distributed.py)
     table = TableSpec(
-        title="Table 3: masked-pixel ViT on CIFAR-10 (75% of pixels blacked out), test MSE and FID vs Picard iterations",
+        title="Table 3: masked-pixel ViT on CIFAR-10 (75% of pixels blacked out), test MSE and FID vs Picard "
+        "iterations",
         rows=("ViT (MSE)", "ViT (FID)"),
         cols=COLS,
         paper=PAPER_TABLE3,
@@ -132,8 +147,15 @@ class VitMask(Experiment):
         paper's FID row)."""
         m, col = record["metrics"], self.col(record["config"])
         suffix = "last" if protocol == "last" else "best_val"
-        out = [{"row": "ViT (MSE)", "col": col, "value": m.get(f"test_mse_{suffix}"),
-                "std_within": m.get(f"test_mse_std_{suffix}"), "std_label": "over test images"}]
+        out = [
+            {
+                "row": "ViT (MSE)",
+                "col": col,
+                "value": m.get(f"test_mse_{suffix}"),
+                "std_within": m.get(f"test_mse_std_{suffix}"),
+                "std_label": "over test images",
+            }
+        ]
         fid = (record.get("extra") or {}).get(f"fid_{suffix}")
         if fid is None:  # FID switched off for this run
             return out + [{"row": "ViT (FID)", "col": col, "value": None, "note": "fid=false"}]
@@ -182,11 +204,16 @@ class VitMask(Experiment):
         fit = train_model(model, data.Ytr, data.Yva, data.tr_ids, c, ctx, amp)
         if not dist.is_main():  # --nproc: rank 0 evaluates and returns the outcome
             return Outcome("ok")
-        extra = {"n_params": model.n_params(), "amp": "bf16" if bf16 else "fp32",
-                 "gflop_per_image_T": round(flops_per_image(32, c.patch, c.dim, c.depth, c.dec_dim, c.dec_depth,
-                                                            c.mlp_ratio) / 1e9, 4),
-                 "samples": {"train": len(data.Ytr), "val": len(data.Yva), "test": len(data.Yte)},
-                 "data": {"train": data.train.meta, "test": data.test.meta}, **fit.extra()}
+        extra = {
+            "n_params": model.n_params(),
+            "amp": "bf16" if bf16 else "fp32",
+            "gflop_per_image_T": round(
+                flops_per_image(32, c.patch, c.dim, c.depth, c.dec_dim, c.dec_depth, c.mlp_ratio) / 1e9, 4
+            ),
+            "samples": {"train": len(data.Ytr), "val": len(data.Yva), "test": len(data.Yte)},
+            "data": {"train": data.train.meta, "test": data.test.meta},
+            **fit.extra(),
+        }
         if fit.diverged:
             return Outcome.diverged(VitMask.table, extra, epochs_run=len(fit.losses))
         metrics = {"train_loss_last": fit.losses[-1], "epochs_run": len(fit.losses)}
@@ -227,7 +254,7 @@ def load_images(c: VitMaskConfig, data_root, dev) -> Images:
         from ..errors import DataError
 
         raise DataError(f"val_n={c.val_n} leaves no training images (the split has {len(order)})")
-    tr_idx, va_idx = order[:len(order) - c.val_n], order[len(order) - c.val_n:]
+    tr_idx, va_idx = order[: len(order) - c.val_n], order[len(order) - c.val_n :]
 
     def to(a):
         return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(dev)
@@ -245,8 +272,9 @@ def build_model(c: VitMaskConfig, dev):
 
     torch.manual_seed(c.seed)
     np.random.seed(c.seed % 2**32)
-    T = MaskedViT(32, 3, c.patch, c.dim, c.depth, c.heads, c.dec_dim, c.dec_depth, c.dec_heads, c.mlp_ratio, c.pos,
-                  c.dropout)
+    T = MaskedViT(
+        32, 3, c.patch, c.dim, c.depth, c.heads, c.dec_dim, c.dec_depth, c.dec_heads, c.mlp_ratio, c.pos, c.dropout
+    )
     return PicardImage(T, c.n_iter, c.a, c.first_step).to(dev)
 
 
@@ -290,7 +318,7 @@ class TestEval:
 
         c = self.c
         with torch.no_grad(), self.amp():
-            y = self.data.Yte[:c.batch_size].float() / 255
+            y = self.data.Yte[: c.batch_size].float() / 255
             x0 = y.masked_fill(self.masks(np.arange(len(y))).unsqueeze(1), 0.0)
             _, stats = self.model(x0, trace=True)
         return stats.per_problem(0) | {"n_iter": c.n_iter, "a": c.a, "first_step": c.first_step, "batch": len(y)}
@@ -314,8 +342,13 @@ def evaluate_test(ev: TestEval, fit, ks: list[int]) -> dict:
         if "fid_last" in extra:
             extra["fid_best_val"] = extra["fid_last"]
     # MSE after each k applications of T (k <= N_iter: a prefix of the trained iteration)
-    extra["iter_curve"] = {"k": ks, "model": "last", "test_mse": [
-        float(f"{per_image_mse(model, ev.data.Yte, ev.masks, bs, ev.amp, n_iter=k)[0].mean():.6g}") for k in ks]}
+    extra["iter_curve"] = {
+        "k": ks,
+        "model": "last",
+        "test_mse": [
+            float(f"{per_image_mse(model, ev.data.Yte, ev.masks, bs, ev.amp, n_iter=k)[0].mean():.6g}") for k in ks
+        ],
+    }
     return Outcome("ok", metrics, ev.solver_trace(), extra)
 
 
@@ -341,13 +374,13 @@ def per_image_mse(model, Y, masks, batch_size, amp, n_iter=None, keep=0):
     per, recon = [], []
     with torch.no_grad(), amp():
         for i in range(0, len(Y), batch_size):
-            y = Y[i:i + batch_size].float() / 255
+            y = Y[i : i + batch_size].float() / 255
             x0 = y.masked_fill(masks(np.arange(i, i + len(y))).unsqueeze(1), 0.0)
             x, _ = model(x0, n_iter)
             x = x.float()
             per.append((x - y).pow(2).flatten(1).mean(1).cpu())
             if i < keep:
-                q = (x[:keep - i].clamp(0, 1) * 255).round().to(torch.uint8)
+                q = (x[: keep - i].clamp(0, 1) * 255).round().to(torch.uint8)
                 recon.append(q.permute(0, 2, 3, 1).cpu().numpy())
     return torch.cat(per), (np.concatenate(recon) if recon else None)
 
@@ -356,10 +389,17 @@ def run_fid(recon, real, meta: dict, weights, ctx) -> dict:
     from ..env import cache_dir
     from ..metrics import fid as fidlib
 
-    key = {"dataset": "cifar10", "split": "test", "source": meta.get("source"), "lossy": bool(meta.get("lossy")),
-           "n": len(real), "order": meta.get("order")}  # class-balanced order: every class equally often
-    out = fidlib.compute_fid(recon, real, weights=weights, device=ctx.device, real_key=key,
-                             cache_dir=cache_dir() / "fid-stats")
+    key = {
+        "dataset": "cifar10",
+        "split": "test",
+        "source": meta.get("source"),
+        "lossy": bool(meta.get("lossy")),
+        "n": len(real),
+        "order": meta.get("order"),
+    }  # class-balanced order: every class equally often
+    out = fidlib.compute_fid(
+        recon, real, weights=weights, device=ctx.device, real_key=key, cache_dir=cache_dir() / "fid-stats"
+    )
     out["reference"] = key
     return out
 
@@ -391,8 +431,10 @@ def train_model(model, Ytr, Yva, tr_ids, c: VitMaskConfig, ctx, amp):
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     g = torch.Generator().manual_seed(c.seed)
+
     def val_masks(idx):
         return masks_for(idx, c.mask_ratio, c.mask_seed, -2, Ytr.device)
+
     ck = Checkpointer(ctx, c, main=dist.is_main())
     out, start = resume_fit(ck, model, opt, sched, g)  # every rank, before DDP's first broadcast
     ctx.on_phase("training" + (f" (resumed at epoch {start})" if start else ""))
@@ -436,7 +478,7 @@ def _train_epoch(ddp, model, opt, sched, Ytr, tr_ids, g, epoch: int, c: VitMaskC
     perm = torch.randperm(len(Ytr), generator=g)
     for i in range(0, len(Ytr), bs):
         n = min(bs, len(Ytr) - i)  # images in this (global) batch
-        idx = perm[i:i + bs][dist.split(n)]  # this process's part (all of it in a single process)
+        idx = perm[i : i + bs][dist.split(n)]  # this process's part (all of it in a single process)
         y = Ytr[idx.to(dev)].float() / 255
         m = masks_for(np.asarray(tr_ids)[idx.numpy()], c.mask_ratio, c.seed, epoch, dev)
         x0 = y.masked_fill(m.unsqueeze(1), 0.0)  # pixel dropout: blacked out
@@ -467,8 +509,10 @@ def local_mean_inpaint(x0, known, max_radius: int = 16):
     for r in range(1, max_radius + 1):
         if not todo.any():
             break
+
         def box(t):
             return F.avg_pool2d(t, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+
         count = box(known)
         fill = box(x0 * known) / count.clamp_min(1e-12)
         ready = todo & (count > 0)
@@ -487,11 +531,12 @@ def image_baselines(Y, masks, batch_size: int) -> dict:
     sums = {"baseline_masked_input": 0.0, "baseline_local_mean": 0.0}
     with torch.no_grad():
         for i in range(0, len(Y), batch_size):
-            y = Y[i:i + batch_size].float() / 255
+            y = Y[i : i + batch_size].float() / 255
             hidden = masks(np.arange(i, i + len(y))).unsqueeze(1)
             x0 = y.masked_fill(hidden, 0.0)
-            for k, pred in (("baseline_masked_input", x0),
-                            ("baseline_local_mean", local_mean_inpaint(x0, (~hidden).float()))):
+            for k, pred in (
+                ("baseline_masked_input", x0),
+                ("baseline_local_mean", local_mean_inpaint(x0, (~hidden).float())),
+            ):
                 sums[k] += (pred - y).pow(2).flatten(1).mean(1).sum().item()
     return {k: v / len(Y) for k, v in sums.items()}
-

@@ -14,6 +14,7 @@ last-epoch and the best-validation model (default: ``best-val``, the authors' Sa
 ``extra.iter_curve`` = the test MSE of the best-validation model after each k = 1..N_iter
 (``eval_iters`` for other k); ``solver`` = its per-iteration step / residual norms.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,34 +36,50 @@ class VitPdeConfig(NSSplit):
     model: str = fld("vit", "operator T (spec §3.3): vit | vit-small | vit-parallel | vit-3d", choices=MODELS)
     n_iter: int = fld(1, "N_iter: applications of T in Alg. 2 (prediction x_N)", range=(1, 1000))
     a: float = fld(0.5, "Alg. 2 damping: weight on the OLD iterate", range=(0.0, 0.999))
-    tol: float = fld(0.0, "optional Picard tolerance on tol_norm (batch norm; 0 = always N_iter steps)",
-                     range=(0.0, 1e9))
-    tol_norm: str = fld("step", "norm the tolerance tests: step ||x_k+1 - x_k|| or residual ||T(x_k)+f-x_k||",
-                        choices=("step", "residual"))
+    tol: float = fld(
+        0.0, "optional Picard tolerance on tol_norm (batch norm; 0 = always N_iter steps)", range=(0.0, 1e9)
+    )
+    tol_norm: str = fld(
+        "step",
+        "norm the tolerance tests: step ||x_k+1 - x_k|| or residual ||T(x_k)+f-x_k||",
+        choices=("step", "residual"),
+    )
     dim: int = fld(256, "token width", range=(1, 8192))
-    depth: int = fld(6, "ViT layers (vit-parallel builds depth // branches layers: parameter-matched)",
-                     range=(1, 256))
+    depth: int = fld(6, "ViT layers (vit-parallel builds depth // branches layers: parameter-matched)", range=(1, 256))
     heads: int = fld(8, "attention heads (head dim = dim / heads)", range=(1, 256))
     mlp: int = fld(512, "MLP hidden width", range=(1, 65536))
     patch: int = fld(8, "spatial patch size p (p x p patches)", range=(1, 4096))
     frame_patch: int = fld(2, "vit-3d: frames per tubelet", range=(1, 10))
     branches: int = fld(2, "vit-parallel: parallel attention / MLP branches per layer", range=(1, 16))
-    head: str = fld("token", "output head: token (LN + Linear per patch token, un-patchified) or cls "
-                    "(Linear(dim -> 10 S S) on the cls token, vit-pytorch's literal usage)", choices=("token", "cls"))
-    small_reading: str = fld("lsa-spt", "what 'ViTsmall' means: lsa-spt (vit-pytorch's ViT for small datasets) "
-                             "or smaller (a plain ViT at half dim/heads/mlp, 2/3 depth)", choices=("lsa-spt", "smaller"))
+    head: str = fld(
+        "token",
+        "output head: token (LN + Linear per patch token, un-patchified) or cls "
+        "(Linear(dim -> 10 S S) on the cls token, vit-pytorch's literal usage)",
+        choices=("token", "cls"),
+    )
+    small_reading: str = fld(
+        "lsa-spt",
+        "what 'ViTsmall' means: lsa-spt (vit-pytorch's ViT for small datasets) "
+        "or smaller (a plain ViT at half dim/heads/mlp, 2/3 depth)",
+        choices=("lsa-spt", "smaller"),
+    )
     dropout: float = fld(0.0, "dropout (attention weights, projections, MLP)", range=(0.0, 0.99))
     amp: str = fld("auto", "auto: bf16 autocast on CUDA, fp32 on CPU; off: always fp32", choices=("auto", "off"))
     lr: float = fld(1e-4, "Adam learning rate", range=(0.0, math.inf))
     weight_decay: float = fld(1e-4, "Adam L2 weight decay", range=(0.0, 1.0))
-    scheduler: str = fld("authors", "authors (ANIE's cosine T_max 101, eta_min 1e-9, per epoch after epoch 15) "
-                         "or constant", choices=("authors", "constant"))
+    scheduler: str = fld(
+        "authors",
+        "authors (ANIE's cosine T_max 101, eta_min 1e-9, per epoch after epoch 15) or constant",
+        choices=("authors", "constant"),
+    )
     batch_size: int = fld(32, "samples per mini-batch (also for evaluation)", range=(1, 100000))
     epochs: int = fld(500, "training epochs", range=(1, 100000))
-    patience: int = fld(0, "stop after this many epochs without a better validation loss (0 = never)",
-                        range=(0, 100000))
-    eval_iters: str = fld("", "iteration counts k for extra.iter_curve ('1:6', '1,2,4'; default 1..n_iter)",
-                          check=int_list_field)
+    patience: int = fld(
+        0, "stop after this many epochs without a better validation loss (0 = never)", range=(0, 100000)
+    )
+    eval_iters: str = fld(
+        "", "iteration counts k for extra.iter_curve ('1:6', '1,2,4'; default 1..n_iter)", check=int_list_field
+    )
     seed: int = fld(7, "run seed: torch / numpy, initial weights, data order", per_run=True)
 
 
@@ -82,9 +99,21 @@ def build_model(c: VitPdeConfig | dict, size: int, frames: int = 10):
     from ..models.vit_pde import PicardOperator, build_operator
 
     c = as_config(VitPdeConfig, c)
-    T = build_operator(c.model, size, frames, dim=c.dim, depth=c.depth, heads=c.heads, mlp=c.mlp, patch=c.patch,
-                       frame_patch=c.frame_patch, branches=c.branches, head=c.head, dropout=c.dropout,
-                       small_reading=c.small_reading)
+    T = build_operator(
+        c.model,
+        size,
+        frames,
+        dim=c.dim,
+        depth=c.depth,
+        heads=c.heads,
+        mlp=c.mlp,
+        patch=c.patch,
+        frame_patch=c.frame_patch,
+        branches=c.branches,
+        head=c.head,
+        dropout=c.dropout,
+        small_reading=c.small_reading,
+    )
     return PicardOperator(T, frames, n_iter=c.n_iter, a=c.a, tol=c.tol, tol_norm=c.tol_norm)
 
 
@@ -98,8 +127,12 @@ class VitPde(Experiment):
         rows=tuple(_T2),
         cols=COLS,
         paper=PAPER_TABLE2,
-        metrics={"last": "test_mse_last", "best-val": "test_mse_best_val",
-                   "last-10": "test_mse10_last", "best-val-10": "test_mse10_best_val"},
+        metrics={
+            "last": "test_mse_last",
+            "best-val": "test_mse_best_val",
+            "last-10": "test_mse10_last",
+            "best-val-10": "test_mse10_best_val",
+        },
         default_protocol="best-val",  # as ANIE: the authors' SaveBestModel
         metric_scale=1.0,
         digits=4,
@@ -149,9 +182,13 @@ class VitPde(Experiment):
         amp = autocast(bf16)
         run = fit(model, Xtr, Xva, c, ctx, amp)
         ctx.on_phase("evaluation")
-        extra = {**describe(model, c, bf16), **run.extra(),
-                 "samples": {"train": len(Xtr), "val": len(Xva), "test": len(Xte)}, "size": S,
-                 "data": {k: meta[k] for k in ("source", "n_total", "n_done", "file") if k in meta}}
+        extra = {
+            **describe(model, c, bf16),
+            **run.extra(),
+            "samples": {"train": len(Xtr), "val": len(Xva), "test": len(Xte)},
+            "size": S,
+            "data": {k: meta[k] for k in ("source", "n_total", "n_done", "file") if k in meta},
+        }
         if run.diverged:
             return Outcome.diverged(VitPde.table, extra, epochs_run=len(run.losses))
         return evaluate(model, run, Xte, c, amp, ks, trivial_baselines(train, test), extra)
@@ -162,11 +199,14 @@ def describe(model, c: VitPdeConfig, bf16: bool) -> dict:
     from ..models.vit_pde import sizes
 
     T = model.T
-    return {"n_params": model.n_params(), "n_params_embed": sum(p.numel() for p in T.embed.parameters()),
-            "n_params_head": sum(p.numel() for p in T.head.parameters()),
-            "arch": sizes(c.model, c.dim, c.depth, c.heads, c.mlp, c.branches, c.small_reading)
-            | {"class": type(T).__name__, "tokens": T.pos.shape[1] - 1},
-            "amp": "bf16" if bf16 else "fp32"}
+    return {
+        "n_params": model.n_params(),
+        "n_params_embed": sum(p.numel() for p in T.embed.parameters()),
+        "n_params_head": sum(p.numel() for p in T.head.parameters()),
+        "arch": sizes(c.model, c.dim, c.depth, c.heads, c.mlp, c.branches, c.small_reading)
+        | {"class": type(T).__name__, "tokens": T.pos.shape[1] - 1},
+        "amp": "bf16" if bf16 else "fp32",
+    }
 
 
 def test_mse(model, X, batch_size: int, amp) -> tuple[float, float, float]:
@@ -188,21 +228,38 @@ def evaluate(model, run, Xte, c: VitPdeConfig, amp, ks: list[int], baselines: di
 
     bs = c.batch_size
     last, last_std, last10 = test_mse(model, Xte, bs, amp)
-    metrics = {**baselines, "test_mse_last": last, "test_mse_std": last_std, "test_mse10_last": last10,
-               "val_mse_last": run.val_mse[-1], "train_loss_last": run.losses[-1], "val_mse_best": run.best_val,
-               "best_epoch": run.best_epoch, "epochs_run": len(run.losses)}
+    metrics = {
+        **baselines,
+        "test_mse_last": last,
+        "test_mse_std": last_std,
+        "test_mse10_last": last10,
+        "val_mse_last": run.val_mse[-1],
+        "train_loss_last": run.losses[-1],
+        "val_mse_best": run.best_val,
+        "best_epoch": run.best_epoch,
+        "epochs_run": len(run.losses),
+    }
     model.load_state_dict(run.best_state)  # the reported (best-val) model from here on
-    metrics["test_mse_best_val"], metrics["test_mse_std_best_val"], metrics["test_mse10_best_val"] = \
-        test_mse(model, Xte, bs, amp)
+    metrics["test_mse_best_val"], metrics["test_mse_std_best_val"], metrics["test_mse10_best_val"] = test_mse(
+        model, Xte, bs, amp
+    )
     # MSE after each k (a prefix of the trained N_iter run for k <= N_iter; beyond: extrapolation)
-    extra["iter_curve"] = {"k": ks, "test_mse": [float(f"{per_sample_mse(model, Xte, slice(1, None), bs, k, amp).mean():.6g}")
-                                                 for k in ks], "model": "best-val"}
+    extra["iter_curve"] = {
+        "k": ks,
+        "test_mse": [float(f"{per_sample_mse(model, Xte, slice(1, None), bs, k, amp).mean():.6g}") for k in ks],
+        "model": "best-val",
+    }
     with torch.no_grad(), amp():  # solver traces on the first test batch
         x, stats = model(Xte[:bs, 0], trace=True)
         f = Xte[:bs, 0].unsqueeze(1).expand_as(x)  # Alg. 2: f = w(t=0) on every stamp
         res_out = torch.linalg.vector_norm((model.T(x) + f - x).float()).item()
-    solver = stats.per_problem(0) | {"n_iter": c.n_iter, "n_evals": stats.steps, "residual_out": res_out,
-                                     "batch": len(x), "tol": c.tol or None}
+    solver = stats.per_problem(0) | {
+        "n_iter": c.n_iter,
+        "n_evals": stats.steps,
+        "residual_out": res_out,
+        "batch": len(x),
+        "tol": c.tol or None,
+    }
     return Outcome("ok", metrics, solver, extra)
 
 

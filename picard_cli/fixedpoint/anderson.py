@@ -22,6 +22,7 @@ in :func:`picard_cli.solver.picard`), each with its own coefficients, restarts a
 operations are out of place, so gradients can flow through (``grad_mode=unrolled``).
 Traces, tolerance, divergence and NaN handling follow :func:`picard_cli.solver.picard`.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -129,7 +130,8 @@ def anderson(
             # Live block + ridge; dead columns get identity-like rows (gamma = 0 there) on the live
             # block's scale, which keeps them out of the condition number.
             Hr = H * (usef.unsqueeze(2) * usef.unsqueeze(1)) + torch.diag_embed(
-                usef * (lam * s).unsqueeze(1) + (1 - usef) * s.unsqueeze(1))
+                usef * (lam * s).unsqueeze(1) + (1 - usef) * s.unsqueeze(1)
+            )
             with torch.no_grad():
                 if torch.isfinite(Hr).all():
                     ev = torch.linalg.eigvalsh(Hr)

@@ -11,6 +11,7 @@
   contracts by a + (1 - a) L for every input), ``empirical`` (the observed contraction ratios of a
   Picard solve stay below 1), or ``neither``.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,7 +53,7 @@ def tail_ratio_max(residual: list[float], floor: float = 1e-5) -> float | None:
     qs = [r1 / r0 for r0, r1 in zip(residual, residual[1:]) if r0 > floor and r0 > 0 and math.isfinite(r1)]
     if not qs:
         return None
-    return max(qs[len(qs) // 2:])
+    return max(qs[len(qs) // 2 :])
 
 
 def classify(lipschitz: float | None, ratio_max: float | None, status: str, converged: bool = False) -> str:

@@ -11,6 +11,7 @@ vector-Jacobian products), and the contraction class (:mod:`.certify`).
 :func:`saved_tensor_bytes` counts the bytes autograd saves for backward (unique storages), the
 CPU-side measure of training memory used by ``benchmarks/fixedpoint_memory.py``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,9 +43,24 @@ def _column(trace: list, i: int | None):
     return [row[i] if i is not None else (max(row) if isinstance(row, list) else row) for row in trace]
 
 
-def diagnose(T, x0, f=None, *, a: float, iters: int = 100, batch_dim: int | None = None, spec=None, metric=None,
-             methods=("picard", "anderson"), reduce: bool = False, lipschitz=None, lipschitz_note: str = "",
-             power_iters: int = 50, metric_name: str = "metric", seed: int = 0) -> list[dict]:
+def diagnose(
+    T,
+    x0,
+    f=None,
+    *,
+    a: float,
+    iters: int = 100,
+    batch_dim: int | None = None,
+    spec=None,
+    metric=None,
+    methods=("picard", "anderson"),
+    reduce: bool = False,
+    lipschitz=None,
+    lipschitz_note: str = "",
+    power_iters: int = 50,
+    metric_name: str = "metric",
+    seed: int = 0,
+) -> list[dict]:
     """Diagnostics of ``x = T(x) + f`` (T deterministic: evaluation mode), one dict per problem
     along ``batch_dim`` -- or one for all of them with ``reduce`` (the worst problem's residual,
     the largest spectral radius; ``metric`` then returns one number per iterate).
@@ -62,14 +78,38 @@ def diagnose(T, x0, f=None, *, a: float, iters: int = 100, batch_dim: int | None
         for method in methods:
             curve: list = []
             cb = (lambda k, x: curve.append(_as_list(metric(x)))) if metric is not None else None
-            x, st = run_method(method, T, x0, f, spec=spec, a=a, max_iter=iters, tol=None, divergence=None,
-                               batch_dim=batch_dim, trace=True, callback=cb, rel_trace=True)
+            x, st = run_method(
+                method,
+                T,
+                x0,
+                f,
+                spec=spec,
+                a=a,
+                max_iter=iters,
+                tol=None,
+                divergence=None,
+                batch_dim=batch_dim,
+                trace=True,
+                callback=cb,
+                rel_trace=True,
+            )
             last_x[method] = x
             # seconds per step without the metric and the traces (what a tolerance solve costs)
             n_t = min(iters, 20)
             t0 = time.perf_counter()
-            run_method(method, T, x0, f, spec=spec, a=a, max_iter=n_t, tol=None, divergence=None,
-                       batch_dim=batch_dim, trace=False)
+            run_method(
+                method,
+                T,
+                x0,
+                f,
+                spec=spec,
+                a=a,
+                max_iter=n_t,
+                tol=None,
+                divergence=None,
+                batch_dim=batch_dim,
+                trace=False,
+            )
             sec = (time.perf_counter() - t0) / n_t
             m0 = _as_list(metric(x0)) if metric is not None else None
             for i in range(P):
@@ -81,14 +121,23 @@ def diagnose(T, x0, f=None, *, a: float, iters: int = 100, batch_dim: int | None
                 if metric is not None:
                     mk = [m0[0 if len(m0) == 1 else i]] + [c[0 if len(c) == 1 else i] for c in curve]
                 out[i]["methods"][method] = {
-                    "status": st.status, "steps": st.steps, "rel_residual": [float(f"{r:.4g}") for r in rel],
+                    "status": st.status,
+                    "steps": st.steps,
+                    "rel_residual": [float(f"{r:.4g}") for r in rel],
                     "residual": [float(f"{r:.4g}") for r in res],
-                    "stops": stops, "fallbacks": st.fallbacks if method == "anderson" else 0,
+                    "stops": stops,
+                    "fallbacks": st.fallbacks if method == "anderson" else 0,
                     "s_per_step": float(f"{sec:.4g}"),
-                    **({"metric": [float(f"{v:.6g}") for v in mk],  # metric[k] = after k steps (k = 0: x0)
-                        "metric_at_stop": {t: (mk[k] if k is not None else None) for t, k in stops.items()}}
-                       if mk is not None else {}),
+                    **(
+                        {
+                            "metric": [float(f"{v:.6g}") for v in mk],  # metric[k] = after k steps (k = 0: x0)
+                            "metric_at_stop": {t: (mk[k] if k is not None else None) for t, k in stops.items()},
+                        }
+                        if mk is not None
+                        else {}
+                    ),
                 }
+
     # The Jacobian at the best available approximation of the fixed point: the final iterate of the
     # method that ended with the smaller (worst-problem) relative residual, among finite ones; else x0.
     def final_rel(method):
@@ -106,18 +155,24 @@ def diagnose(T, x0, f=None, *, a: float, iters: int = 100, batch_dim: int | None
     rho_d = spectral_radius(T, point, batch_dim=batch_dim, iters=power_iters, a=a, generator=g)
     lips = lipschitz if isinstance(lipschitz, list) else [lipschitz] * P
     for i in range(P):
-        pick = (lambda v: max(v) if isinstance(v, list) else v) if (reduce or batch_dim is None) \
+        pick = (
+            (lambda v: max(v) if isinstance(v, list) else v)
+            if (reduce or batch_dim is None)
             else (lambda v: v[i] if isinstance(v, list) else v)
+        )
         L = max(lips) if (reduce and lips and None not in lips) else (lips[i] if i < len(lips) else None)
         pic = out[i]["methods"].get("picard") or next(iter(out[i]["methods"].values()))
         # contraction ratios of the ABSOLUTE residual (a drifting, growing iterate has a falling relative
         # residual), over steps whose relative residual is above floating-point noise
         floor = 100 * torch.finfo(x0.dtype).eps
-        qmax = tail_ratio_max([r if q > floor else 0.0 for r, q in zip(pic["residual"], pic["rel_residual"])],
-                              floor=0.0)
+        qmax = tail_ratio_max(
+            [r if q > floor else 0.0 for r, q in zip(pic["residual"], pic["rel_residual"])], floor=0.0
+        )
         out[i] |= {
-            "spectral_radius": float(f"{pick(rho):.6g}"), "spectral_radius_damped": float(f"{pick(rho_d):.6g}"),
-            "lipschitz_bound": None if L is None else float(f"{L:.6g}"), "lipschitz_note": lipschitz_note,
+            "spectral_radius": float(f"{pick(rho):.6g}"),
+            "spectral_radius_damped": float(f"{pick(rho_d):.6g}"),
+            "lipschitz_bound": None if L is None else float(f"{L:.6g}"),
+            "lipschitz_note": lipschitz_note,
             "ratio_tail_max": None if qmax is None else float(f"{qmax:.6g}"),
             "contraction": classify(L, qmax, pic["status"], pic["stops"].get(tol_key(1e-4)) is not None),
         }
@@ -141,7 +196,9 @@ def saved_tensor_bytes():
     def pack(t):
         try:
             if t.layout != torch.strided:
-                parts = [t.values()] if t.layout == torch.sparse_coo else [t.values(), t.crow_indices(), t.col_indices()]
+                parts = (
+                    [t.values()] if t.layout == torch.sparse_coo else [t.values(), t.crow_indices(), t.col_indices()]
+                )
             else:
                 parts = [t]
             for p in parts:

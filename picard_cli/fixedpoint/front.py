@@ -2,6 +2,7 @@
 :class:`~picard_cli.fixedpoint.spec.FixedPointSpec` says (method, tolerance, gradient mode,
 Jacobian penalty). Its default spec is exactly the paper's damped Picard iteration
 (:func:`picard_cli.solver.picard`, eq. (1)), bit for bit."""
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -33,12 +34,20 @@ def solve(
     """
     spec = spec or FixedPointSpec()
     if spec.plain:
-        return picard(T, x0, f, a=a, max_iter=max_iter, divergence=divergence, batch_dim=batch_dim, trace=trace,
-                      callback=callback)
+        return picard(
+            T, x0, f, a=a, max_iter=max_iter, divergence=divergence, batch_dim=batch_dim, trace=trace, callback=callback
+        )
     tol = spec.tol
     trace = trace or tol is not None
-    kw = dict(a=a, tol=tol, tol_norm=spec.solver_tol_norm, divergence=divergence, batch_dim=batch_dim, trace=trace,
-              callback=callback)
+    kw = dict(
+        a=a,
+        tol=tol,
+        tol_norm=spec.solver_tol_norm,
+        divergence=divergence,
+        batch_dim=batch_dim,
+        trace=trace,
+        callback=callback,
+    )
     grad_on = torch.is_grad_enabled()
     if spec.grad_mode == "unrolled":
         x, stats = run_method(spec.solver_method, T, x0, f, spec=spec, max_iter=max_iter, **kw)
@@ -50,16 +59,24 @@ def solve(
         if grad_on:
             from .implicit import attach_implicit
 
-            x = attach_implicit(T, x, f, a=a if isinstance(a, (int, float)) else a[-1], spec=spec,
-                                batch_dim=batch_dim, stats=stats)
+            x = attach_implicit(
+                T, x, f, a=a if isinstance(a, (int, float)) else a[-1], spec=spec, batch_dim=batch_dim, stats=stats
+            )
             stats.n_evals += 1
     else:  # phantom:k -- (max_iter - k) steps without a graph, then k damped Picard steps with one
         k = min(spec.phantom_steps, max_iter)
         a_list = schedule(a, max_iter)
         if max_iter - k > 0:
             with torch.no_grad():
-                x, stats = run_method(spec.solver_method, T, x0, f, spec=spec, max_iter=max_iter - k,
-                                      **(kw | {"a": a_list[: max_iter - k]}))
+                x, stats = run_method(
+                    spec.solver_method,
+                    T,
+                    x0,
+                    f,
+                    spec=spec,
+                    max_iter=max_iter - k,
+                    **(kw | {"a": a_list[: max_iter - k]}),
+                )
         else:
             x, stats = x0, SolverStats(steps=0, status="max_iter")
         x = x.detach()
@@ -69,9 +86,18 @@ def solve(
             return x, stats
         off = stats.steps
         shifted = (lambda j, xx: callback(off + j, xx)) if callback is not None else None
-        x, tail = picard(T, x, f, a=a_list[max_iter - k:], max_iter=k, divergence=None, batch_dim=batch_dim,
-                         trace=trace, callback=shifted,
-                         rel_trace=bool(stats.rel_residual) or spec.solver_tol_norm == "rel_residual")
+        x, tail = picard(
+            T,
+            x,
+            f,
+            a=a_list[max_iter - k :],
+            max_iter=k,
+            divergence=None,
+            batch_dim=batch_dim,
+            trace=trace,
+            callback=shifted,
+            rel_trace=bool(stats.rel_residual) or spec.solver_tol_norm == "rel_residual",
+        )
         if trace:
             stats.residual += tail.residual
             stats.rel_residual += tail.rel_residual

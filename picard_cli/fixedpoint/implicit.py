@@ -20,6 +20,7 @@ u = v instead (as ``phantom:1``), per problem; ``stats.backward["fallback"]`` co
 that starts non-contractive thus begins with Jacobian-free steps and switches to exact implicit
 gradients once the backward problem converges (e.g. under ``jac_reg``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,8 +29,9 @@ BACKWARD_DIVERGENCE = 1e3  # the backward solve "diverged" once its residual exc
 BACKWARD_FALLBACK_REL = 1e-2  # an unconverged backward solve ending above this relative residual is not used
 
 
-def attach_implicit(T, z: torch.Tensor, f: torch.Tensor | None, *, a: float, spec, batch_dim: int | None = None,
-                    stats=None) -> torch.Tensor:
+def attach_implicit(
+    T, z: torch.Tensor, f: torch.Tensor | None, *, a: float, spec, batch_dim: int | None = None, stats=None
+) -> torch.Tensor:
     """``z`` (a fixed point of ``T(.) + f``, no graph) -> the same values, with implicit gradients to
     T's parameters and ``f``. ``spec`` (a :class:`picard_cli.fixedpoint.spec.FixedPointSpec`) gives the backward
     method, tolerance (``implicit_tol`` on the relative residual) and cap (``implicit_max_iter``);
@@ -47,9 +49,20 @@ def attach_implicit(T, z: torch.Tensor, f: torch.Tensor | None, *, a: float, spe
             return torch.autograd.grad(g, z_in, u, retain_graph=True)[0]
 
         with torch.no_grad():
-            u, st = run_method(spec.solver_method, JT, v, v, spec=spec, a=a, max_iter=spec.implicit_max_iter,
-                               tol=spec.implicit_tol, tol_norm="rel_residual", divergence=BACKWARD_DIVERGENCE,
-                               batch_dim=batch_dim, trace=True)
+            u, st = run_method(
+                spec.solver_method,
+                JT,
+                v,
+                v,
+                spec=spec,
+                a=a,
+                max_iter=spec.implicit_max_iter,
+                tol=spec.implicit_tol,
+                tol_norm="rel_residual",
+                divergence=BACKWARD_DIVERGENCE,
+                batch_dim=batch_dim,
+                trace=True,
+            )
         # A backward iteration that blows up or gets nowhere (the operator is not contractive at this
         # point: no fixed point to differentiate) returns a useless, often huge, gradient; such
         # problems fall back to the Jacobian-free gradient u = v (phantom:1's direction) instead.
@@ -61,8 +74,12 @@ def attach_implicit(T, z: torch.Tensor, f: torch.Tensor | None, *, a: float, spe
         else:
             ok = ok.to(u.device) & finite.movedim(batch_dim, 0).reshape(u.shape[batch_dim], -1).all(1)
         if stats is not None:
-            stats.backward = {"steps": st.steps, "status": st.status, "fallback": int((~ok).sum()),
-                              "rel_residual": float(rel.max()) if rel.numel() else None}
+            stats.backward = {
+                "steps": st.steps,
+                "status": st.status,
+                "fallback": int((~ok).sum()),
+                "rel_residual": float(rel.max()) if rel.numel() else None,
+            }
         if bool(ok.all()):
             return u
         shape = [1] * u.dim()

@@ -8,6 +8,7 @@
   with the growth rate averaged geometrically over the second half of the iterations, which also
   converges when the dominant eigenvalues are a complex pair.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,9 @@ def _numel(t: torch.Tensor, batch_dim: int | None) -> int:
     return t.numel() if batch_dim is None else t.numel() // t.shape[batch_dim]
 
 
-def hutchinson_frobenius(T, x: torch.Tensor, *, batch_dim: int | None = None, samples: int = 1,
-                         create_graph: bool = True) -> torch.Tensor:
+def hutchinson_frobenius(
+    T, x: torch.Tensor, *, batch_dim: int | None = None, samples: int = 1, create_graph: bool = True
+) -> torch.Tensor:
     """Estimate ||J_T(x)||_F^2 / d per problem (a scalar, or (P,) along ``batch_dim``), d = the
     number of entries per problem; differentiable w.r.t. T's parameters when ``create_graph``."""
     z = x.detach().requires_grad_(True)
@@ -35,13 +37,22 @@ def hutchinson_frobenius(T, x: torch.Tensor, *, batch_dim: int | None = None, sa
         total = 0.0
         for i in range(samples):
             e = torch.randn_like(y)
-            vjp = torch.autograd.grad(y, z, e, create_graph=create_graph, retain_graph=i < samples - 1 or create_graph)[0]
+            vjp = torch.autograd.grad(y, z, e, create_graph=create_graph, retain_graph=i < samples - 1 or create_graph)[
+                0
+            ]
             total = total + _per_problem_sq(vjp, batch_dim)
     return total / (samples * _numel(z, batch_dim))
 
 
-def spectral_radius(T, x: torch.Tensor, *, batch_dim: int | None = None, iters: int = 50, a: float | None = None,
-                    generator: torch.Generator | None = None) -> list[float] | float:
+def spectral_radius(
+    T,
+    x: torch.Tensor,
+    *,
+    batch_dim: int | None = None,
+    iters: int = 50,
+    a: float | None = None,
+    generator: torch.Generator | None = None,
+) -> list[float] | float:
     """Power-method estimate of the spectral radius of J = dT/dx at ``x`` (or, with ``a``, of the
     damped iteration map a I + (1 - a) J), per problem along ``batch_dim``. ``T`` must be
     deterministic (evaluation mode)."""
@@ -58,7 +69,7 @@ def spectral_radius(T, x: torch.Tensor, *, batch_dim: int | None = None, iters: 
         n = _per_problem_sq(w, batch_dim).sqrt()
         logs.append(torch.log(n.clamp_min(1e-300)).detach().double())
         v = w / n.clamp_min(1e-30).reshape(_bshape(w, batch_dim))
-    tail = torch.stack(logs[len(logs) // 2:]).mean(0).exp()
+    tail = torch.stack(logs[len(logs) // 2 :]).mean(0).exp()
     return tail.item() if tail.dim() == 0 else tail.tolist()
 
 

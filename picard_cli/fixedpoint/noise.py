@@ -7,6 +7,7 @@ and replays it before every call, so all applications of T (forward steps, the i
 gradient's retained application, the Jacobian penalty) see the same masks. The paper's protocol
 (fresh masks per step) is untouched unless asked for (recipe field ``dropout_mask``).
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,6 @@
 """The toolkit's solver spec: how :func:`picard_cli.fixedpoint.front.solve` solves and differentiates,
 and the forward solve by method (:func:`run_method`: the paper's damped Picard, or Anderson)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -69,8 +70,9 @@ class FixedPointSpec:
     @property
     def plain(self) -> bool:
         """True when solve() is exactly picard() (the paper's protocol)."""
-        return self.solver_method == "picard" and self.tol is None and self.grad_mode == "unrolled" \
-            and not self.jac_probes
+        return (
+            self.solver_method == "picard" and self.tol is None and self.grad_mode == "unrolled" and not self.jac_probes
+        )
 
     @property
     def phantom_steps(self) -> int:

@@ -5,6 +5,7 @@ parameter named ``weight`` with at least 2 dimensions; stacked (S, in, out) weig
 per seed) as W * min(1, c / sigma_max(W)), with sigma_max the exact largest singular value,
 differentiable. A GCN operator ReLU(A h W + b) with ||A||_2 <= 1 is then c-Lipschitz.
 """
+
 from __future__ import annotations
 
 import torch

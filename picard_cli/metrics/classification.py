@@ -1,4 +1,5 @@
 """Classification metrics, written to match the definitions the authors used."""
+
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,6 @@
 """Curve summaries shared by experiments and their figures: the paper's EMA smoothing of loss curves
 (Fig. 2 caption) and the convergence check of a per-recycle score curve (Figs. 4-5)."""
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,12 @@ def convergence(curve, higher_better: bool, tol: float) -> dict:
     is worse by more than ``tol``."""
     vals = [(r, float(v)) for r, v in enumerate(curve) if v is not None and math.isfinite(float(v))]
     if len(vals) < 2:
-        return {"final": round(vals[-1][1], 6) if vals else None, "best_earlier": None, "best_recycle": None,
-                "converged": True}
+        return {
+            "final": round(vals[-1][1], 6) if vals else None,
+            "best_earlier": None,
+            "best_recycle": None,
+            "converged": True,
+        }
     *earlier, (_, final) = vals
     r_best, best = (max if higher_better else min)(earlier, key=lambda x: x[1])
     worse = final < best - tol if higher_better else final > best + tol

@@ -20,6 +20,7 @@ The three quirks of the authors' code are flags (spec §1.3-§1.5, §5):
 instead of its own (x, y, t)), ``kv_dropout_always`` (p = 0.5 dropout on
 K^T V / n also at evaluation) and ``eval_adds_f`` (c = f in G at evaluation).
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,8 +51,9 @@ class Decoder(nn.Module):
     def __init__(self, n_patches: int, dim: int, size: int):
         super().__init__()
         self.size = size
-        self.net = nn.Sequential(nn.Linear(n_patches * dim, 64), nn.ELU(), nn.Linear(64, 256), nn.ELU(),
-                                 nn.Linear(256, size * size))
+        self.net = nn.Sequential(
+            nn.Linear(n_patches * dim, 64), nn.ELU(), nn.Linear(64, 256), nn.ELU(), nn.Linear(256, size * size)
+        )
 
     def forward(self, y):  # (B, P, T, dim) -> (B, T, S, S)
         B, P, T, D = y.shape
@@ -138,9 +140,27 @@ class ANIE(nn.Module):
     """Encoder -> damped Picard solve of y = G(y) -> decoder. ``forward(w0)`` maps the
     t=0 frames (B, S, S) to all stamps (B, T, S, S); returns (prediction, SolverStats)."""
 
-    def __init__(self, size=64, times=ANIE_TIMES, dim=32, emb=64, heads=1, blocks=1, n_ff=128,
-                 dropout=0.1, n_iter=1, a=0.5, coord_scramble=False, kv_dropout_always=False, eval_adds_f=False,
-                 fp: FixedPointSpec | None = None, forcing="none", fixed_masks=False, spectral_cap=0.0, jac_reg=0.0):
+    def __init__(
+        self,
+        size=64,
+        times=ANIE_TIMES,
+        dim=32,
+        emb=64,
+        heads=1,
+        blocks=1,
+        n_ff=128,
+        dropout=0.1,
+        n_iter=1,
+        a=0.5,
+        coord_scramble=False,
+        kv_dropout_always=False,
+        eval_adds_f=False,
+        fp: FixedPointSpec | None = None,
+        forcing="none",
+        fixed_masks=False,
+        spectral_cap=0.0,
+        jac_reg=0.0,
+    ):
         super().__init__()
         if size % 4:
             raise ValueError(f"field size {size} is not a multiple of the 4x4 patch")
@@ -148,7 +168,7 @@ class ANIE(nn.Module):
         self.n_iter, self.a, self.eval_adds_f = n_iter, a, eval_adds_f
         self.encoder = Encoder(dim)
         self.N = IntegralOperator(dim, emb, heads, blocks, n_ff, dropout, kv_dropout_always)
-        self.decoder = Decoder(self.n_side ** 2, dim, size)
+        self.decoder = Decoder(self.n_side**2, dim, size)
         self.register_buffer("pos", token_coords(self.n_side, times, coord_scramble), persistent=False)
         # Beyond the paper (issue 9; all off by default): solver spec, forcing c = f in training and
         # evaluation, one dropout mask per solve, spectral caps on N's weights, Jacobian penalty.
@@ -187,8 +207,9 @@ class ANIE(nn.Module):
             from ..fixedpoint.noise import frozen_noise
 
             T = frozen_noise(self.G, f)
-        y, stats = solve(T, f, c, spec=self.fp, a=self.a, max_iter=n_iter - 1, divergence=None, trace=trace,
-                         batch_dim=0)
+        y, stats = solve(
+            T, f, c, spec=self.fp, a=self.a, max_iter=n_iter - 1, divergence=None, trace=trace, batch_dim=0
+        )
         if self.training:
             if stats.jac is not None:
                 self.aux_loss = self.jac_reg * stats.jac.mean()
@@ -206,7 +227,7 @@ class ANIE(nn.Module):
     def predict(self, y, c=None):
         """The prediction the model makes from iterate y: the final undamped G, then the decoder."""
         y = self.G(y, c)
-        return self.decoder(y.view(y.shape[0], self.n_side ** 2, self.T, self.dim))
+        return self.decoder(y.view(y.shape[0], self.n_side**2, self.T, self.dim))
 
     def encode(self, w0):  # (B, S, S) -> f tokens (B, P*T, dim), token n = (patch n // T, stamp n % T)
         z = self.encoder(w0)
@@ -219,7 +240,7 @@ class ANIE(nn.Module):
             with torch.no_grad():
                 c = self.forcing_term(f)
                 stats.residual_out = torch.linalg.vector_norm(self.G(y, c) - y).item()
-        return self.decoder(y.view(y.shape[0], self.n_side ** 2, self.T, self.dim)), stats
+        return self.decoder(y.view(y.shape[0], self.n_side**2, self.T, self.dim)), stats
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

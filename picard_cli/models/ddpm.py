@@ -5,6 +5,7 @@ checkpoints. Images live in [-1, 1] (the reference's Normalize(0.5, 0.5)); uint8
 Notation (Ho et al. 2020; paper App. B.1): x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, the network
 eps_theta(x_t, t) predicts eps, the loss is ||eps - eps_theta(x_t, t)||^2 with t ~ U{0, ..., T-1}.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,15 @@ import torch
 PAPER_CHANNELS = (128, 128, 256, 256, 512, 512)
 
 
-def build_unet(resolution: int = 32, channels=PAPER_CHANNELS, layers_per_block: int = 2, attn_down: int = 4,
-               head_dim: int = 8, norm_groups: int = 32, dropout: float = 0.0):
+def build_unet(
+    resolution: int = 32,
+    channels=PAPER_CHANNELS,
+    layers_per_block: int = 2,
+    attn_down: int = 4,
+    head_dim: int = 8,
+    norm_groups: int = 32,
+    dropout: float = 0.0,
+):
     """The train_unconditional.py default UNet2DModel (spec §1.1): down blocks Down x4, AttnDown, Down;
     up blocks mirror them (attention at up index len-1-attn_down = 1). 113,673,219 parameters at 32x32
     with the paper's channels. ``attn_down=-1``: no attention block (the mid-block keeps its own)."""
@@ -26,9 +34,18 @@ def build_unet(resolution: int = 32, channels=PAPER_CHANNELS, layers_per_block: 
     n = len(channels)
     down = tuple("AttnDownBlock2D" if i == attn_down else "DownBlock2D" for i in range(n))
     up = tuple("AttnUpBlock2D" if i == n - 1 - attn_down else "UpBlock2D" for i in range(n))
-    return UNet2DModel(sample_size=resolution, in_channels=3, out_channels=3, layers_per_block=layers_per_block,
-                       block_out_channels=tuple(channels), down_block_types=down, up_block_types=up,
-                       attention_head_dim=head_dim, norm_num_groups=norm_groups, dropout=dropout)
+    return UNet2DModel(
+        sample_size=resolution,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=layers_per_block,
+        block_out_channels=tuple(channels),
+        down_block_types=down,
+        up_block_types=up,
+        attention_head_dim=head_dim,
+        norm_num_groups=norm_groups,
+        dropout=dropout,
+    )
 
 
 def build_scheduler(T: int, beta_schedule: str = "linear", variance_type: str = "fixed_small", zero_snr: bool = False):
@@ -36,8 +53,13 @@ def build_scheduler(T: int, beta_schedule: str = "linear", variance_type: str = 
     every T (not rescaled by 1000/T), epsilon prediction, clip_sample, "leading" spacing."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(num_train_timesteps=T, beta_schedule=beta_schedule, variance_type=variance_type,
-                         rescale_betas_zero_snr=zero_snr, prediction_type="epsilon")
+    return DDPMScheduler(
+        num_train_timesteps=T,
+        beta_schedule=beta_schedule,
+        variance_type=variance_type,
+        rescale_betas_zero_snr=zero_snr,
+        prediction_type="epsilon",
+    )
 
 
 def alpha_bar_T(sched) -> float:
@@ -67,8 +89,9 @@ def pool_uint8(images: np.ndarray, resolution: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------- sampling
 @torch.inference_mode()
-def sample(unet, sched, n: int, steps: int | None = None, *, seed: int = 0, batch: int = 256, amp=None,
-           device="cpu") -> np.ndarray:
+def sample(
+    unet, sched, n: int, steps: int | None = None, *, seed: int = 0, batch: int = 256, amp=None, device="cpu"
+) -> np.ndarray:
     """Ancestral DDPM sampling of ``n`` images with ``steps`` denoising steps (default T; with
     ``steps`` < T ``set_timesteps`` picks them with "leading" spacing). Written for throughput:
     large batches, seeded generators, bf16 autocast when ``amp`` says so. x_T of image i is
@@ -126,8 +149,9 @@ def fixed_triples(n: int, resolution: int, seed: int):
 
 
 @torch.no_grad()
-def triple_losses(unet, sched, x0_uint8: torch.Tensor, u: torch.Tensor, eps: torch.Tensor, *, batch: int = 256,
-                  amp=None) -> torch.Tensor:
+def triple_losses(
+    unet, sched, x0_uint8: torch.Tensor, u: torch.Tensor, eps: torch.Tensor, *, batch: int = 256, amp=None
+) -> torch.Tensor:
     """Per-triple noise-prediction MSE (mean over pixels and channels) at t = floor(u T)."""
     import contextlib
 
@@ -138,9 +162,9 @@ def triple_losses(unet, sched, x0_uint8: torch.Tensor, u: torch.Tensor, eps: tor
     unet.eval()
     out = []
     for i in range(0, len(x0_uint8), batch):
-        x0 = to_unit(x0_uint8[i:i + batch])
-        e = eps[i:i + batch].to(dev)
-        t = (u[i:i + batch] * T).long().clamp_(0, T - 1).to(dev)
+        x0 = to_unit(x0_uint8[i : i + batch])
+        e = eps[i : i + batch].to(dev)
+        t = (u[i : i + batch] * T).long().clamp_(0, T - 1).to(dev)
         xt = sched.add_noise(x0, e, t)  # x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps
         with amp():
             pred = unet(xt, t).sample
@@ -153,8 +177,10 @@ def binned(u: torch.Tensor, losses: torch.Tensor, bins: int) -> dict:
     """Mean loss per t/T bin (Fig. 8 top: timesteps normalised to [0, 1])."""
     idx = (u * bins).long().clamp_(0, bins - 1)
     means = [float(losses[idx == b].mean()) if (idx == b).any() else None for b in range(bins)]
-    return {"t_over_T": [round((b + 0.5) / bins, 6) for b in range(bins)],
-            "loss": [None if m is None else float(f"{m:.6g}") for m in means]}
+    return {
+        "t_over_T": [round((b + 0.5) / bins, 6) for b in range(bins)],
+        "loss": [None if m is None else float(f"{m:.6g}") for m in means],
+    }
 
 
 # ------------------------------------------------------------------------------------ checkpoints

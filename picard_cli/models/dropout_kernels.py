@@ -18,6 +18,7 @@ mask per solve) replays masks as it does for ``rand_like``.
 It is a different random stream from ``torch.rand_like``: runs with ``dropout_rng=counter`` are
 different runs (their own config hash), with the same dropout law.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -136,8 +137,9 @@ def mask(shape, key: int, p: float, rows=None):
     """The keep mask times 1/(1-p) that :func:`act_dropout` applies (for tests and double backward)."""
     thr, scale = _args(p)
     out = torch.empty(shape, dtype=torch.float32)
-    _call(_mask if rows is None else _mask_rows, out.view(-1).numpy(), np.uint64(key), thr, scale,
-          *_row_args(shape, rows))
+    _call(
+        _mask if rows is None else _mask_rows, out.view(-1).numpy(), np.uint64(key), thr, scale, *_row_args(shape, rows)
+    )
     return out
 
 
@@ -148,8 +150,15 @@ class _ActDropout(torch.autograd.Function):
         z = z.contiguous()
         out = torch.empty_like(z)
         kernels = _KERNELS if rows is None else _ROW_KERNELS
-        _call(kernels[act][0], z.view(-1).numpy(), out.view(-1).numpy(), np.uint64(key), thr, scale,
-              *_row_args(z.shape, rows))
+        _call(
+            kernels[act][0],
+            z.view(-1).numpy(),
+            out.view(-1).numpy(),
+            np.uint64(key),
+            thr,
+            scale,
+            *_row_args(z.shape, rows),
+        )
         ctx.save_for_backward(out if act == "relu" else None)  # relu: the output tells the derivative
         ctx.act, ctx.p, ctx.key, ctx.rows = act, p, key, rows
         return out
@@ -165,8 +174,16 @@ class _ActDropout(torch.autograd.Function):
         gz = torch.empty_like(g)
         first = (g if saved is None else saved).view(-1).numpy()  # relu: the output; none: unused
         rowed = ctx.rows is not None and ctx.act != "relu"  # relu's backward needs no key
-        _call((_ROW_KERNELS if rowed else _KERNELS)[ctx.act][1], first, g.view(-1).numpy(), gz.view(-1).numpy(),
-              np.uint64(ctx.key), thr, scale, *(_row_args(g.shape, ctx.rows) if rowed else ()))
+        _call(
+            (_ROW_KERNELS if rowed else _KERNELS)[ctx.act][1],
+            first,
+            g.view(-1).numpy(),
+            gz.view(-1).numpy(),
+            np.uint64(ctx.key),
+            thr,
+            scale,
+            *(_row_args(g.shape, ctx.rows) if rowed else ()),
+        )
         return gz, None, None, None, None
 
 

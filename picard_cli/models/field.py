@@ -15,6 +15,7 @@ nodes one hop away, then two, ... Each layer's rows are then a prefix of the pre
 so a damped update ``a x_k + (1 - a) T(x_k)`` (Alg. 1 line 5) takes the leading rows of
 ``x_k``. ``PICARD_FIELD=all`` turns field passes off (every layer over every node).
 """
+
 from __future__ import annotations
 
 import os
@@ -95,6 +96,16 @@ def restrict(graph: Graph, nodes: torch.Tensor, n_dst: int) -> Graph:
     row = torch.repeat_interleave(torch.arange(N), crow[1:] - crow[:-1])
     aid, acol, arow = edges(col, row)
     coo = torch.sparse_coo_tensor(torch.stack([arow, acol]), val[aid], (n_dst, n_src)).coalesce()
-    return Graph(n_dst, coo.to_sparse_csr().to(dev), s.to(dev), d.to(dev), _ptr(d, n_dst).to(dev),
-                 _ptr(s, n_src).to(dev), by_src.to(dev), coo.t().coalesce().to_sparse_csr().to(dev),
-                 num_src=n_src, node_rows=(nodes[:n_dst].to(dev), N), edge_rows=(eid.to(dev), graph.src.numel()))
+    return Graph(
+        n_dst,
+        coo.to_sparse_csr().to(dev),
+        s.to(dev),
+        d.to(dev),
+        _ptr(d, n_dst).to(dev),
+        _ptr(s, n_src).to(dev),
+        by_src.to(dev),
+        coo.t().coalesce().to_sparse_csr().to(dev),
+        num_src=n_src,
+        node_rows=(nodes[:n_dst].to(dev), N),
+        edge_rows=(eid.to(dev), graph.src.numel()),
+    )

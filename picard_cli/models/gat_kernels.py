@@ -21,6 +21,7 @@ Summation over a node's edges runs in edge order, like the torch path; with
 dot products of the alpha gradient, so results differ from the torch path in
 the last bits (tests bound the difference).
 """
+
 from __future__ import annotations
 
 import os
@@ -158,7 +159,6 @@ if numba is not None:
                     for d in range(D):
                         o[d] += ce[d]
 
-
     @njit(parallel=True, cache=True, fastmath=True)
     def _softmax(rowptr, src, a_src, a_dst, slope, alpha):
         """alpha[e, s, h] = softmax over the edges e into node i of LeakyReLU(a_src[src_e] + a_dst[i]),
@@ -247,8 +247,14 @@ def forward(csr, alpha, v):
     H, n = alpha.shape[-1], csr.rowptr.numel() - 1
     if node_major(alpha, v):
         out = torch.empty(n, S, H, D, dtype=v.dtype)
-        _call(_forward_heads, csr.rowptr.numpy(), csr.src.numpy(), alpha.detach().view(-1, S * H).numpy(),
-              v.detach().view(N, S * H, D).numpy(), out.view(n, S * H, D).numpy())
+        _call(
+            _forward_heads,
+            csr.rowptr.numpy(),
+            csr.src.numpy(),
+            alpha.detach().view(-1, S * H).numpy(),
+            v.detach().view(N, S * H, D).numpy(),
+            out.view(n, S * H, D).numpy(),
+        )
         return out
     out = torch.empty(S, n, H, D, dtype=v.dtype)
     _call(_forward, csr.rowptr.numpy(), csr.src.numpy(), alpha.detach().numpy(), v.detach().numpy(), out.numpy())
@@ -269,16 +275,37 @@ def backward(csr, alpha, v, grad_out):
     if node_major(alpha, v):
         K = S * G
         g = grad_out.contiguous().view(-1, K, D).numpy()
-        _call(_grad_alpha_heads, csr.rowptr.numpy(), csr.src.numpy(), g, v.detach().view(N, K, D).numpy(),
-              ga.view(-1, K).numpy())
-        _call(_grad_v_heads, csr.colptr.numpy(), csr.by_src.numpy(), csr.dst.numpy(),
-              alpha.detach().view(-1, K).numpy(), g, gv.view(N, K, D).numpy())
+        _call(
+            _grad_alpha_heads,
+            csr.rowptr.numpy(),
+            csr.src.numpy(),
+            g,
+            v.detach().view(N, K, D).numpy(),
+            ga.view(-1, K).numpy(),
+        )
+        _call(
+            _grad_v_heads,
+            csr.colptr.numpy(),
+            csr.by_src.numpy(),
+            csr.dst.numpy(),
+            alpha.detach().view(-1, K).numpy(),
+            g,
+            gv.view(N, K, D).numpy(),
+        )
         return ga, gv
     # shared value: contract the heads per edge once, then sum by source
     g = grad_out.contiguous().numpy()
     c = torch.empty(alpha.shape[0], S, D, dtype=v.dtype)
-    _call(_grad_shared, csr.rowptr.numpy(), csr.src.numpy(), alpha.detach().numpy(), g, v.detach().numpy(),
-          ga.numpy(), c.numpy())
+    _call(
+        _grad_shared,
+        csr.rowptr.numpy(),
+        csr.src.numpy(),
+        alpha.detach().numpy(),
+        g,
+        v.detach().numpy(),
+        ga.numpy(),
+        c.numpy(),
+    )
     _call(_sum_by_src, csr.colptr.numpy(), csr.by_src.numpy(), c.numpy(), gv.numpy())
     return ga, gv
 
@@ -289,6 +316,7 @@ def softmax(csr, a_src, a_dst, slope: float):
 
     def flat(t):
         return t.detach().reshape(t.shape[0], -1).numpy()
+
     alpha = torch.empty(csr.src.numel(), *a_dst.shape[1:], dtype=a_dst.dtype)
     _call(_softmax, csr.rowptr.numpy(), csr.src.numpy(), flat(a_src), flat(a_dst), np.float32(slope), flat(alpha))
     return alpha
@@ -300,8 +328,19 @@ def softmax_backward(csr, a_src, a_dst, slope: float, alpha, grad_alpha):
 
     def flat(t):
         return t.detach().reshape(t.shape[0], -1).numpy()
+
     grad_z, grad_dst, grad_src = torch.empty_like(alpha), torch.empty_like(a_dst), torch.empty_like(a_src)
-    _call(_softmax_grad, csr.rowptr.numpy(), csr.src.numpy(), flat(a_src), flat(a_dst), np.float32(slope),
-          flat(alpha), flat(grad_alpha.contiguous()), flat(grad_z), flat(grad_dst))
+    _call(
+        _softmax_grad,
+        csr.rowptr.numpy(),
+        csr.src.numpy(),
+        flat(a_src),
+        flat(a_dst),
+        np.float32(slope),
+        flat(alpha),
+        flat(grad_alpha.contiguous()),
+        flat(grad_z),
+        flat(grad_dst),
+    )
     _call(_edge_sum_by_src, csr.colptr.numpy(), csr.by_src.numpy(), flat(grad_z), flat(grad_src))
     return grad_src, grad_dst

@@ -19,6 +19,7 @@ new state and each confidence by ``decay`` (1 - 1e-4), compounding over steps.
 This function holds the loop once; the Planetoid (stacked seeds) and LRGB
 (mini-batch) models supply ``conv`` and ``confidence``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,9 +54,17 @@ def _expand(mask: torch.Tensor, like: torch.Tensor, dim: int | None) -> torch.Te
     return mask.reshape(shape)
 
 
-def iterate(conv: Callable[[torch.Tensor], torch.Tensor], confidence: Callable[[torch.Tensor], torch.Tensor],
-            h0: torch.Tensor, t_max: int, *, stop_mass: float = 1e-7, variant: str = "fork",
-            decay: float = 1.0 - 1e-4, problem_dim: int | None = None) -> tuple[torch.Tensor, IterStats]:
+def iterate(
+    conv: Callable[[torch.Tensor], torch.Tensor],
+    confidence: Callable[[torch.Tensor], torch.Tensor],
+    h0: torch.Tensor,
+    t_max: int,
+    *,
+    stop_mass: float = 1e-7,
+    variant: str = "fork",
+    decay: float = 1.0 - 1e-4,
+    problem_dim: int | None = None,
+) -> tuple[torch.Tensor, IterStats]:
     """Run IterGNN from ``h0``; return the confidence-weighted mix and its stats.
 
     ``confidence(x)`` returns values in (0, 1) broadcastable to ``x`` (one per graph,

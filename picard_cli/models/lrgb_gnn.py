@@ -11,6 +11,7 @@ Frameworks (the rows of Table 1):
 Backbones (the columns): GCNConv, GATConv (PyG default: one head, no attention
 dropout), SAGEConv (max aggregation, L2-normalised output).
 """
+
 from __future__ import annotations
 
 import torch
@@ -49,10 +50,23 @@ class NodeHead(nn.Module):
 
 
 class VocGNN(nn.Module):
-    def __init__(self, framework: str, backbone: str, hidden: int, depth: int, a: float = 0.7,
-                 head_layers: int = 3, use_bn: bool = False, use_relu: bool = True, gnn_dropout: float = 0.0,
-                 mlp_dropout: float = 0.0, itergnn_variant: str = "fork", readout: str = "max",
-                 stop_mass: float = 1e-7, fk_unused_params: bool = True):
+    def __init__(
+        self,
+        framework: str,
+        backbone: str,
+        hidden: int,
+        depth: int,
+        a: float = 0.7,
+        head_layers: int = 3,
+        use_bn: bool = False,
+        use_relu: bool = True,
+        gnn_dropout: float = 0.0,
+        mlp_dropout: float = 0.0,
+        itergnn_variant: str = "fork",
+        readout: str = "max",
+        stop_mass: float = 1e-7,
+        fk_unused_params: bool = True,
+    ):
         super().__init__()
         H = hidden
         self.framework, self.depth, self.a = framework, depth, a
@@ -93,9 +107,16 @@ class VocGNN(nn.Module):
             def confidence(z):  # one scalar per graph, gathered to its nodes
                 return torch.sigmoid(self.conf(pool(z, batch)))[batch]
 
-            h, stats = iterate(lambda z: self.conv(z, edge_index), confidence, h, iters or self.depth,
-                                stop_mass=self.stop_mass, variant=self.variant)
+            h, stats = iterate(
+                lambda z: self.conv(z, edge_index),
+                confidence,
+                h,
+                iters or self.depth,
+                stop_mass=self.stop_mass,
+                variant=self.variant,
+            )
         else:
+
             def T(z):  # Alg. 1 line 4: z = Drop(ReLU?(BN?(Conv(G, x_k))))
                 z = self.conv(z, edge_index)
                 z = self.bn(z) if self.use_bn else z
@@ -106,4 +127,3 @@ class VocGNN(nn.Module):
             h, stats = picard(T, h, a=self.a, max_iter=iters or self.depth, trace=trace, divergence=None)
             h = F.dropout(h, self.mlp_dropout, self.training)
         return self.head(h), stats
-

@@ -1,6 +1,7 @@
 """The straightforward per-seed PyG models and training loop (one model, one seed,
 PyG's own GCNConv / GATConv): the yardstick that the stacked models are checked
 against in tests and timed against in benchmarks/pign_throughput.py."""
+
 from __future__ import annotations
 
 import torch
@@ -19,8 +20,11 @@ class RefGNN(nn.Module):
             for lin in (self.enc, self.dec):
                 nn.init.xavier_normal_(lin.weight)
                 nn.init.zeros_(lin.bias)
-            self.conv = (GCNConv(hidden, hidden) if backbone == "gcn"
-                         else GATConv(hidden, hidden, heads=heads, concat=False, dropout=attn_dropout))
+            self.conv = (
+                GCNConv(hidden, hidden)
+                if backbone == "gcn"
+                else GATConv(hidden, hidden, heads=heads, concat=False, dropout=attn_dropout)
+            )
         elif backbone == "gcn":
             dims = [F_in] + [hidden] * (depth - 1) + [C]
             self.convs = nn.ModuleList(GCNConv(dims[i], dims[i + 1]) for i in range(depth))
@@ -49,8 +53,18 @@ def train_one(cfg: dict, x, data, device="cpu") -> dict:
     """One seed, 200 full-batch epochs, validation every epoch (as the authors' loop)."""
     torch.manual_seed(cfg["seed"])
     C = int(data.y.max()) + 1
-    model = RefGNN(cfg["model"], cfg["backbone"], x.shape[1], C, cfg["depth"], cfg["hidden"], cfg["heads"],
-                   cfg["dropout"], cfg["attn_dropout"], cfg["a"]).to(device)
+    model = RefGNN(
+        cfg["model"],
+        cfg["backbone"],
+        x.shape[1],
+        C,
+        cfg["depth"],
+        cfg["hidden"],
+        cfg["heads"],
+        cfg["dropout"],
+        cfg["attn_dropout"],
+        cfg["a"],
+    ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     x, ei, y = x.to(device), data.edge_index.to(device), data.y.to(device)
     tr, va, te = data.train_mask.to(device), data.val_mask.to(device), data.test_mask.to(device)

@@ -13,6 +13,7 @@ row is summed by one thread in CSR order, so results do not depend on the thread
 differ from torch's sparse product in the last bits (``fastmath`` may fuse multiply-adds).
 ``PICARD_SPMM_KERNEL=torch`` turns it off.
 """
+
 from __future__ import annotations
 
 import torch

@@ -11,6 +11,7 @@ is a token (256 tokens) and the network maps a whole image to a whole image, whi
 operator iterated by Picard needs. No cls token (nothing reads it). Positional embeddings are
 learned (``pos='learned'``, init N(0, 0.02)) or fixed 2D sin-cos (``pos='sincos'``, MAE's).
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,8 +29,9 @@ def sincos_2d(grid: int, dim: int) -> torch.Tensor:
         raise ValueError(f"sincos positions need dim divisible by 4, got {dim}")
     q = dim // 4
     omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float64) / q)
-    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64), indexing="ij"
+    )
     parts = []
     for pos in (ys.flatten(), xs.flatten()):
         ang = pos[:, None] * omega[None]
@@ -48,22 +50,35 @@ def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
 def unpatchify(y: torch.Tensor, p: int, C: int) -> torch.Tensor:
     """The inverse of ``patchify``: (B, g*g, p*p*C) -> (B, C, g*p, g*p)."""
     B, n, _ = y.shape
-    g = int(round(n ** 0.5))
+    g = int(round(n**0.5))
     return y.reshape(B, g, g, p, p, C).permute(0, 5, 1, 3, 2, 4).reshape(B, C, g * p, g * p)
 
 
 class MaskedViT(nn.Module):
     """Operator T: (B, C, S, S) -> (B, C, S, S), an encoder-decoder ViT over p x p patches."""
 
-    def __init__(self, size=32, channels=3, patch=2, dim=192, depth=12, heads=3, dec_dim=192, dec_depth=4,
-                 dec_heads=3, mlp_ratio=4.0, pos="learned", dropout=0.0):
+    def __init__(
+        self,
+        size=32,
+        channels=3,
+        patch=2,
+        dim=192,
+        depth=12,
+        heads=3,
+        dec_dim=192,
+        dec_depth=4,
+        dec_heads=3,
+        mlp_ratio=4.0,
+        pos="learned",
+        dropout=0.0,
+    ):
         super().__init__()
         if size % patch:
             raise ValueError(f"image size {size} is not a multiple of the patch size {patch}")
         if dim % heads or dec_dim % dec_heads:
             raise ValueError(f"dim {dim} / dec_dim {dec_dim} must be divisible by heads {heads} / {dec_heads}")
         self.size, self.channels, self.patch, self.grid = size, channels, patch, size // patch
-        n = self.grid ** 2
+        n = self.grid**2
         self.embed = PatchEmbed(size, patch, in_chans=channels, embed_dim=dim)
         if pos == "learned":
             self.pos = nn.Parameter(torch.randn(1, n, dim) * 0.02)
@@ -73,8 +88,10 @@ class MaskedViT(nn.Module):
             self.register_buffer("dec_pos", sincos_2d(self.grid, dec_dim), persistent=False)
         else:
             raise ValueError(f"pos must be 'learned' or 'sincos', got {pos!r}")
+
         def blk(d, h):
             return Block(d, h, mlp_ratio=mlp_ratio, proj_drop=dropout, attn_drop=dropout)
+
         self.encoder = nn.Sequential(*(blk(dim, heads) for _ in range(depth)))
         self.norm = nn.LayerNorm(dim)
         self.bridge = nn.Linear(dim, dec_dim)
@@ -119,8 +136,16 @@ class PicardImage(nn.Module):
 
     def forward(self, x0, n_iter=None, trace=False):
         n = n_iter or self.n_iter
-        return picard(self.T, x0, None, a=damping(self.a, n, self.first_step), max_iter=n, divergence=None,
-                      trace=trace, batch_dim=None)
+        return picard(
+            self.T,
+            x0,
+            None,
+            a=damping(self.a, n, self.first_step),
+            max_iter=n,
+            divergence=None,
+            trace=trace,
+            batch_dim=None,
+        )
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -133,6 +158,8 @@ def flops_per_image(size=32, patch=2, dim=192, depth=12, dec_dim=192, dec_depth=
     def layer(d):
         return 2 * n * (4 * d * d + 2 * d * int(d * mlp_ratio)) + 2 * 2 * n * n * d
 
-    return depth * layer(dim) + dec_depth * layer(dec_dim) + 2 * n * (patch * patch * 3 * dim + dim * dec_dim
-                                                                     + dec_dim * patch * patch * 3)
-
+    return (
+        depth * layer(dim)
+        + dec_depth * layer(dec_dim)
+        + 2 * n * (patch * patch * 3 * dim + dim * dec_dim + dec_dim * patch * patch * 3)
+    )

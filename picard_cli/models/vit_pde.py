@@ -21,6 +21,7 @@ normalise away each patch's amplitude, which a field regression needs.
 
 ``PicardOperator`` wraps T in the paper's Alg. 2 through the shared solver core.
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,8 +45,9 @@ class ViT(nn.Module):
     """vit-pytorch ``ViT`` as a field operator (spec §3.3 "ViT"): (B, F, S, S) -> (B, F, S, S).
     Subclasses override ``embed`` (tokens), ``block`` (one layer) and the token geometry."""
 
-    def __init__(self, size=64, frames=10, dim=256, depth=6, heads=8, mlp=512, patch=8, head="token",
-                 dropout=0.0, **kw):
+    def __init__(
+        self, size=64, frames=10, dim=256, depth=6, heads=8, mlp=512, patch=8, head="token", dropout=0.0, **kw
+    ):
         super().__init__()
         if size % patch:
             raise ValueError(f"field size {size} is not a multiple of the patch size {patch}")
@@ -85,15 +87,21 @@ class LSA(Attention):
 
     def __init__(self, dim, num_heads=8, **kw):
         super().__init__(dim, num_heads=num_heads, **kw)
-        self.temperature = nn.Parameter(torch.tensor(self.head_dim ** -0.5).log())
+        self.temperature = nn.Parameter(torch.tensor(self.head_dim**-0.5).log())
 
     def forward(self, x, attn_mask=None, is_causal=False):
         B, N, _ = x.shape
         q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
         keep = ~torch.eye(N, dtype=torch.bool, device=x.device)  # True = may attend
-        x = F.scaled_dot_product_attention(q * self.temperature.exp(), k, v, attn_mask=keep, scale=1.0,
-                                           dropout_p=self.attn_drop.p if self.training else 0.0)
+        x = F.scaled_dot_product_attention(
+            q * self.temperature.exp(),
+            k,
+            v,
+            attn_mask=keep,
+            scale=1.0,
+            dropout_p=self.attn_drop.p if self.training else 0.0,
+        )
         return self.proj_drop(self.proj(self.norm(x.transpose(1, 2).reshape(B, N, self.attn_dim))))
 
 
@@ -127,8 +135,9 @@ class ViTParallel(ViT):
         super().__init__(*args, **kw)
 
     def block(self, dim, heads, mlp_ratio, dropout):
-        return ParallelThingsBlock(dim, heads, num_parallel=self.branches, mlp_ratio=mlp_ratio,
-                                   proj_drop=dropout, attn_drop=dropout)
+        return ParallelThingsBlock(
+            dim, heads, num_parallel=self.branches, mlp_ratio=mlp_ratio, proj_drop=dropout, attn_drop=dropout
+        )
 
 
 class Transpose(nn.Module):
@@ -166,14 +175,31 @@ def sizes(model, dim=256, depth=6, heads=8, mlp=512, branches=2, small_reading="
     return {"dim": dim, "depth": depth, "heads": heads, "mlp": mlp}
 
 
-def build_operator(model, size=64, frames=10, *, dim=256, depth=6, heads=8, mlp=512, patch=8, frame_patch=2,
-                   branches=2, head="token", dropout=0.0, small_reading="lsa-spt") -> ViT:
+def build_operator(
+    model,
+    size=64,
+    frames=10,
+    *,
+    dim=256,
+    depth=6,
+    heads=8,
+    mlp=512,
+    patch=8,
+    frame_patch=2,
+    branches=2,
+    head="token",
+    dropout=0.0,
+    small_reading="lsa-spt",
+) -> ViT:
     """One of the four operators T by its config name (``small_reading='smaller'``: ``vit-small``
     is built as a plain ``ViT`` with the smaller sizes)."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r} (choose from {', '.join(MODELS)})")
-    kw = sizes(model, dim, depth, heads, mlp, branches, small_reading) | {"patch": patch, "head": head,
-                                                                          "dropout": dropout}
+    kw = sizes(model, dim, depth, heads, mlp, branches, small_reading) | {
+        "patch": patch,
+        "head": head,
+        "dropout": dropout,
+    }
     if model == "vit-3d":
         kw["frame_patch"] = frame_patch
     if model == "vit-parallel":
@@ -197,8 +223,17 @@ class PicardOperator(nn.Module):
     def forward(self, w0, n_iter=None, trace=False):
         """(B, S, S) t=0 frames -> ((B, F, S, S) prediction x_N, SolverStats)."""
         f = w0.unsqueeze(1).expand(-1, self.frames, -1, -1)
-        return picard(self.T, f, f, a=self.a, max_iter=n_iter or self.n_iter, tol=self.tol,
-                      tol_norm=self.tol_norm, divergence=None, trace=trace or self.tol is not None)
+        return picard(
+            self.T,
+            f,
+            f,
+            a=self.a,
+            max_iter=n_iter or self.n_iter,
+            tol=self.tol,
+            tol_norm=self.tol_norm,
+            divergence=None,
+            trace=trace or self.tol is not None,
+        )
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -16,6 +16,7 @@ Speed: real FFTs, every wavenumber operator precomputed (dealiasing and the CN
 factors folded in), the update as two fused multiply-adds, everything batched
 over samples; no per-mode Python work.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,9 @@ def forcing(s: int, dtype=torch.float64) -> torch.Tensor:
     return 0.1 * (torch.sin(TWO_PI * (X1 + X2)) + torch.cos(TWO_PI * (X1 + X2)))
 
 
-def grf(s: int, n: int, rng: np.random.Generator, alpha: float = 2.5, tau: float = 7.0,
-        variance: str = "original") -> np.ndarray:
+def grf(
+    s: int, n: int, rng: np.random.Generator, alpha: float = 2.5, tau: float = 7.0, variance: str = "original"
+) -> np.ndarray:
     """n periodic Gaussian random fields on an s x s grid (spec §4.2), float64 (n, s, s).
 
     A_k = s^2 sqrt(2) sigma lambda_k^(-alpha/2), lambda_k = 4 pi^2 |k|^2 + tau^2,
@@ -77,10 +79,15 @@ class Operators:
         f_h = torch.fft.rfft2(f.to(torch.float64)) if f is not None else torch.zeros_like(L, dtype=torch.complex128)
         cdt = torch.complex64 if dtype == torch.float32 else torch.complex128
         to = dict(device=device)
-        return cls(ik1=(1j * TWO_PI * K1).to(cdt).to(**to), nik1=(-1j * TWO_PI * K1).to(cdt).to(**to),
-                   ik2=(1j * TWO_PI * K2).to(cdt).to(**to),
-                   inv_L=(1 / L).to(dtype).to(**to), A=((1 - 0.5 * dt * nu * L) / den).to(dtype).to(**to),
-                   Bf=(dt * f_h / den).to(cdt).to(**to), Bm=(dt * mask / den).to(dtype).to(**to))
+        return cls(
+            ik1=(1j * TWO_PI * K1).to(cdt).to(**to),
+            nik1=(-1j * TWO_PI * K1).to(cdt).to(**to),
+            ik2=(1j * TWO_PI * K2).to(cdt).to(**to),
+            inv_L=(1 / L).to(dtype).to(**to),
+            A=((1 - 0.5 * dt * nu * L) / den).to(dtype).to(**to),
+            Bf=(dt * f_h / den).to(cdt).to(**to),
+            Bm=(dt * mask / den).to(dtype).to(**to),
+        )
 
 
 STACK_MAX_BATCH = 8  # up to this batch one stacked inverse transform is faster (CPU, measured)
@@ -113,8 +120,9 @@ def step_stacked(w_h: torch.Tensor, op: Operators, s: int) -> torch.Tensor:
     return torch.addcmul(torch.addcmul(op.Bf, op.A, w_h), op.Bm, F_h, value=-1)
 
 
-def simulate(w0: torch.Tensor, record_times, dt: float, nu: float = 1e-3, forced: bool = True,
-             on_step=None) -> torch.Tensor:
+def simulate(
+    w0: torch.Tensor, record_times, dt: float, nu: float = 1e-3, forced: bool = True, on_step=None
+) -> torch.Tensor:
     """Integrate the batch ``w0`` (B, s, s) and return w at ``record_times`` (B, R, s, s).
 
     Every record time must be a multiple of ``dt`` (t = 0 returns w0). ``on_step(n)`` is
@@ -150,5 +158,9 @@ def sample_ics(indices, seed: int, resolution: int, ic_resolution: int, variance
     if ic_resolution % resolution:
         raise ValueError(f"ic_resolution {ic_resolution} must be a multiple of resolution {resolution}")
     stride = ic_resolution // resolution
-    return np.stack([grf(ic_resolution, 1, np.random.default_rng([seed, int(i)]), variance=variance)[0]
-                     [::stride, ::stride] for i in indices])
+    return np.stack(
+        [
+            grf(ic_resolution, 1, np.random.default_rng([seed, int(i)]), variance=variance)[0][::stride, ::stride]
+            for i in indices
+        ]
+    )

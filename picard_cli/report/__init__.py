@@ -8,6 +8,7 @@ paper values, digits, baselines, ...) and places each record with ``row(cfg)`` /
 ``col(cfg)`` (or ``table_values(record, protocol)``). Std is the population std
 (ddof 0), as in the authors' notebooks (np.std).
 """
+
 from __future__ import annotations
 
 import math
@@ -70,8 +71,9 @@ def select_variant(exp, variants: dict, metric: str, select_on: str | None) -> t
         return sum(vals) / len(vals) if vals else -math.inf
 
     best = max(variants, key=lambda k: score(variants[k]))
-    rule = (f"{field_} chosen per cell from {len(variants)} values by mean "
-            + ("validation F1 over seeds" if on == "val" else "TEST F1 over seeds, as the authors (optimistic)"))
+    rule = f"{field_} chosen per cell from {len(variants)} values by mean " + (
+        "validation F1 over seeds" if on == "val" else "TEST F1 over seeds, as the authors (optimistic)"
+    )
     return best, f"{field_}={variants[best][0][0]['config'][field_]:g}", rule
 
 
@@ -101,30 +103,27 @@ def build(exp, records: list[dict], protocol: str | None = None, select_on: str 
     for r in records:
         for v in exp.table_values(r, protocol) + baseline_values(exp, r, baselines):
             by_cell.setdefault((v["row"], v["col"]), {}).setdefault(r["cell_key"], []).append((r, v))
-    table = Table(spec.title, list(spec.rows), list(spec.cols), paper=dict(spec.paper), protocol=protocol,
-                  digits=spec.digits, show_params=spec.show_params, quick_is_protocol=spec.quick_is_protocol,
-                  data=caption(records), higher_is_better=spec.higher_is_better)
+    table = Table(
+        spec.title,
+        list(spec.rows),
+        list(spec.cols),
+        paper=dict(spec.paper),
+        protocol=protocol,
+        digits=spec.digits,
+        show_params=spec.show_params,
+        quick_is_protocol=spec.quick_is_protocol,
+        data=caption(records),
+        higher_is_better=spec.higher_is_better,
+    )
     for rc, variants in by_cell.items():
         key, chosen, rule = select_variant(exp, variants, metric, select_on)
         runs = variants[key]
         table.selection = rule or table.selection
-        ok = [v["value"] * exp.table.metric_scale for r, v in runs
-              if r["status"] == "ok" and v["value"] is not None and math.isfinite(v["value"])]
-        missing = [v.get("note") or "not measured" for r, v in runs if r["status"] == "ok" and v["value"] is None]
-        c = Cell(n=len(ok), diverged=len(runs) - len(ok) - len(missing), variants=len(variants), cell_key=key,
-                 missing=len(missing), note=missing[0] if missing else "", chosen=chosen)
-        counts = sorted(r["extra"]["n_params"] for r, _ in runs if "n_params" in (r.get("extra") or {}))
-        c.params = counts[len(counts) // 2] if counts else None
-        c.by_seed = {r["config"].get("seed"): v["value"] * exp.table.metric_scale for r, v in runs
-                     if r["status"] == "ok" and v["value"] is not None and math.isfinite(v["value"])}
-        if ok:
-            c.mean = sum(ok) / len(ok)
-            c.std = math.sqrt(sum((v - c.mean) ** 2 for v in ok) / len(ok))
-            within = [v.get("std_within") for r, v in runs if r["status"] == "ok" and v["value"] is not None]
-            if len(ok) == 1 and within and within[0] is not None:
-                c.std, c.std_label = within[0] * exp.table.metric_scale, runs[0][1].get("std_label", "within run")
+        c = _cell(runs, spec.metric_scale, key, chosen, len(variants))
         table.ours[rc] = c
-        table.scales = sorted(set(table.scales) | {r["scale"] for r, _ in runs if r.get("scale")})  # older records: none
+        table.scales = sorted(
+            set(table.scales) | {r["scale"] for r, _ in runs if r.get("scale")}
+        )  # older records: none
         for extra in (rc[0],) if rc[0] not in table.rows else ():
             table.rows.append(extra)
         if rc[1] not in table.cols:
@@ -136,6 +135,36 @@ def build(exp, records: list[dict], protocol: str | None = None, select_on: str 
     return table
 
 
+def _cell(runs: list, scale: float, key: str, chosen: str, n_variants: int) -> Cell:
+    """One table cell from its runs' (record, entry) pairs: mean ± population std of the finite values
+    of ok runs (x ``scale``), diverged and not-measured counts, the median parameter count."""
+
+    def finite(r, v):
+        return r["status"] == "ok" and v["value"] is not None and math.isfinite(v["value"])
+
+    ok = [v["value"] * scale for r, v in runs if finite(r, v)]
+    missing = [v.get("note") or "not measured" for r, v in runs if r["status"] == "ok" and v["value"] is None]
+    c = Cell(
+        n=len(ok),
+        diverged=len(runs) - len(ok) - len(missing),
+        variants=n_variants,
+        cell_key=key,
+        missing=len(missing),
+        note=missing[0] if missing else "",
+        chosen=chosen,
+    )
+    counts = sorted(r["extra"]["n_params"] for r, _ in runs if "n_params" in (r.get("extra") or {}))
+    c.params = counts[len(counts) // 2] if counts else None
+    c.by_seed = {r["config"].get("seed"): v["value"] * scale for r, v in runs if finite(r, v)}
+    if ok:
+        c.mean = sum(ok) / len(ok)
+        c.std = math.sqrt(sum((v - c.mean) ** 2 for v in ok) / len(ok))
+        within = [v.get("std_within") for r, v in runs if r["status"] == "ok" and v["value"] is not None]
+        if len(ok) == 1 and within and within[0] is not None:
+            c.std, c.std_label = within[0] * scale, runs[0][1].get("std_label", "within run")
+    return c
+
+
 def baseline_values(exp, record: dict, baselines: dict) -> list[dict]:
     """Entries of the predictors that learn nothing (``exp.table.baselines``: metric -> row label), in
     the column of the record that measured them on its own test set: the same number in every
@@ -145,8 +174,24 @@ def baseline_values(exp, record: dict, baselines: dict) -> list[dict]:
 
 
 # Two-sided 95% Student t quantiles t_{0.975, df} (df = pairs - 1), from the t distribution's tables.
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-         12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
+_T975 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    12: 2.179,
+    15: 2.131,
+    20: 2.086,
+    30: 2.042,
+    60: 2.000,
+    120: 1.980,
+}
 
 
 def t975(df: int) -> float:
@@ -176,8 +221,13 @@ def interval(d: list[float], higher_is_better: bool = False) -> dict:
     """Mean, 95% t-interval and verdict of paired differences ``d`` (see paired_differences)."""
     n = len(d)
     if n < 2:
-        return {"n": n, "mean": d[0] if d else math.nan, "lo": math.nan, "hi": math.nan,
-                "verdict": "no verdict (fewer than 2 paired seeds)"}
+        return {
+            "n": n,
+            "mean": d[0] if d else math.nan,
+            "lo": math.nan,
+            "hi": math.nan,
+            "verdict": "no verdict (fewer than 2 paired seeds)",
+        }
     m = sum(d) / n
     half = t975(n - 1) * math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1) / n)
     lo, hi = m - half, m + half
@@ -193,8 +243,11 @@ def subtitle(t: Table) -> str:
     scales = ", ".join(t.scales)
     warn = ""
     if "quick" in t.scales:
-        warn = (" (quick = the paper's protocol with fewer runs)" if t.quick_is_protocol
-                else " -- QUICK-SCALE numbers: a smoke run, not the paper protocol")
+        warn = (
+            " (quick = the paper's protocol with fewer runs)"
+            if t.quick_is_protocol
+            else " -- QUICK-SCALE numbers: a smoke run, not the paper protocol"
+        )
     return f"protocol: {t.protocol}; scale: {scales}{warn}{data}"
 
 
@@ -240,8 +293,11 @@ def render_terminal(t: Table, console) -> None:
         rt.add_column(c, justify="center")
     for r in _shown_rows(t):
         ref = t.paper and r not in t.baseline_rows
-        cells = [escape(fmt_ours(t.ours.get((r, c)), t.digits, t.show_params and r not in t.baseline_rows))
-                 + (f"\n[dim]paper {fmt_paper(t.paper.get((r, c)), t.digits)}[/dim]" if ref else "") for c in cols]
+        cells = [
+            escape(fmt_ours(t.ours.get((r, c)), t.digits, t.show_params and r not in t.baseline_rows))
+            + (f"\n[dim]paper {fmt_paper(t.paper.get((r, c)), t.digits)}[/dim]" if ref else "")
+            for c in cols
+        ]
         rt.add_row(escape(r), *cells)
     console.print(rt)
     if t.paired:
@@ -260,29 +316,50 @@ def to_frame(t: Table):
     for r in _shown_rows(t):
         for c in t.cols:
             o, p = t.ours.get((r, c)), t.paper.get((r, c))
-            rows.append({"model": r, "dataset": c, "protocol": t.protocol, "scales": ",".join(t.scales), "data": t.data,
-                         "ours_mean": o.mean if o else math.nan, "ours_std": o.std if o else math.nan,
-                         "n": o.n if o else 0, "diverged": o.diverged if o else 0,
-                         "paper_mean": p[0] if p else math.nan, "paper_std": p[1] if p else math.nan,
-                         "params": o.params if o else None, "cell_key": o.cell_key if o else ""})
+            rows.append(
+                {
+                    "model": r,
+                    "dataset": c,
+                    "protocol": t.protocol,
+                    "scales": ",".join(t.scales),
+                    "data": t.data,
+                    "ours_mean": o.mean if o else math.nan,
+                    "ours_std": o.std if o else math.nan,
+                    "n": o.n if o else 0,
+                    "diverged": o.diverged if o else 0,
+                    "paper_mean": p[0] if p else math.nan,
+                    "paper_std": p[1] if p else math.nan,
+                    "params": o.params if o else None,
+                    "cell_key": o.cell_key if o else "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def to_markdown(t: Table) -> str:
     ref = "paper: reference values" if t.paper else "the paper gives no numbers for this table"
-    lines = [f"**{t.title}** ({subtitle(t)}; ours: mean ± std over n runs; {ref})", "",
-             "| model | " + " | ".join(t.cols) + " |", "|---" * (len(t.cols) + 1) + "|"]
+    lines = [
+        f"**{t.title}** ({subtitle(t)}; ours: mean ± std over n runs; {ref})",
+        "",
+        "| model | " + " | ".join(t.cols) + " |",
+        "|---" * (len(t.cols) + 1) + "|",
+    ]
     for r in _shown_rows(t):
         ref = t.paper and r not in t.baseline_rows
-        cells = [fmt_ours(t.ours.get((r, c)), t.digits, t.show_params and r not in t.baseline_rows)
-                 + (f"<br>paper {fmt_paper(t.paper.get((r, c)), t.digits)}" if ref else "") for c in t.cols]
+        cells = [
+            fmt_ours(t.ours.get((r, c)), t.digits, t.show_params and r not in t.baseline_rows)
+            + (f"<br>paper {fmt_paper(t.paper.get((r, c)), t.digits)}" if ref else "")
+            for c in t.cols
+        ]
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n" + (paired_markdown(t) if t.paired else "")
 
 
-PAIRED_NOTE = ("paired over seeds (same seed: same initialisation, data order and masks); 95% t-interval "
-               "mean ± t(0.975, n-1) s/sqrt(n); verdict at this scale: better / worse when the interval "
-               "excludes 0, else no detectable difference")
+PAIRED_NOTE = (
+    "paired over seeds (same seed: same initialisation, data order and masks); 95% t-interval "
+    "mean ± t(0.975, n-1) s/sqrt(n); verdict at this scale: better / worse when the interval "
+    "excludes 0, else no detectable difference"
+)
 
 
 def fmt_diff(p: dict, digits: int) -> str:
@@ -304,18 +381,30 @@ def render_paired(t: Table, console) -> None:
 
 
 def paired_markdown(t: Table) -> str:
-    lines = ["", f"Difference to the first column ({PAIRED_NOTE}):", "",
-             "| model | column | minus | mean [95% CI] (pairs) | verdict |", "|---|---|---|---|---|"]
-    lines += [f"| {p['row']} | {p['col']} | {p['vs']} | {fmt_diff(p, t.digits + 1)} | {p['verdict']} |"
-              for p in t.paired]
+    lines = [
+        "",
+        f"Difference to the first column ({PAIRED_NOTE}):",
+        "",
+        "| model | column | minus | mean [95% CI] (pairs) | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {p['row']} | {p['col']} | {p['vs']} | {fmt_diff(p, t.digits + 1)} | {p['verdict']} |" for p in t.paired
+    ]
     return "\n".join(lines) + "\n"
 
 
 def to_latex(t: Table) -> str:
     def esc(s):
         return s.replace("%", r"\%").replace("±", r"$\pm$")
-    lines = [f"% {t.title} ({subtitle(t)})", r"\begin{tabular}{l" + "c" * len(t.cols) + "}", r"\toprule",
-             "Model & " + " & ".join(esc(c) for c in t.cols) + r" \\", r"\midrule"]
+
+    lines = [
+        f"% {t.title} ({subtitle(t)})",
+        r"\begin{tabular}{l" + "c" * len(t.cols) + "}",
+        r"\toprule",
+        "Model & " + " & ".join(esc(c) for c in t.cols) + r" \\",
+        r"\midrule",
+    ]
     for r in _shown_rows(t):
         ours = [esc(fmt_ours(t.ours.get((r, c)), t.digits, t.show_params and r not in t.baseline_rows)) for c in t.cols]
         paper = [esc("paper " + fmt_paper(t.paper.get((r, c)), t.digits)) for c in t.cols]
@@ -375,8 +464,16 @@ def curve_frame(exp, records: list[dict]):
         for j, k in enumerate(ks):
             vals = [c[j] * exp.table.metric_scale for c in curves]
             m = sum(vals) / len(vals)
-            rows.append({"row": row, "cell": f"{row} / {col}", "k": k, "mean": m, "n": len(vals),
-                         "std": math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))})
+            rows.append(
+                {
+                    "row": row,
+                    "cell": f"{row} / {col}",
+                    "k": k,
+                    "mean": m,
+                    "n": len(vals),
+                    "std": math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -391,7 +488,9 @@ def _plot_curves(exp, frame, png: Path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for ax, row in zip(axes[0], panels):
         for label, part in frame[frame["row"] == row].groupby("cell", sort=False):
-            ax.plot(part["k"], part["mean"], marker="o", ms=3, label=f"{label.split(' / ')[-1]} (n={part['n'].iloc[0]})")
+            ax.plot(
+                part["k"], part["mean"], marker="o", ms=3, label=f"{label.split(' / ')[-1]} (n={part['n'].iloc[0]})"
+            )
             ax.fill_between(part["k"], part["mean"] - part["std"], part["mean"] + part["std"], alpha=0.2)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("iterations k at evaluation (trained with N_iter)")
@@ -412,8 +511,11 @@ def _toolkit_label(cfg: dict) -> str:
     """The non-default fixed-point fields of a config, e.g. ``jac_reg=10, forcing=input``."""
     from ..fixedpoint.fields import _fields
 
-    parts = [f"{name}={cfg[name]}" for name, (_, f) in _fields().items()
-             if name not in _TOOLKIT_QUIET and name in cfg and cfg[name] != f.default]
+    parts = [
+        f"{name}={cfg[name]}"
+        for name, (_, f) in _fields().items()
+        if name not in _TOOLKIT_QUIET and name in cfg and cfg[name] != f.default
+    ]
     return ", ".join(parts)
 
 
@@ -434,10 +536,17 @@ def convergence_rows(exp, records: list[dict]) -> tuple[list[dict], list[dict]]:
         cfg = r["config"]
         tk = _toolkit_label(cfg)
         label = f"{exp.row(cfg)} / {exp.col(cfg)}" + (f" [{tk}]" if tk else "")
-        row = {"group": label, "seed": r["seed"], "contraction": fp["contraction"],
-               "lipschitz_bound": fp["lipschitz_bound"], "spectral_radius": fp["spectral_radius"],
-               "spectral_radius_damped": fp["spectral_radius_damped"], "ratio_tail_max": fp["ratio_tail_max"],
-               "metric_name": fp.get("metric_name", "metric"), "cell_key": r["cell_key"]}
+        row = {
+            "group": label,
+            "seed": r["seed"],
+            "contraction": fp["contraction"],
+            "lipschitz_bound": fp["lipschitz_bound"],
+            "spectral_radius": fp["spectral_radius"],
+            "spectral_radius_damped": fp["spectral_radius_damped"],
+            "ratio_tail_max": fp["ratio_tail_max"],
+            "metric_name": fp.get("metric_name", "metric"),
+            "cell_key": r["cell_key"],
+        }
         for method, d in fp["methods"].items():
             for tol, k in d["stops"].items():
                 row[f"{method}_evals@{tol}"] = k
@@ -449,29 +558,64 @@ def convergence_rows(exp, records: list[dict]) -> tuple[list[dict], list[dict]]:
         row["_fp"] = fp
         runs.append(row)
         groups.setdefault(label, []).append(row)
-    out = []
-    for label, rows in groups.items():
-        def mean(vals):
-            return (sum(vals) / len(vals)) if vals else None
-        def vals(key):
-            return [x[key] for x in rows if x.get(key) is not None and math.isfinite(x[key])]
-        g = {"group": label, "n": len(rows), "metric_name": rows[0]["metric_name"],
-             "certified": sum(x["contraction"] == "certified" for x in rows),
-             "empirical": sum(x["contraction"] == "empirical" for x in rows),
-             "neither": sum(x["contraction"] == "neither" for x in rows),
-             "lipschitz_bound": mean(vals("lipschitz_bound")), "spectral_radius": mean(vals("spectral_radius")),
-             "spectral_radius_damped": mean(vals("spectral_radius_damped"))}
-        for tol in ("1e-02", "1e-04", "1e-06"):
-            for method in ("picard", "anderson"):
-                ks = vals(f"{method}_evals@{tol}")
-                g[f"{method}@{tol}"] = mean(ks)
-                g[f"{method}_reached@{tol}"] = len(ks)
-                g[f"{method}_metric@{tol}"] = mean(vals(f"{method}_{g['metric_name']}@{tol}"))
-            both = [x["picard_evals@" + tol] / x["anderson_evals@" + tol] for x in rows
-                    if x.get("picard_evals@" + tol) and x.get("anderson_evals@" + tol)]
-            g[f"ratio@{tol}"] = mean(both)
-        out.append(g)
-    return runs, out
+    return runs, [_convergence_group(label, rows) for label, rows in groups.items()]
+
+
+def _convergence_group(label: str, rows: list[dict]) -> dict:
+    """One group's row: contraction counts, mean certificates, and per tolerance and method the mean
+    evaluations to reach it (over the runs that did), how many did, the metric there, the speed-up."""
+
+    def mean(vals):
+        return (sum(vals) / len(vals)) if vals else None
+
+    def vals(key):
+        return [x[key] for x in rows if x.get(key) is not None and math.isfinite(x[key])]
+
+    g = {
+        "group": label,
+        "n": len(rows),
+        "metric_name": rows[0]["metric_name"],
+        "certified": sum(x["contraction"] == "certified" for x in rows),
+        "empirical": sum(x["contraction"] == "empirical" for x in rows),
+        "neither": sum(x["contraction"] == "neither" for x in rows),
+        "lipschitz_bound": mean(vals("lipschitz_bound")),
+        "spectral_radius": mean(vals("spectral_radius")),
+        "spectral_radius_damped": mean(vals("spectral_radius_damped")),
+    }
+    for tol in ("1e-02", "1e-04", "1e-06"):
+        for method in ("picard", "anderson"):
+            ks = vals(f"{method}_evals@{tol}")
+            g[f"{method}@{tol}"] = mean(ks)
+            g[f"{method}_reached@{tol}"] = len(ks)
+            g[f"{method}_metric@{tol}"] = mean(vals(f"{method}_{g['metric_name']}@{tol}"))
+        both = [
+            x["picard_evals@" + tol] / x["anderson_evals@" + tol]
+            for x in rows
+            if x.get("picard_evals@" + tol) and x.get("anderson_evals@" + tol)
+        ]
+        g[f"ratio@{tol}"] = mean(both)
+    return g
+
+
+def _per_run_table(runs: list[dict]):
+    """Per run: the contraction class and its certificates."""
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    pr = RichTable(title="per run: is the operator contractive?")
+    for col in ("cell", "seed", "contraction", "Lipschitz bound", "rho(J)", "rho(damped)", "max tail ratio"):
+        pr.add_column(col)
+    for x in runs:
+        pr.add_row(
+            escape(x["group"]),
+            str(x["seed"]),
+            x["contraction"],
+            _fmt(x["lipschitz_bound"]),
+            _fmt(x["spectral_radius"]),
+            _fmt(x["spectral_radius_damped"]),
+            _fmt(x["ratio_tail_max"]),
+        )
+    return pr
 
 
 def render_convergence(exp, records: list[dict], console) -> list[dict]:
@@ -483,30 +627,45 @@ def render_convergence(exp, records: list[dict], console) -> list[dict]:
     runs, groups = convergence_rows(exp, records)
     if not runs:
         return groups
-    t = RichTable(title=f"{exp.name}: fixed-point convergence (operator evaluations to a relative-residual "
-                        f"tolerance; metric at that point; mean over runs)", show_lines=True)
-    for col in ("cell", "n", "certified / empirical / neither", "rho(J) | rho(damped)", "Lipschitz bound",
-                "tol 1e-2: picard | anderson", "tol 1e-4: picard | anderson (ratio)", "metric @1e-4: picard | anderson"):
+    t = RichTable(
+        title=f"{exp.name}: fixed-point convergence (operator evaluations to a relative-residual "
+        f"tolerance; metric at that point; mean over runs)",
+        show_lines=True,
+    )
+    for col in (
+        "cell",
+        "n",
+        "certified / empirical / neither",
+        "rho(J) | rho(damped)",
+        "Lipschitz bound",
+        "tol 1e-2: picard | anderson",
+        "tol 1e-4: picard | anderson (ratio)",
+        "metric @1e-4: picard | anderson",
+    ):
         t.add_column(col)
     for g in groups:
+
         def reach(m, tol):
-            return (f"{_fmt(g[f'{m}@{tol}'])}" + (
-            f" ({g[f'{m}_reached@{tol}']}/{g['n']})" if g[f"{m}_reached@{tol}"] < g["n"] else ""))
-        t.add_row(escape(g["group"]), str(g["n"]), f"{g['certified']} / {g['empirical']} / {g['neither']}",
-                  f"{_fmt(g['spectral_radius'])} | {_fmt(g['spectral_radius_damped'])}", _fmt(g["lipschitz_bound"]),
-                  f"{reach('picard', '1e-02')} | {reach('anderson', '1e-02')}",
-                  f"{reach('picard', '1e-04')} | {reach('anderson', '1e-04')} ({_fmt(g['ratio@1e-04'])}x)",
-                  f"{_fmt(g['picard_metric@1e-04'], 4)} | {_fmt(g['anderson_metric@1e-04'], 4)} ({g['metric_name']})")
+            return f"{_fmt(g[f'{m}@{tol}'])}" + (
+                f" ({g[f'{m}_reached@{tol}']}/{g['n']})" if g[f"{m}_reached@{tol}"] < g["n"] else ""
+            )
+
+        t.add_row(
+            escape(g["group"]),
+            str(g["n"]),
+            f"{g['certified']} / {g['empirical']} / {g['neither']}",
+            f"{_fmt(g['spectral_radius'])} | {_fmt(g['spectral_radius_damped'])}",
+            _fmt(g["lipschitz_bound"]),
+            f"{reach('picard', '1e-02')} | {reach('anderson', '1e-02')}",
+            f"{reach('picard', '1e-04')} | {reach('anderson', '1e-04')} ({_fmt(g['ratio@1e-04'])}x)",
+            f"{_fmt(g['picard_metric@1e-04'], 4)} | {_fmt(g['anderson_metric@1e-04'], 4)} ({g['metric_name']})",
+        )
     console.print(t)
-    pr = RichTable(title="per run: is the operator contractive?")
-    for col in ("cell", "seed", "contraction", "Lipschitz bound", "rho(J)", "rho(damped)", "max tail ratio"):
-        pr.add_column(col)
-    for x in runs:
-        pr.add_row(escape(x["group"]), str(x["seed"]), x["contraction"], _fmt(x["lipschitz_bound"]),
-                   _fmt(x["spectral_radius"]), _fmt(x["spectral_radius_damped"]), _fmt(x["ratio_tail_max"]))
-    console.print(pr)
-    console.print("[dim]certified: a-priori Lipschitz bound < 1; empirical: Picard contraction ratios < 1 "
-                  "(second half of the diagnostic solve); '-': not reached within diag_iters / no bound.[/dim]")
+    console.print(_per_run_table(runs))
+    console.print(
+        "[dim]certified: a-priori Lipschitz bound < 1; empirical: Picard contraction ratios < 1 "
+        "(second half of the diagnostic solve); '-': not reached within diag_iters / no bound.[/dim]"
+    )
     return groups
 
 
@@ -528,25 +687,40 @@ def write_convergence(exp, records: list[dict], root: Path, stem: str) -> list[P
 
 def _convergence_markdown(exp, runs: list[dict], groups: list[dict]) -> str:
     """The per-group and per-run tables of :func:`write_convergence` as Markdown."""
-    lines = [f"**{exp.name}: fixed-point convergence** (operator evaluations until the relative residual "
-             f"||T(x)+f-x|| / ||T(x)+f|| <= tol; mean over runs; `(r/n)`: runs that reached it)", "",
-             "| cell | n | certified / empirical / neither | rho(J) | rho(damped) | Lipschitz bound | "
-             "evals @1e-2 picard / anderson | evals @1e-4 picard / anderson | ratio @1e-4 | metric @1e-4 picard / anderson |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"**{exp.name}: fixed-point convergence** (operator evaluations until the relative residual "
+        f"||T(x)+f-x|| / ||T(x)+f|| <= tol; mean over runs; `(r/n)`: runs that reached it)",
+        "",
+        "| cell | n | certified / empirical / neither | rho(J) | rho(damped) | Lipschitz bound | "
+        "evals @1e-2 picard / anderson | evals @1e-4 picard / anderson | ratio @1e-4 | "
+        "metric @1e-4 picard / anderson |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for g in groups:
+
         def ev(tol):
-            return (" / ".join(
-            _fmt(g[f"{m}@{tol}"]) + (f" ({g[f'{m}_reached@{tol}']}/{g['n']})" if g[f"{m}_reached@{tol}"] < g["n"] else "")
-            for m in ("picard", "anderson")))
-        lines.append(f"| {g['group']} | {g['n']} | {g['certified']} / {g['empirical']} / {g['neither']} | "
-                     f"{_fmt(g['spectral_radius'])} | {_fmt(g['spectral_radius_damped'])} | {_fmt(g['lipschitz_bound'])} | "
-                     f"{ev('1e-02')} | {ev('1e-04')} | {_fmt(g['ratio@1e-04'])} | "
-                     f"{_fmt(g['picard_metric@1e-04'], 4)} / {_fmt(g['anderson_metric@1e-04'], 4)} ({g['metric_name']}) |")
-    lines += ["", "| cell | seed | contraction | Lipschitz bound | rho(J) | rho(damped) | max tail ratio |",
-              "|---|---|---|---|---|---|---|"]
+            return " / ".join(
+                _fmt(g[f"{m}@{tol}"])
+                + (f" ({g[f'{m}_reached@{tol}']}/{g['n']})" if g[f"{m}_reached@{tol}"] < g["n"] else "")
+                for m in ("picard", "anderson")
+            )
+
+        lines.append(
+            f"| {g['group']} | {g['n']} | {g['certified']} / {g['empirical']} / {g['neither']} | "
+            f"{_fmt(g['spectral_radius'])} | {_fmt(g['spectral_radius_damped'])} | {_fmt(g['lipschitz_bound'])} | "
+            f"{ev('1e-02')} | {ev('1e-04')} | {_fmt(g['ratio@1e-04'])} | "
+            f"{_fmt(g['picard_metric@1e-04'], 4)} / {_fmt(g['anderson_metric@1e-04'], 4)} ({g['metric_name']}) |"
+        )
+    lines += [
+        "",
+        "| cell | seed | contraction | Lipschitz bound | rho(J) | rho(damped) | max tail ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for x in runs:
-        lines.append(f"| {x['group']} | {x['seed']} | {x['contraction']} | {_fmt(x['lipschitz_bound'])} | "
-                     f"{_fmt(x['spectral_radius'])} | {_fmt(x['spectral_radius_damped'])} | {_fmt(x['ratio_tail_max'])} |")
+        lines.append(
+            f"| {x['group']} | {x['seed']} | {x['contraction']} | {_fmt(x['lipschitz_bound'])} | "
+            f"{_fmt(x['spectral_radius'])} | {_fmt(x['spectral_radius_damped'])} | {_fmt(x['ratio_tail_max'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -569,6 +743,7 @@ def _convergence_figure(exp, runs: list[dict], png: Path) -> None:
             if not traces:
                 continue
             n = min(len(tr) for tr in traces)
+
             def geo_mean(vals):  # geometric mean over the runs still finite at this k (a gap when none)
                 ok = [min(max(v, 1e-30), 1e30) for v in vals if isinstance(v, (int, float)) and math.isfinite(v)]
                 return math.exp(sum(math.log(v) for v in ok) / len(ok)) if ok else float("nan")
@@ -578,8 +753,13 @@ def _convergence_figure(exp, runs: list[dict], png: Path) -> None:
             mets = [fp["methods"][method].get("metric") for fp in fps if fp["methods"][method].get("metric")]
             if mets:
                 n = min(len(m) for m in mets)
-                ax2.plot(range(n), [sum(m[k] for m in mets) / len(mets) * exp.table.metric_scale for k in range(n)], style,
-                         color=color, label=f"{label} {method}")
+                ax2.plot(
+                    range(n),
+                    [sum(m[k] for m in mets) / len(mets) * exp.table.metric_scale for k in range(n)],
+                    style,
+                    color=color,
+                    label=f"{label} {method}",
+                )
     ax1.set_xlabel("iteration k")
     ax1.set_ylabel("relative residual ||T(x_k)+f-x_k|| / ||T(x_k)+f||")
     ax2.set_xlabel("iteration k")

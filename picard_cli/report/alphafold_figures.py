@@ -12,6 +12,7 @@ ddpm-fid-alphafold §4.1 for the per-target min-max normalisation).
 
 Synthetic runs get "SYNTHETIC" in every title and file name.
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,8 +34,7 @@ def select(records: list[dict]) -> dict[str, list[dict]]:
             continue
         body = json.dumps({k: v for k, v in r["config"].items() if k != "seed"}, sort_keys=True)
         by.setdefault(r["config"]["source"], {}).setdefault(body, []).append(r)
-    return {src: max(fams.values(), key=lambda rs: max(x.get("started", "") for x in rs))
-            for src, fams in by.items()}
+    return {src: max(fams.values(), key=lambda rs: max(x.get("started", "") for x in rs)) for src, fams in by.items()}
 
 
 def pooled(runs: list[dict]) -> dict[str, dict]:
@@ -81,8 +81,10 @@ def _label(src: str, runs: list[dict]) -> tuple[str, str]:
     cfg = runs[0]["config"]
     scales = sorted({r.get("scale") or "?" for r in runs})
     n_traj = cfg["num_models"] * cfg["num_seeds"]
-    note = (f"{cfg['model_type']}, recycles 0-{cfg['num_recycle']}, {cfg['num_models']} models x "
-            f"{cfg['num_seeds']} seeds (= {n_traj} per target), {len(runs)} run(s), scale {', '.join(scales)}")
+    note = (
+        f"{cfg['model_type']}, recycles 0-{cfg['num_recycle']}, {cfg['num_models']} models x "
+        f"{cfg['num_seeds']} seeds (= {n_traj} per target), {len(runs)} run(s), scale {', '.join(scales)}"
+    )
     if src == "synthetic":
         return "SYNTHETIC (perturbed natives, NOT AlphaFold)", note
     if src == "predictions":
@@ -126,7 +128,7 @@ def _matrix(tgt: dict, ids: list, m: str, R: int):
     A = np.full((len(ids), R), np.nan)
     for i, t in enumerate(ids):
         c = tgt[t][m]["mean"]
-        A[i, :len(c)] = [np.nan if v is None else v for v in c]
+        A[i, : len(c)] = [np.nan if v is None else v for v in c]
     return A * SCALE[m]
 
 
@@ -148,8 +150,17 @@ def _fig3(tgt: dict, ids: list, src: str, prefix: str, note: str):
             sem = np.nanstd(A, 0) / np.sqrt(np.maximum(n, 1))
             ax.plot(x, mean, style, ms=3, label=f"{ROW_NAMES[m]} (n={int(n.max())} targets)")
             ax.fill_between(x, mean - sem, mean + sem, alpha=0.2)
-            rows_csv += [{"source": src, "metric": m, "recycle": int(r), "mean_over_targets": float(mean[r]),
-                          "sem": float(sem[r]), "n_targets": int(n[r])} for r in range(R)]
+            rows_csv += [
+                {
+                    "source": src,
+                    "metric": m,
+                    "recycle": int(r),
+                    "mean_over_targets": float(mean[r]),
+                    "sem": float(sem[r]),
+                    "n_targets": int(n[r]),
+                }
+                for r in range(R)
+            ]
         ax.set_xlabel("recycles")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
@@ -180,21 +191,34 @@ def _fig_normalised(tgt: dict, ids: list, m: str, conv: dict, fig_no: int, prefi
         y = np.array([np.nan if a is None else a for a in v])
         curves.append(y)
         bad = not conv[t]["converged"]
-        ax.plot(np.arange(len(y)), y, "--" if bad else "-", color=cmap(i % 20), lw=1.0 if bad else 0.8,
-                alpha=0.9 if bad else 0.6, label=f"{t}{' (not converged)' if bad else ''}")
+        ax.plot(
+            np.arange(len(y)),
+            y,
+            "--" if bad else "-",
+            color=cmap(i % 20),
+            lw=1.0 if bad else 0.8,
+            alpha=0.9 if bad else 0.6,
+            label=f"{t}{' (not converged)' if bad else ''}",
+        )
     if curves:
         Y = np.full((len(curves), R), np.nan)
         for i, y in enumerate(curves):
-            Y[i, :len(y)] = y
+            Y[i, : len(y)] = y
         ax.plot(np.arange(R), np.nanmean(Y, 0), "k-", lw=2.5, label="mean over targets")
-    what = ("1 = the target's best (highest) GDT_TS structure" if m == "gdt_ts"
-            else "0 = the target's lowest (best) RMSD; lower is better")
+    what = (
+        "1 = the target's best (highest) GDT_TS structure"
+        if m == "gdt_ts"
+        else "0 = the target's lowest (best) RMSD; lower is better"
+    )
     ax.set_xlabel("recycles")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"normalised {ROW_NAMES[m]} (per target: (s - min) / (max - min))")
     nbad = sum(not v["converged"] for v in conv.values())
-    ax.set_title(f"Fig. {fig_no} - {prefix}: per-target {ROW_NAMES[m]}\n{what}; dashed: not converged "
-                 f"({nbad} of {len(ids)}); max = min, left out: {len(flat)}\n{note}", fontsize=8)
+    ax.set_title(
+        f"Fig. {fig_no} - {prefix}: per-target {ROW_NAMES[m]}\n{what}; dashed: not converged "
+        f"({nbad} of {len(ids)}); max = min, left out: {len(flat)}\n{note}",
+        fontsize=8,
+    )
     ax.legend(fontsize=5, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
@@ -207,9 +231,18 @@ def _per_target_rows(tgt: dict, ids: list, src: str) -> list[dict]:
         for m in ROW_NAMES:
             nv = normalised(tgt[t][m]["mean"], tgt[t][m]["min"], tgt[t][m]["max"])
             for r, v in enumerate(tgt[t][m]["mean"]):
-                out.append({"source": src, "target": t, "metric": m, "recycle": r, "mean": v,
-                            "normalised": None if nv is None else nv[r],
-                            "min_all": tgt[t][m]["min"], "max_all": tgt[t][m]["max"]})
+                out.append(
+                    {
+                        "source": src,
+                        "target": t,
+                        "metric": m,
+                        "recycle": r,
+                        "mean": v,
+                        "normalised": None if nv is None else nv[r],
+                        "min_all": tgt[t][m]["min"],
+                        "max_all": tgt[t][m]["max"],
+                    }
+                )
     return out
 
 
@@ -217,30 +250,46 @@ def _table(root, tag, src, prefix, note, ids, tgt, conv, cfg) -> list[Path]:
     rows = []
     for t in ids:
         g, r = conv["gdt_ts"][t], conv["rmsd"][t]
-        rows.append({"target": t, "length": tgt[t]["length"],
-                     "gdt_ts_r0": _fmt(tgt[t]["gdt_ts"]["mean"][0], 100), "gdt_ts_best_earlier": _fmt(g["best_earlier"], 100),
-                     "gdt_ts_best_recycle": g["best_recycle"], "gdt_ts_final": _fmt(g["final"], 100),
-                     "gdt_ts_converged": g["converged"],
-                     "rmsd_r0": _fmt(tgt[t]["rmsd"]["mean"][0]), "rmsd_best_earlier": _fmt(r["best_earlier"]),
-                     "rmsd_best_recycle": r["best_recycle"], "rmsd_final": _fmt(r["final"]),
-                     "rmsd_converged": r["converged"]})
+        rows.append(
+            {
+                "target": t,
+                "length": tgt[t]["length"],
+                "gdt_ts_r0": _fmt(tgt[t]["gdt_ts"]["mean"][0], 100),
+                "gdt_ts_best_earlier": _fmt(g["best_earlier"], 100),
+                "gdt_ts_best_recycle": g["best_recycle"],
+                "gdt_ts_final": _fmt(g["final"], 100),
+                "gdt_ts_converged": g["converged"],
+                "rmsd_r0": _fmt(tgt[t]["rmsd"]["mean"][0]),
+                "rmsd_best_earlier": _fmt(r["best_earlier"]),
+                "rmsd_best_recycle": r["best_recycle"],
+                "rmsd_final": _fmt(r["final"]),
+                "rmsd_converged": r["converged"],
+            }
+        )
     csv_path = _csv(root / f"{STEM}_nonconverged_{tag}.csv", rows)
     last = cfg["num_recycle"]
     bad_g = [x for x in rows if not x["gdt_ts_converged"]]
     bad_r = [x for x in rows if not x["rmsd_converged"]]
-    lines = [f"**Targets that did not converge - {prefix}** ({note})", "",
-             f"A target did not converge when the mean (over models x seeds) at recycle {last} is worse than the "
-             f"best earlier recycle (tolerance {cfg['tol_gdt']} GDT points, {cfg['tol_rmsd']} Å). "
-             f"GDT_TS: {len(bad_g)} of {len(rows)} targets; RMSD: {len(bad_r)} of {len(rows)}.", "",
-             "| target | L | GDT_TS r0 | best earlier (recycle) | GDT_TS final | converged | RMSD r0 | "
-             "best earlier (recycle) | RMSD final | converged |", "|---" * 10 + "|"]
+    lines = [
+        f"**Targets that did not converge - {prefix}** ({note})",
+        "",
+        f"A target did not converge when the mean (over models x seeds) at recycle {last} is worse than the "
+        f"best earlier recycle (tolerance {cfg['tol_gdt']} GDT points, {cfg['tol_rmsd']} Å). "
+        f"GDT_TS: {len(bad_g)} of {len(rows)} targets; RMSD: {len(bad_r)} of {len(rows)}.",
+        "",
+        "| target | L | GDT_TS r0 | best earlier (recycle) | GDT_TS final | converged | RMSD r0 | "
+        "best earlier (recycle) | RMSD final | converged |",
+        "|---" * 10 + "|",
+    ]
     for x in rows:
         if x["gdt_ts_converged"] and x["rmsd_converged"]:
             continue
-        lines.append(f"| {x['target']} | {x['length']} | {x['gdt_ts_r0']} | {x['gdt_ts_best_earlier']} "
-                     f"({x['gdt_ts_best_recycle']}) | {x['gdt_ts_final']} | {'yes' if x['gdt_ts_converged'] else 'NO'} | "
-                     f"{x['rmsd_r0']} | {x['rmsd_best_earlier']} ({x['rmsd_best_recycle']}) | {x['rmsd_final']} | "
-                     f"{'yes' if x['rmsd_converged'] else 'NO'} |")
+        lines.append(
+            f"| {x['target']} | {x['length']} | {x['gdt_ts_r0']} | {x['gdt_ts_best_earlier']} "
+            f"({x['gdt_ts_best_recycle']}) | {x['gdt_ts_final']} | {'yes' if x['gdt_ts_converged'] else 'NO'} | "
+            f"{x['rmsd_r0']} | {x['rmsd_best_earlier']} ({x['rmsd_best_recycle']}) | {x['rmsd_final']} | "
+            f"{'yes' if x['rmsd_converged'] else 'NO'} |"
+        )
     if not bad_g and not bad_r:
         lines.append("| (every target converged) |" + " |" * 9)
     md = root / f"{STEM}_nonconverged_{tag}.md"

@@ -4,6 +4,7 @@ from the records of ``results/ddpm.jsonl`` and the sample grids saved in each ru
 Which runs: records are grouped by their config without ``timesteps`` and ``seed`` (one "sweep");
 the sweep with the most distinct T is drawn (ties: the newest), one run per T (the newest).
 """
+
 from __future__ import annotations
 
 import csv
@@ -75,7 +76,7 @@ def _mosaic(columns: list, pad: int = 1):
     for j, col in enumerate(columns):
         for i in range(min(n, len(col))):
             y, x = pad + i * (r + pad), pad + j * (r + pad)
-            out[y:y + r, x:x + r] = col[i]
+            out[y : y + r, x : x + r] = col[i]
     return out, r + pad
 
 
@@ -106,8 +107,13 @@ def write_all(records: list[dict], root: Path) -> list[Path]:
     root.mkdir(parents=True, exist_ok=True)
     colors = plt.cm.viridis([i / max(1, len(runs) - 1) for i in range(len(runs))])
     note, fid_label = _scale_note(runs), _fid_label(runs)
-    return (fig2(runs, colors, root, note, fid_label) + fig6(runs, root, note) + fig7(runs, root, note)
-            + fig8(runs, colors, root, note, fid_label) + write_table(runs, root, fid_label, note))
+    return (
+        fig2(runs, colors, root, note, fid_label)
+        + fig6(runs, root, note)
+        + fig7(runs, root, note)
+        + fig8(runs, colors, root, note, fid_label)
+        + write_table(runs, root, fid_label, note)
+    )
 
 
 def fig2(runs: list[dict], colors, root: Path, note: str, fid_label: str) -> list[Path]:
@@ -118,8 +124,13 @@ def fig2(runs: list[dict], colors, root: Path, note: str, fid_label: str) -> lis
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for r, col in zip(runs, colors):
         ex = r["extra"]
-        axes[0].plot(ex["train_loss"]["step"], smooth(ex["train_loss"]["loss"]), color=col, lw=1,
-                     label=f"T={r['config']['timesteps']}")
+        axes[0].plot(
+            ex["train_loss"]["step"],
+            smooth(ex["train_loss"]["loss"]),
+            color=col,
+            lw=1,
+            label=f"T={r['config']['timesteps']}",
+        )
         axes[1].plot(ex["test_loss_curve"]["step"], ex["test_loss_curve"]["loss"], color=col, marker=".", lw=1)
     axes[0].set(title="train loss (EMA-smoothed, alpha=0.1)", xlabel="training step", ylabel="noise MSE", yscale="log")
     axes[1].set(title="held-out loss (fixed x0, t/T, eps triples)", xlabel="training step", yscale="log")
@@ -131,16 +142,28 @@ def fig2(runs: list[dict], colors, root: Path, note: str, fid_label: str) -> lis
     fids = [r["metrics"].get("fid") for r in runs]
     if any(f is not None for f in fids):
         ax2 = ax.twinx()
-        ax2.plot([T for T, f in zip(Ts, fids) if f is not None], [f for f in fids if f is not None], "^-",
-                 color="C3", label="FID")
+        ax2.plot(
+            [T for T, f in zip(Ts, fids) if f is not None],
+            [f for f in fids if f is not None],
+            "^-",
+            color="C3",
+            label="FID",
+        )
         ax2.set_ylabel(fid_label, fontsize=7)
         ax2.legend(loc="upper right", fontsize=7)
     else:
         ax.text(0.5, 0.5, fid_label, transform=ax.transAxes, ha="center", fontsize=8, color="C3")
     ax.legend(loc="upper center", fontsize=7)
     for T, r in zip(Ts, runs):
-        ax.annotate(f"{r['extra']['alpha_bar_T']:.1e}", (T, r["metrics"]["test_loss"]), fontsize=5,
-                    textcoords="offset points", xytext=(0, 6), ha="center", rotation=60)
+        ax.annotate(
+            f"{r['extra']['alpha_bar_T']:.1e}",
+            (T, r["metrics"]["test_loss"]),
+            fontsize=5,
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            rotation=60,
+        )
     fig.suptitle(f"Figure 2: DDPMs vs T on CIFAR-10 (right: small labels = alpha-bar_T). {note}", fontsize=9)
     fig.tight_layout()
     fig.savefig(root / "ddpm_fig2.png", dpi=120)
@@ -154,9 +177,12 @@ def fig6(runs: list[dict], root: Path, note: str) -> list[Path]:
     cols = [(r, g) for r, g in cols if g is not None]
     if not cols:
         return []
-    _grid_figure([g for _, g in cols], [f"T={r['config']['timesteps']}" for r, _ in cols],
-                 "Figure 6: one column per model trained with T timesteps, sampled with T steps, same noise\n" + note,
-                 root / "ddpm_fig6.png")
+    _grid_figure(
+        [g for _, g in cols],
+        [f"T={r['config']['timesteps']}" for r, _ in cols],
+        "Figure 6: one column per model trained with T timesteps, sampled with T steps, same noise\n" + note,
+        root / "ddpm_fig6.png",
+    )
     return [root / "ddpm_fig6.png"]
 
 
@@ -169,9 +195,13 @@ def fig7(runs: list[dict], root: Path, note: str) -> list[Path]:
     grids = _load(root, r["extra"]["fig7"]["file"])
     if grids is None:
         return []
-    _grid_figure(list(grids), [f"{n} steps" for n in r["extra"]["fig7"]["sampling_steps"]],
-                 f"Figure 7: the T={r['config']['timesteps']} model sampled with n steps "
-                 f"(set_timesteps(n), leading spacing), same noise\n{note}", root / "ddpm_fig7.png")
+    _grid_figure(
+        list(grids),
+        [f"{n} steps" for n in r["extra"]["fig7"]["sampling_steps"]],
+        f"Figure 7: the T={r['config']['timesteps']} model sampled with n steps "
+        f"(set_timesteps(n), leading spacing), same noise\n{note}",
+        root / "ddpm_fig7.png",
+    )
     return [root / "ddpm_fig7.png"]
 
 
@@ -192,8 +222,7 @@ def fig8(runs: list[dict], colors, root: Path, note: str, fid_label: str) -> lis
     if any((r["extra"].get("fid_curve") or {}).get("value") for r in runs):
         bottom.set(xlabel="training step", ylabel="FID")
         n_curve = sorted({n for r in runs for n in (r["extra"].get("fid_curve") or {}).get("n", [])})
-        bottom.set_title(f"FID vs training step (N={', '.join(map(str, n_curve))} per point)\n{fid_label}",
-                         fontsize=9)
+        bottom.set_title(f"FID vs training step (N={', '.join(map(str, n_curve))} per point)\n{fid_label}", fontsize=9)
         bottom.legend(fontsize=6, ncol=2)
         bottom.text(0.01, 0.01, HO_LABEL, transform=bottom.transAxes, fontsize=6, color="grey")
     else:
@@ -212,30 +241,48 @@ def write_table(runs: list[dict], root: Path, fid_label: str, note: str) -> list
     for r in runs:
         m, ex = r["metrics"], r["extra"]
         fid = ex.get("fid") or {}
-        rows.append({"T": r["config"]["timesteps"], "alpha_bar_T": ex["alpha_bar_T"],
-                     "sqrt_alpha_bar_T": ex["sqrt_alpha_bar_T"], "fid": m.get("fid"),
-                     "fid_metric": fid.get("metric"),
-                     "fid_n": fid.get("n_fake") if fid.get("value") is not None else None,
-                     "fid_note": fid.get("note"), "test_loss": m["test_loss"], "test_loss_sem": ex.get("test_loss_sem"),
-                     "train_loss_smoothed": m["train_loss_smoothed"], "train_loss_last": m.get("train_loss_last"),
-                     "train_steps": m["steps_run"],
-                     "train_img_per_s": ex.get("train_img_per_s"), "scale": r.get("scale"), "key": r["key"]})
+        rows.append(
+            {
+                "T": r["config"]["timesteps"],
+                "alpha_bar_T": ex["alpha_bar_T"],
+                "sqrt_alpha_bar_T": ex["sqrt_alpha_bar_T"],
+                "fid": m.get("fid"),
+                "fid_metric": fid.get("metric"),
+                "fid_n": fid.get("n_fake") if fid.get("value") is not None else None,
+                "fid_note": fid.get("note"),
+                "test_loss": m["test_loss"],
+                "test_loss_sem": ex.get("test_loss_sem"),
+                "train_loss_smoothed": m["train_loss_smoothed"],
+                "train_loss_last": m.get("train_loss_last"),
+                "train_steps": m["steps_run"],
+                "train_img_per_s": ex.get("train_img_per_s"),
+                "scale": r.get("scale"),
+                "key": r["key"],
+            }
+        )
     csv_path, md_path = root / "ddpm_per_T.csv", root / "ddpm_per_T.md"
     with open(csv_path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+
     def fmt(v, spec):
         return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
-    lines = [f"**DDPM vs diffusion timesteps T** ({note}; FID: {fid_label})", "",
-             "| T | alpha-bar_T | sqrt(alpha-bar_T) | FID | held-out loss ± s.e.m. | train loss (smoothed) "
-             "| train loss (last log window) | steps |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"**DDPM vs diffusion timesteps T** ({note}; FID: {fid_label})",
+        "",
+        "| T | alpha-bar_T | sqrt(alpha-bar_T) | FID | held-out loss ± s.e.m. | train loss (smoothed) "
+        "| train loss (last log window) | steps |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for x in rows:
-        lines.append(f"| {x['T']} | {x['alpha_bar_T']:.2e} | {x['sqrt_alpha_bar_T']:.3f} | {fmt(x['fid'], '.2f')} | "
-                     f"{fmt(x['test_loss'], '.4f')} ± {fmt(x['test_loss_sem'], '.4f')} | "
-                     f"{fmt(x['train_loss_smoothed'], '.4f')} | {fmt(x['train_loss_last'], '.4f')} | "
-                     f"{x['train_steps']} |")
+        lines.append(
+            f"| {x['T']} | {x['alpha_bar_T']:.2e} | {x['sqrt_alpha_bar_T']:.3f} | {fmt(x['fid'], '.2f')} | "
+            f"{fmt(x['test_loss'], '.4f')} ± {fmt(x['test_loss_sem'], '.4f')} | "
+            f"{fmt(x['train_loss_smoothed'], '.4f')} | {fmt(x['train_loss_last'], '.4f')} | "
+            f"{x['train_steps']} |"
+        )
     lines += ["", f"Reference value (not this paper's, not comparable to a quick run): {HO_LABEL}."]
     md_path.write_text("\n".join(lines) + "\n")
     return [md_path, csv_path]

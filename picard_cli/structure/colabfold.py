@@ -7,6 +7,7 @@ ddpm-fid-alphafold §3.1; read from sokrypton/ColabFold ``colabfold/batch.py``).
 renames a model's files to ``{job}_unrelaxed_rank_{k:03d}_{model_type}_{model_name}_seed_{seed:03d}.r{r}.pdb``.
 Both forms are read. The job name is the input file's stem (a3m / fasta in a directory).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,13 @@ from types import SimpleNamespace
 
 from ..errors import DataError, PicardError
 
-MODEL_TYPES = ("alphafold2_multimer_v3", "alphafold2_multimer_v2", "alphafold2_multimer_v1", "alphafold2_ptm",
-               "alphafold2")
+MODEL_TYPES = (
+    "alphafold2_multimer_v3",
+    "alphafold2_multimer_v2",
+    "alphafold2_multimer_v1",
+    "alphafold2_ptm",
+    "alphafold2",
+)
 MSA_MODES = ("mmseqs2_uniref_env", "mmseqs2_uniref", "single_sequence")
 INPUT_SUFFIXES = (".a3m", ".fasta", ".faa")  # what colabfold_batch reads from an input directory
 # model-type -> (model name suffix in the weight files and tags, ColabFold's "download finished" marker)
@@ -30,11 +36,15 @@ _WEIGHTS = {
     "alphafold2_ptm": ("_ptm", "download_finished.txt"),
     "alphafold2": ("", "download_finished.txt"),
 }
-RECYCLE_RE = re.compile(r"^(?P<job>.+?)_unrelaxed_(?:rank_\d+_)?(?P<tag>.+?)_seed_(?P<seed>\d+)\.r(?P<r>\d+)\.(?:pdb|cif)$")
+RECYCLE_RE = re.compile(
+    r"^(?P<job>.+?)_unrelaxed_(?:rank_\d+_)?(?P<tag>.+?)_seed_(?P<seed>\d+)\.r(?P<r>\d+)\.(?:pdb|cif)$"
+)
 MODEL_RE = re.compile(r"model_(\d+)")
-INSTALL_HINT = ("install ColabFold (pip install colabfold with its alphafold extra and a CUDA jax, or localcolabfold) "
-                "or set colabfold_bin=/path/to/colabfold_batch; to score predictions already on disk use "
-                "--source predictions --predictions-dir DIR; offline demo: --source synthetic")
+INSTALL_HINT = (
+    "install ColabFold (pip install colabfold with its alphafold extra and a CUDA jax, or localcolabfold) "
+    "or set colabfold_bin=/path/to/colabfold_batch; to score predictions already on disk use "
+    "--source predictions --predictions-dir DIR; offline demo: --source synthetic"
+)
 
 
 @dataclass(frozen=True)
@@ -78,8 +88,10 @@ def scan(folder: str | Path) -> dict[str, list[RecycleFile]]:
         # a ranked and an unranked copy of the same structure: keep one
         out.setdefault(job, {}).setdefault((model, seed, r), RecycleFile(job, model, seed, r, p))
     if not out:
-        raise DataError(f"{root}: no per-recycle structures named like ColabFold's --save-recycles output "
-                        "(<job>_unrelaxed_<model type>_model_<i>_..._seed_<NNN>.r<recycle>.pdb)")
+        raise DataError(
+            f"{root}: no per-recycle structures named like ColabFold's --save-recycles output "
+            "(<job>_unrelaxed_<model type>_model_<i>_..._seed_<NNN>.r<recycle>.pdb)"
+        )
     return {job: sorted(files.values(), key=lambda f: (f.recycle, f.model, f.seed)) for job, files in out.items()}
 
 
@@ -117,31 +129,47 @@ def check_weights(model_type: str, num_models: int, data_dir: Path) -> None:
     for i in range(1, num_models + 1):
         f = params / f"params_model_{i}{suffix}.npz"
         if not f.is_file():
-            raise PicardError(f"ColabFold weights missing: {f} (fetch them once with `python -m colabfold.download` "
-                              f"where storage.googleapis.com is reachable, or set weights_dir=DIR holding params/)")
+            raise PicardError(
+                f"ColabFold weights missing: {f} (fetch them once with `python -m colabfold.download` "
+                f"where storage.googleapis.com is reachable, or set weights_dir=DIR holding params/)"
+            )
     if not (params / marker).is_file():
-        raise PicardError(f"ColabFold's marker {params / marker} is missing: colabfold_batch would download the "
-                          "weights again; create it (touch) if the .npz files above are complete")
+        raise PicardError(
+            f"ColabFold's marker {params / marker} is missing: colabfold_batch would download the "
+            "weights again; create it (touch) if the .npz files above are complete"
+        )
 
 
 def command(cfg, input_dir: str | Path, out_dir: str | Path, exe: str = "colabfold_batch") -> list[str]:
     """The argument list (never a shell string) for one ``colabfold_batch`` call (spec §3.1). ``cfg``: the
     run's config (an ``AlphafoldRecycleConfig``; its resolved dict is read by the same field names)."""
     c = SimpleNamespace(**cfg) if isinstance(cfg, dict) else cfg
-    argv = [exe, str(input_dir), str(out_dir),
-            "--model-type", c.model_type,
-            "--num-recycle", str(c.num_recycle),
-            "--recycle-early-stop-tolerance", f"{c.recycle_early_stop_tolerance:g}",
-            "--num-models", str(c.num_models),
-            "--num-seeds", str(c.num_seeds),
-            "--random-seed", str(c.seed),
-            "--msa-mode", c.msa_mode,
-            "--save-recycles"]
+    argv = [
+        exe,
+        str(input_dir),
+        str(out_dir),
+        "--model-type",
+        c.model_type,
+        "--num-recycle",
+        str(c.num_recycle),
+        "--recycle-early-stop-tolerance",
+        f"{c.recycle_early_stop_tolerance:g}",
+        "--num-models",
+        str(c.num_models),
+        "--num-seeds",
+        str(c.num_seeds),
+        "--random-seed",
+        str(c.seed),
+        "--msa-mode",
+        c.msa_mode,
+        "--save-recycles",
+    ]
     if c.weights_dir:
         argv += ["--data", str(Path(c.weights_dir).expanduser())]
     if c.templates:  # only with a custom folder (experiments/alphafold_recycle.check_templates)
         argv += ["--templates", "--custom-template-path", str(Path(c.custom_template_path).expanduser())]
     return argv + [str(a) for a in c.colabfold_args or []]
+
 
 def link_inputs(targets: list[str], inputs: Path, dest: Path) -> dict[str, str]:
     """Link the input file (a3m preferred, then fasta / faa) of each target's job into ``dest``; job per
@@ -162,9 +190,11 @@ def link_inputs(targets: list[str], inputs: Path, dest: Path) -> dict[str, str]:
         else:
             jobs[t] = job
     if missing:
-        raise DataError(f"{inputs}: no .a3m / .fasta input for {len(missing)} target(s) "
-                        f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); name them <target>.a3m "
-                        f"or <parent target>.a3m (e.g. {parent_id(missing[0])}.a3m)")
+        raise DataError(
+            f"{inputs}: no .a3m / .fasta input for {len(missing)} target(s) "
+            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); name them <target>.a3m "
+            f"or <parent target>.a3m (e.g. {parent_id(missing[0])}.a3m)"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     for job in set(jobs.values()):
         src = have[job]

@@ -7,6 +7,7 @@ the first model of a multi-model file, the first alternate location, and one cha
 for, else the first chain in the file. CASP domain files have a blank chain ID and numbering gaps;
 ColabFold writes chain ``A`` numbered 1..L.
 """
+
 from __future__ import annotations
 
 import io
@@ -18,9 +19,31 @@ import numpy as np
 from ..errors import DataError
 
 SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".bcif")
-THREE_TO_ONE = {"ALA": "A", "ARG": "R", "ASN": "N", "ASP": "D", "CYS": "C", "GLN": "Q", "GLU": "E", "GLY": "G",
-                "HIS": "H", "ILE": "I", "LEU": "L", "LYS": "K", "MET": "M", "PHE": "F", "PRO": "P", "SER": "S",
-                "THR": "T", "TRP": "W", "TYR": "Y", "VAL": "V", "MSE": "M", "SEC": "U", "PYL": "O"}
+THREE_TO_ONE = {
+    "ALA": "A",
+    "ARG": "R",
+    "ASN": "N",
+    "ASP": "D",
+    "CYS": "C",
+    "GLN": "Q",
+    "GLU": "E",
+    "GLY": "G",
+    "HIS": "H",
+    "ILE": "I",
+    "LEU": "L",
+    "LYS": "K",
+    "MET": "M",
+    "PHE": "F",
+    "PRO": "P",
+    "SER": "S",
+    "THR": "T",
+    "TRP": "W",
+    "TYR": "Y",
+    "VAL": "V",
+    "MSE": "M",
+    "SEC": "U",
+    "PYL": "O",
+}
 
 
 @dataclass
@@ -47,13 +70,20 @@ class CAChain:
         return "".join(THREE_TO_ONE.get(r, "X") for r in self.resname)
 
     def with_coords(self, coords: np.ndarray) -> "CAChain":
-        return CAChain(np.asarray(coords, dtype=np.float64).reshape(len(self), 3), self.resnum, self.icode,
-                       self.resname, self.chain, self.path)
+        return CAChain(
+            np.asarray(coords, dtype=np.float64).reshape(len(self), 3),
+            self.resnum,
+            self.icode,
+            self.resname,
+            self.chain,
+            self.path,
+        )
 
     def subset(self, keep: np.ndarray) -> "CAChain":
         keep = np.asarray(keep)
-        return CAChain(self.coords[keep], self.resnum[keep], self.icode[keep], self.resname[keep], self.chain,
-                       self.path)
+        return CAChain(
+            self.coords[keep], self.resnum[keep], self.icode[keep], self.resname[keep], self.chain, self.path
+        )
 
 
 def _pdb_reader(reader: str = "auto"):
@@ -110,12 +140,23 @@ def read_ca(path: str | Path, chain: str | None = None, reader: str = "auto") ->
     keys = list(zip(ca.res_id.tolist(), ca.ins_code.tolist()))
     _, first = np.unique(np.array([f"{r}|{i}" for r, i in keys]), return_index=True)
     first = np.sort(first)
-    return CAChain(ca.coord[first].astype(np.float64), ca.res_id[first].astype(int), ca.ins_code[first].astype(str),
-                   ca.res_name[first].astype(str), pick, str(p))
+    return CAChain(
+        ca.coord[first].astype(np.float64),
+        ca.res_id[first].astype(int),
+        ca.ins_code[first].astype(str),
+        ca.res_name[first].astype(str),
+        pick,
+        str(p),
+    )
 
 
-def write_ca_pdb(path: str | Path, chain: CAChain, coords: np.ndarray | None = None, remarks: list[str] = (),
-                 chain_id: str | None = None) -> Path:
+def write_ca_pdb(
+    path: str | Path,
+    chain: CAChain,
+    coords: np.ndarray | None = None,
+    remarks: list[str] = (),
+    chain_id: str | None = None,
+) -> Path:
     """Write a C-alpha-only PDB file (through biotite) with ``REMARK`` lines on top."""
     import biotite.structure as struc
     import biotite.structure.io.pdb as pdb

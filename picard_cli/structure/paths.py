@@ -7,6 +7,7 @@ call per native. PRED and TARGET may each be a file or a directory:
   naming ``<job>_unrelaxed_..._seed_NNN.rR.pdb``, else the file stem) is ID or ID's parent target
   (T1157s1 for T1157s1-D2), or starts with one of them followed by ``_`` or ``.``.
 """
+
 from __future__ import annotations
 
 import re
@@ -57,13 +58,16 @@ def group(pred: str | Path, target: str | Path) -> list[tuple[Path, list[Path]]]
         if mine:
             out.append((nat, mine))
     if not out:
-        raise PicardError(f"no prediction in {pp} matches a native in {tp} (a prediction's job or file name must "
-                          f"be a native's ID or its parent target, e.g. {natives[0].stem} or {parent_id(natives[0].stem)})")
+        raise PicardError(
+            f"no prediction in {pp} matches a native in {tp} (a prediction's job or file name must "
+            f"be a native's ID or its parent target, e.g. {natives[0].stem} or {parent_id(natives[0].stem)})"
+        )
     return out
 
 
-def score_paths(pred, target, *, pair_by: str = "number", chain: str | None = None, device: str = "cpu",
-                dtype: str = "float32") -> list[dict]:
+def score_paths(
+    pred, target, *, pair_by: str = "number", chain: str | None = None, device: str = "cpu", dtype: str = "float32"
+) -> list[dict]:
     """One row per (prediction, native): RMSD (Å), GDT_TS, GDT_HA, TM-score (fractions, as TMscore
     prints them), residue counts and the pairing used."""
     from .scoring import score_models
@@ -75,11 +79,20 @@ def score_paths(pred, target, *, pair_by: str = "number", chain: str | None = No
         _check_pairs(native, models, pair_by)
         out = score_models(native, models, pair_by=pair_by, device=device, dtype=dtype)
         for i, p in enumerate(preds):
-            rows.append({"model": str(p), "native": str(nat_path), "length": int(out["length"][i]),
-                         "n_common": int(out["n_common"][i]), "rmsd": float(out["rmsd"][i]),
-                         "gdt_ts": float(out["gdt_ts"][i]), "gdt_ha": float(out["gdt_ha"][i]),
-                         "tm": float(out["tm"][i]), "pairing": str(out["pairing"][i]),
-                         "resname_mismatch": int(out["resname_mismatch"][i])})
+            rows.append(
+                {
+                    "model": str(p),
+                    "native": str(nat_path),
+                    "length": int(out["length"][i]),
+                    "n_common": int(out["n_common"][i]),
+                    "rmsd": float(out["rmsd"][i]),
+                    "gdt_ts": float(out["gdt_ts"][i]),
+                    "gdt_ha": float(out["gdt_ha"][i]),
+                    "tm": float(out["tm"][i]),
+                    "pairing": str(out["pairing"][i]),
+                    "resname_mismatch": int(out["resname_mismatch"][i]),
+                }
+            )
     return rows
 
 
@@ -96,9 +109,11 @@ def _check_pairs(native, models, pair_by: str) -> None:
         seen.add(sig)
         rows, _, how = pair(native, m, pair_by)
         if not len(rows):
-            raise PicardError(f"{m.path}: no residue pairs with the native {native.path} by {how} (model residues "
-                              f"{_span(m)}, native {_span(native)}); renumbered models need --pair-by order "
-                              f"(i-th residue to i-th) or --pair-by auto")
+            raise PicardError(
+                f"{m.path}: no residue pairs with the native {native.path} by {how} (model residues "
+                f"{_span(m)}, native {_span(native)}); renumbered models need --pair-by order "
+                f"(i-th residue to i-th) or --pair-by auto"
+            )
 
 
 def _span(chain) -> str:

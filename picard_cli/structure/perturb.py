@@ -2,6 +2,7 @@
 (spec: ddpm-fid-alphafold §3.2 "offline testing plan", §4.3 "validation": noise
 levels, hinge motions, missing residues) and the building blocks of the synthetic recycle
 trajectories. Everything is a pure function of its numpy Generator."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,7 +48,7 @@ def smooth_field(n: int, rng: np.random.Generator, modes: int = 6) -> np.ndarray
     f = np.zeros((n, 3))
     for k in range(1, modes + 1):
         f += rng.normal(size=(1, 3)) / k * np.sin(np.pi * k * s + rng.uniform(0, 2 * np.pi, size=(1, 3)))
-    return f / max(1e-12, np.sqrt((f ** 2).sum(1).mean()))
+    return f / max(1e-12, np.sqrt((f**2).sum(1).mean()))
 
 
 def noisy(xyz: np.ndarray, sigma: float, rng: np.random.Generator, smooth: float = 0.5) -> np.ndarray:

@@ -13,6 +13,7 @@ One trajectory (target, model, seed) is a pure function of (run seed, target ind
   random recycle and drift away again, so the last recycle is worse than an earlier one;
 * a random rigid motion per structure (scores must not depend on the frame).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,9 @@ def wandering_targets(n_targets: int, fraction: float, seed: int) -> np.ndarray:
     return rng.random(n_targets) < fraction
 
 
-def trajectory(native: np.ndarray, n_recycles: int, seed: int, target: int, model: int, rep: int,
-               wander: bool, hinge: float = 0.3) -> np.ndarray:
+def trajectory(
+    native: np.ndarray, n_recycles: int, seed: int, target: int, model: int, rep: int, wander: bool, hinge: float = 0.3
+) -> np.ndarray:
     """Coordinates (n_recycles + 1, L, 3) of one synthetic trajectory of ``native`` (L, 3)."""
     rng = np.random.default_rng([seed, target, model, rep])
     L = len(native)

@@ -2,6 +2,7 @@
 spec: ddpm-fid-alphafold §4.2). It pairs residues by number and normalises by the
 SECOND structure, so it is called as ``TMscore MODEL NATIVE``. Used by the tests and the benchmark;
 the library's own scorer (``scoring/``) does not need it."""
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,9 @@ def tmscore(model: str | Path, native: str | Path, exe: str | None = None, timeo
     """{length, n_common, rmsd, tm, gdt_ts, gdt_ha} as TMscore prints them (4 decimals; RMSD 3)."""
     exe = exe or find()
     if exe is None:
-        raise PicardError("TMscore not found: install Debian's tm-align package (apt-get install tm-align) "
-                          "or set PICARD_TMSCORE")
+        raise PicardError(
+            "TMscore not found: install Debian's tm-align package (apt-get install tm-align) or set PICARD_TMSCORE"
+        )
     res = subprocess.run([exe, str(model), str(native)], capture_output=True, text=True, timeout=timeout)
     if res.returncode != 0:
         raise PicardError(f"TMscore {model} {native} failed (exit {res.returncode}): {res.stderr.strip()[:200]}")

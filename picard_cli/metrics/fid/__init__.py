@@ -24,6 +24,7 @@ Modules, in import order (each imports only those before it):
 
 A function is looked up in the module that defines it; patch it there (e.g. ``provenance.fidhelper_weights_path``).
 """
+
 from .cache import CACHE_FORMAT, reference_cache_file, reference_key, reference_stats
 from .compute import compute_fid
 from .extractors import INCEPTION_SIZE, Extractor, ProgressFn, extractor, random_extractor
@@ -46,9 +47,31 @@ from .provenance import (
 )
 
 __all__ = [
-    "ENV_WEIGHTS", "TORCH_FIDELITY_FILENAME", "FIDHELPER_PACKAGE", "FIDHELPER_FILENAME", "NO_WEIGHTS_NOTE",
-    "UNVERIFIED_NOTE", "RANDOM_NOTE", "INCEPTION_SIZE", "CACHE_FORMAT", "ProgressFn", "KNOWN_WEIGHTS", "Weights",
-    "file_sha256", "identify_weights", "torch_fidelity_cache_path", "fidhelper_weights_path", "resolve_weights",
-    "Extractor", "extractor", "random_extractor", "stats", "_sqrtm", "frechet_distance", "reference_key",
-    "reference_cache_file", "reference_stats", "compute_fid",
+    "ENV_WEIGHTS",
+    "TORCH_FIDELITY_FILENAME",
+    "FIDHELPER_PACKAGE",
+    "FIDHELPER_FILENAME",
+    "NO_WEIGHTS_NOTE",
+    "UNVERIFIED_NOTE",
+    "RANDOM_NOTE",
+    "INCEPTION_SIZE",
+    "CACHE_FORMAT",
+    "ProgressFn",
+    "KNOWN_WEIGHTS",
+    "Weights",
+    "file_sha256",
+    "identify_weights",
+    "torch_fidelity_cache_path",
+    "fidhelper_weights_path",
+    "resolve_weights",
+    "Extractor",
+    "extractor",
+    "random_extractor",
+    "stats",
+    "_sqrtm",
+    "frechet_distance",
+    "reference_key",
+    "reference_cache_file",
+    "reference_stats",
+    "compute_fid",
 ]

@@ -1,6 +1,7 @@
 """On-disk cache of real-image statistics (mu, sigma), keyed by dataset, split, N, metric,
 implementation, weights sha256 and a hash of the image bytes; a file is used only when the key stored
 inside it equals the wanted one."""
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,14 @@ def reference_key(ext: Extractor, images, key: dict) -> dict:
     """The full cache key of real-image statistics: the caller's key (dataset, split, source, ...) plus
     N, metric, implementation, weights sha256 and the sha256 of the image bytes."""
     full = _check_key(key)
-    full.update(n=len(images), metric=ext.metric, implementation=ext.implementation,
-                weights_sha256=ext.weights_sha256, images_sha256=_images_sha256(images), format=CACHE_FORMAT)
+    full.update(
+        n=len(images),
+        metric=ext.metric,
+        implementation=ext.implementation,
+        weights_sha256=ext.weights_sha256,
+        images_sha256=_images_sha256(images),
+        format=CACHE_FORMAT,
+    )
     return full
 
 
@@ -56,8 +63,9 @@ def reference_cache_file(cache_dir: str | os.PathLike, full_key: dict) -> Path:
     return Path(cache_dir) / name
 
 
-def reference_stats(ext: Extractor, images, key: dict, cache_dir: str | os.PathLike | None,
-                    progress: ProgressFn | None = None) -> tuple[np.ndarray, np.ndarray]:
+def reference_stats(
+    ext: Extractor, images, key: dict, cache_dir: str | os.PathLike | None, progress: ProgressFn | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(mu, sigma) of the real images, cached in ``cache_dir`` as .npz (None: no cache).
 
     The key (see :func:`reference_key`) is hashed into the file name and stored inside; a file is

@@ -1,4 +1,5 @@
 """The FID driver: generated vs real images to one JSON-able record (metric, value, provenance)."""
+
 from __future__ import annotations
 
 import os
@@ -12,9 +13,17 @@ from .frechet import frechet_distance, stats
 from .provenance import NO_WEIGHTS_NOTE, Weights
 
 
-def compute_fid(fake_uint8, real_uint8, *, weights: Weights | Extractor | None, device="cpu",
-                real_key: dict, cache_dir: str | os.PathLike | None, batch_size: int = 50,
-                progress: ProgressFn | None = None) -> dict:
+def compute_fid(
+    fake_uint8,
+    real_uint8,
+    *,
+    weights: Weights | Extractor | None,
+    device="cpu",
+    real_key: dict,
+    cache_dir: str | os.PathLike | None,
+    batch_size: int = 50,
+    progress: ProgressFn | None = None,
+) -> dict:
     """FID of generated vs real uint8 (N, H, W, 3) images, as a JSON-able record.
 
     ``weights``: from :func:`resolve_weights`; None gives ``value: None`` and the note
@@ -22,8 +31,16 @@ def compute_fid(fake_uint8, real_uint8, *, weights: Weights | Extractor | None, 
     ``real_key``: describes the real images, at least ``dataset`` and ``split`` (add ``source``).
     """
     ref = _check_key(real_key)
-    record: dict[str, Any] = {"metric": None, "value": None, "n_fake": len(fake_uint8), "n_real": len(real_uint8),
-                              "reference": ref, "implementation": None, "weights_sha256": None, "verified": False}
+    record: dict[str, Any] = {
+        "metric": None,
+        "value": None,
+        "n_fake": len(fake_uint8),
+        "n_real": len(real_uint8),
+        "reference": ref,
+        "implementation": None,
+        "weights_sha256": None,
+        "verified": False,
+    }
     if weights is None:
         record["note"] = NO_WEIGHTS_NOTE
         return record
@@ -46,8 +63,13 @@ def compute_fid(fake_uint8, real_uint8, *, weights: Weights | Extractor | None, 
 
     mu_r, s_r = reference_stats(ext, real_uint8, ref, cache_dir, progress=real_progress)
     mu_f, s_f = stats(ext.features(fake_uint8, progress=fake_progress))
-    record.update(metric=ext.metric, value=frechet_distance(mu_f, s_f, mu_r, s_r),
-                  implementation=ext.implementation, weights_sha256=ext.weights_sha256, verified=bool(ext.verified))
+    record.update(
+        metric=ext.metric,
+        value=frechet_distance(mu_f, s_f, mu_r, s_r),
+        implementation=ext.implementation,
+        weights_sha256=ext.weights_sha256,
+        verified=bool(ext.verified),
+    )
     if ext.note:
         record["note"] = ext.note
     return record

@@ -5,6 +5,7 @@
 
 torch (and torchmetrics for the standard weights) is imported inside the functions that need it.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -37,8 +38,19 @@ class Extractor:
     weights_sha256: str | None
     verified: bool
 
-    def __init__(self, net, *, device, batch_size: int, metric: str, implementation: str,
-                 weights_sha256: str | None, verified: bool, dim: int | None, note: str | None = None):
+    def __init__(
+        self,
+        net,
+        *,
+        device,
+        batch_size: int,
+        metric: str,
+        implementation: str,
+        weights_sha256: str | None,
+        verified: bool,
+        dim: int | None,
+        note: str | None = None,
+    ):
         import torch
 
         self.device = torch.device(device)
@@ -63,15 +75,17 @@ class Extractor:
         out: list[np.ndarray] = []
         with torch.inference_mode():
             for start in range(0, n, bs):
-                chunk = images[start:start + bs]
+                chunk = images[start : start + bs]
                 x = torch.from_numpy(np.ascontiguousarray(chunk)) if isinstance(chunk, np.ndarray) else chunk
                 x = x.to(self.device)
                 if channels_last:
                     x = x.permute(0, 3, 1, 2)
                 f = self._forward(x.contiguous())
                 if f.ndim != 2 or f.shape[0] != x.shape[0]:
-                    raise PicardError(f"FID feature network {self.implementation} returned shape "
-                                      f"{tuple(f.shape)} for a batch of {x.shape[0]} images; expected (B, D)")
+                    raise PicardError(
+                        f"FID feature network {self.implementation} returned shape "
+                        f"{tuple(f.shape)} for a batch of {x.shape[0]} images; expected (B, D)"
+                    )
                 out.append(f.double().cpu().numpy())
                 if progress is not None:
                     progress(min(start + bs, n), n)
@@ -127,8 +141,9 @@ def _load_torch_fidelity(path: Path):
     try:
         from torchmetrics.image.fid import NoTrainInceptionV3
     except Exception as e:  # torchmetrics, torch-fidelity or torchvision missing or broken
-        raise PicardError(f"the standard FID weights need torchmetrics and torch-fidelity (with torchvision): "
-                          f"{_one_line(e)}") from None
+        raise PicardError(
+            f"the standard FID weights need torchmetrics and torch-fidelity (with torchvision): {_one_line(e)}"
+        ) from None
     import inspect
 
     kwargs: dict[str, Any] = {"feature_extractor_weights_path": str(path)}
@@ -149,18 +164,26 @@ def extractor(weights: Weights, device="cpu", batch_size: int = 50) -> Extractor
     """Load the feature network for ``weights`` on ``device``."""
     if not isinstance(weights, Weights):
         raise TypeError(f"extractor() needs a Weights (from resolve_weights), got {type(weights).__name__}")
-    common = dict(device=device, batch_size=batch_size, metric=weights.metric, weights_sha256=weights.sha256,
-                  verified=weights.verified)
+    common = dict(
+        device=device,
+        batch_size=batch_size,
+        metric=weights.metric,
+        weights_sha256=weights.sha256,
+        verified=weights.verified,
+    )
     try:
         if weights.kind == "torch-fidelity-state-dict":
-            return _TorchFidelityExtractor(_load_torch_fidelity(weights.path), dim=2048,
-                                           implementation=weights.implementation, **common)
+            return _TorchFidelityExtractor(
+                _load_torch_fidelity(weights.path), dim=2048, implementation=weights.implementation, **common
+            )
         if weights.kind == "nvidia-torchscript":
-            return _NvidiaTSExtractor(_jit_load(weights.path, device), dim=2048,
-                                      implementation=weights.implementation, **common)
+            return _NvidiaTSExtractor(
+                _jit_load(weights.path, device), dim=2048, implementation=weights.implementation, **common
+            )
         if weights.kind == "fidhelper-torchscript":
-            return _TF2015TSExtractor(_jit_load(weights.path, device), dim=2048,
-                                      implementation=weights.implementation, **common)
+            return _TF2015TSExtractor(
+                _jit_load(weights.path, device), dim=2048, implementation=weights.implementation, **common
+            )
         if weights.kind == "unknown":
             return _load_unverified(weights, common)
     except PicardError:
@@ -182,10 +205,16 @@ def _load_unverified(weights: Weights, common: dict) -> Extractor:
             if not isinstance(sd, dict):
                 raise TypeError("not a state dict")
         except Exception as sd_err:
-            raise PicardError(f"cannot load FID weights {weights.path}: neither TorchScript "
-                              f"({_one_line(ts_err)}) nor a state dict ({_one_line(sd_err)})") from None
-        return _TorchFidelityExtractor(_load_torch_fidelity(weights.path), dim=2048,
-                                       implementation="unverified:torch-fidelity-state-dict", **common)
+            raise PicardError(
+                f"cannot load FID weights {weights.path}: neither TorchScript "
+                f"({_one_line(ts_err)}) nor a state dict ({_one_line(sd_err)})"
+            ) from None
+        return _TorchFidelityExtractor(
+            _load_torch_fidelity(weights.path),
+            dim=2048,
+            implementation="unverified:torch-fidelity-state-dict",
+            **common,
+        )
     return _TF2015TSExtractor(net, dim=None, implementation="unverified:torchscript", **common)
 
 
@@ -197,10 +226,14 @@ def random_extractor(seed: int = 0, device="cpu", batch_size: int = 50) -> Extra
 
     g = torch.Generator().manual_seed(int(seed))
     net = nn.Sequential(
-        nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(3, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
     )
     with torch.no_grad():
         for m in net:
@@ -209,6 +242,14 @@ def random_extractor(seed: int = 0, device="cpu", batch_size: int = 50) -> Extra
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
     net.requires_grad_(False)
-    return _RandomExtractor(net, device=device, batch_size=batch_size, metric="fid_random_test",
-                            implementation=f"random-init-test-net(seed={int(seed)})", weights_sha256=None,
-                            verified=False, dim=64, note=RANDOM_NOTE)
+    return _RandomExtractor(
+        net,
+        device=device,
+        batch_size=batch_size,
+        metric="fid_random_test",
+        implementation=f"random-init-test-net(seed={int(seed)})",
+        weights_sha256=None,
+        verified=False,
+        dim=64,
+        note=RANDOM_NOTE,
+    )

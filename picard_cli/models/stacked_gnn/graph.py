@@ -1,6 +1,7 @@
 """The graph as the stacked layers need it, precomputed once per dataset: GCN's normalised adjacency
 ``Â = D^-1/2 (A + I) D^-1/2`` (PyG ``gcn_norm``) as CSR, and GAT's edge lists (self-loops added),
 sorted by target, with CSR pointers for the fused kernels."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,9 +47,18 @@ class Graph:
         gat_ei, _ = add_self_loops(remove_self_loops(edge_index)[0], num_nodes=num_nodes)
         gat_ei = gat_ei[:, torch.argsort(gat_ei[1] * num_nodes + gat_ei[0])]  # by target: cache-friendly
         src, dst = gat_ei[0], gat_ei[1]
+
         def ptr(idx):
             return torch.cat([idx.new_zeros(1), torch.bincount(idx, minlength=num_nodes).cumsum(0)])
+
         by_src = torch.argsort(src * num_nodes + dst)
-        return cls(num_nodes, adj.to_sparse_csr().to(device), src.to(device), dst.to(device),
-                   ptr(dst).to(device), ptr(src).to(device), by_src.to(device),
-                   adj.t().coalesce().to_sparse_csr().to(device))
+        return cls(
+            num_nodes,
+            adj.to_sparse_csr().to(device),
+            src.to(device),
+            dst.to(device),
+            ptr(dst).to(device),
+            ptr(src).to(device),
+            by_src.to(device),
+            adj.t().coalesce().to_sparse_csr().to(device),
+        )

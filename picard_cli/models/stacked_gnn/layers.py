@@ -9,6 +9,7 @@ Initialisation per seed from its own generator (so a seed's initial weights do
 not depend on which other seeds share its stack): glorot for conv weights and
 attention vectors (PyG), xavier-normal for PIGN's encoder/decoder (spec §1.7).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,6 @@ def _stack(seeds, make) -> nn.Parameter:
     """One parameter slice per seed, each from a generator seeded with that seed
     (``make`` is called in a fixed order per seed)."""
     return nn.Parameter(torch.stack([make(g) for g in seeds]))
-
 
 
 # ----------------------------------------------------------------------------- layers
@@ -112,4 +112,3 @@ class StackedLinear(nn.Module):
 
     def forward(self, h):
         return linear(h, self.weight) + self.bias
-

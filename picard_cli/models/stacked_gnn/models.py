@@ -6,6 +6,7 @@ message-passing step of a shared conv (Alg. 1's backbone block, also called ``f`
 free term (0, or the encoder output with ``forcing='input'``), ``a`` the damping weight on the OLD
 iterate (Alg. 1's alpha), ``K`` the number of Picard steps (Alg. 1's n).
 """
+
 from __future__ import annotations
 
 import torch
@@ -60,9 +61,24 @@ class PIGN(nn.Module):
     with h0 the encoder output, instead of f = 0), ``fixed_masks`` (one dropout mask per solve) and
     ``spectral_cap`` (spectral norm of the conv weight at most this, per seed)."""
 
-    def __init__(self, seeds, backbone, F_in, C, depth, hidden, heads, dropout, attn_dropout, a, init,
-                 fp: FixedPointSpec | None = None, forcing: str = "none", fixed_masks: bool = False,
-                 spectral_cap: float = 0.0):
+    def __init__(
+        self,
+        seeds,
+        backbone,
+        F_in,
+        C,
+        depth,
+        hidden,
+        heads,
+        dropout,
+        attn_dropout,
+        a,
+        init,
+        fp: FixedPointSpec | None = None,
+        forcing: str = "none",
+        fixed_masks: bool = False,
+        spectral_cap: float = 0.0,
+    ):
         super().__init__()
         self.dropout, self.K, self.a = dropout, depth, a
         self.backbone = backbone
@@ -115,11 +131,30 @@ class PIGN(nn.Module):
         if self.fp is None or self.fp.plain:
             # Alg. 1 lines 3-6: x_{k+1} = a x_k + (1 - a) z_{k+1}, exactly K steps (no epsilon in the
             # authors' code); norms per seed (dim 1) when traced.
-            h, stats = picard(T, h, f, a=self.a, max_iter=iters or self.K, batch_dim=1, trace=trace, divergence=None,
-                              callback=callback)
+            h, stats = picard(
+                T,
+                h,
+                f,
+                a=self.a,
+                max_iter=iters or self.K,
+                batch_dim=1,
+                trace=trace,
+                divergence=None,
+                callback=callback,
+            )
         else:
-            h, stats = solve(T, h, f, spec=self.fp, a=self.a, max_iter=iters or self.K, batch_dim=1, trace=trace,
-                             divergence=None, callback=callback)
+            h, stats = solve(
+                T,
+                h,
+                f,
+                spec=self.fp,
+                a=self.a,
+                max_iter=iters or self.K,
+                batch_dim=1,
+                trace=trace,
+                divergence=None,
+                callback=callback,
+            )
             if self.training:
                 self.fp_log.append(stats)
         # Alg. 1 line 7: return x_n, read out by the decoder.
@@ -130,8 +165,9 @@ class PIGN(nn.Module):
         if not self.supports_field() or trace or callback is not None or (iters or self.K) != len(field.layers):
             raise ValueError("a field pass needs the plain K-step solve, no traces and K field layers")
         T, h, f = self.problem(x, graph, field)
-        h, stats = picard(T, h, f, a=self.a, max_iter=self.K, batch_dim=1, trace=False, divergence=None,
-                          leading_rows=True)
+        h, stats = picard(
+            T, h, f, a=self.a, max_iter=self.K, batch_dim=1, trace=False, divergence=None, leading_rows=True
+        )
         return self.dec(h), stats
 
     def lipschitz_bound(self, graph) -> tuple[list | None, str]:
@@ -143,8 +179,9 @@ class PIGN(nn.Module):
         from ...fixedpoint.certify import lipschitz_product, matrix_spectral_norm, symmetric_nonneg_norm_upper
 
         adj = graph.gcn_adj
-        a_norm = symmetric_nonneg_norm_upper(lambda v: torch.sparse.mm(adj, v.to(torch.float32)).double(),
-                                             adj.shape[0], device=adj.device)
+        a_norm = symmetric_nonneg_norm_upper(
+            lambda v: torch.sparse.mm(adj, v.to(torch.float32)).double(), adj.shape[0], device=adj.device
+        )
         w = matrix_spectral_norm(self.conv.weight)
         return lipschitz_product([a_norm, w]), f"||A||_2 <= {a_norm:.6f} (Collatz-Wielandt) x sigma_max(W)"
 
@@ -156,8 +193,9 @@ class IterGNN(nn.Module):
     attention dropout) -> Linear decoder; no dropout anywhere. The whole graph is
     one graph, so each seed has one confidence per step (readout over all nodes)."""
 
-    def __init__(self, seeds, backbone, F_in, C, depth, hidden, variant="fork", readout="max",
-                 stop_mass=1e-7, init="torch", **_):
+    def __init__(
+        self, seeds, backbone, F_in, C, depth, hidden, variant="fork", readout="max", stop_mass=1e-7, init="torch", **_
+    ):
         super().__init__()
         self.t_max, self.variant, self.readout, self.stop_mass = depth, variant, readout, stop_mass
         self.enc = StackedLinear(seeds, F_in, hidden, init)
@@ -176,6 +214,13 @@ class IterGNN(nn.Module):
         from ..itergnn import iterate
 
         h0 = self.enc(x)
-        h, stats = iterate(lambda h: self.conv(h, graph), self.confidence, h0, self.t_max,
-                           stop_mass=self.stop_mass, variant=self.variant, problem_dim=1)
+        h, stats = iterate(
+            lambda h: self.conv(h, graph),
+            self.confidence,
+            h0,
+            self.t_max,
+            stop_mass=self.stop_mass,
+            variant=self.variant,
+            problem_dim=1,
+        )
         return self.dec(h), stats

@@ -6,6 +6,7 @@ the custom autograd function that routes it through a faster CPU path (:mod:`..s
 Layout: activations are node-major ``(N, S, H)`` (S seeds), so a propagation over the graph is one
 sparse-dense product on the ``(N, S*H)`` view.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -55,7 +56,6 @@ def dropout_rng(kind: str):
         yield
     finally:
         _DROPOUT_RNG[0] = prev
-
 
 
 # ----------------------------------------------------------------------------- products
@@ -191,4 +191,3 @@ def propagate_bias(graph: Graph, y: torch.Tensor, b: torch.Tensor) -> torch.Tens
     if graph.gcn_adj_t is not None and spmm_kernels.enabled(y):
         return _PropagateBias.apply(y, b, graph)
     return propagate(graph.gcn_adj, y) + b
-

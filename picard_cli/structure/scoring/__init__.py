@@ -31,6 +31,7 @@ Modules, in import order (each imports only those before it):
 * :mod:`.search`: the seeded GDT / TM-score search.
 * :mod:`.api`: :func:`score_coords`, :func:`score_models`, :func:`score_pair`.
 """
+
 from .api import score_coords, score_models, score_pair
 from .definitions import BIG, CUTOFFS, HA_IDX, TS_IDX, Search, d0_search, tm_d0
 from .pairing import pair, stack
@@ -39,6 +40,19 @@ from .search import windows
 from .superposition import rmsd_batch
 
 __all__ = [
-    "CUTOFFS", "TS_IDX", "HA_IDX", "BIG", "Search", "tm_d0", "d0_search", "windows", "pair", "stack",
-    "rmsd_batch", "quaternion_rotation", "score_coords", "score_models", "score_pair",
+    "CUTOFFS",
+    "TS_IDX",
+    "HA_IDX",
+    "BIG",
+    "Search",
+    "tm_d0",
+    "d0_search",
+    "windows",
+    "pair",
+    "stack",
+    "rmsd_batch",
+    "quaternion_rotation",
+    "score_coords",
+    "score_models",
+    "score_pair",
 ]

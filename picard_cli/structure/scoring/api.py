@@ -1,5 +1,6 @@
 """The public scoring functions: coordinates (:func:`score_coords`), C-alpha chains paired by residue
 (:func:`score_models`) and one model against one native (:func:`score_pair`)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,17 @@ from .search import _search, windows
 from .superposition import rmsd_batch
 
 
-def score_coords(native_xyz, models_xyz, mask=None, *, device: str = "cpu", dtype: str = "float32",
-                 search: Search | None = None, budget: int = 2**20, chunk: int | None = None) -> dict[str, np.ndarray]:
+def score_coords(
+    native_xyz,
+    models_xyz,
+    mask=None,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    search: Search | None = None,
+    budget: int = 2**20,
+    chunk: int | None = None,
+) -> dict[str, np.ndarray]:
     """Scores of ``models_xyz`` (B, N, 3), rows paired with ``native_xyz`` (N, 3); ``mask`` (B, N)
     marks the native residues each model has. Returns arrays of length B: rmsd (Å), gdt_ts, gdt_ha,
     p0.5 ... p8 (fractions of the native length), tm, n_common, superpositions (visited by the
@@ -42,11 +52,17 @@ def score_coords(native_xyz, models_xyz, mask=None, *, device: str = "cpu", dtyp
     # models of similar RMSD explore similar numbers of subsets: neighbours share padded blocks
     order = np.argsort(np.nan_to_num(rmsd, nan=np.inf), kind="stable")
     for a in range(0, B, step):
-        idx = order[a:a + step]
+        idx = order[a : a + step]
         best[idx], tm[idx], visits[idx] = _search(X[idx], M[idx], Y, s, device, tdtype, budget)
     p = best / N
-    out = {"rmsd": rmsd, "gdt_ts": p[:, TS_IDX].mean(1), "gdt_ha": p[:, HA_IDX].mean(1), "tm": tm / N,
-           "n_common": M.sum(1), "superpositions": visits}
+    out = {
+        "rmsd": rmsd,
+        "gdt_ts": p[:, TS_IDX].mean(1),
+        "gdt_ha": p[:, HA_IDX].mean(1),
+        "tm": tm / N,
+        "n_common": M.sum(1),
+        "superpositions": visits,
+    }
     for j, c in enumerate(CUTOFFS):
         out[f"p{c:g}"] = p[:, j]
     out["length"] = np.full(B, N)

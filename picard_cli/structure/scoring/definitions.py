@@ -1,5 +1,6 @@
 """What the scores are: the GDT cutoffs, TM-score's distance scale d0, and the parameters of the
 superposition search that finds GDT and TM-score (spec: ddpm-fid-alphafold §4.1, §4.3)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

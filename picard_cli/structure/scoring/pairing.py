@@ -1,5 +1,6 @@
 """Residue pairing: which native residue each model residue stands for (by residue number and
 insertion code, as CASP and TMscore do, or by order), and the models laid out on the native's rows."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Optimal rotations of batches of 3x3 correlation matrices H = sum w (x - mx)(y - my)^T, float64:
 the SVD (Kabsch) solution with the reflection fix, and Horn's unit-quaternion solution written entry by
 entry on (c,) vectors, so thousands of 3x3 problems cost a few hundred vector operations."""
+
 from __future__ import annotations
 
 
@@ -41,10 +42,19 @@ def _key_matrix(H):
     Sxx, Sxy, Sxz = H[:, 0, 0], H[:, 0, 1], H[:, 0, 2]
     Syx, Syy, Syz = H[:, 1, 0], H[:, 1, 1], H[:, 1, 2]
     Szx, Szy, Szz = H[:, 2, 0], H[:, 2, 1], H[:, 2, 2]
-    k = {(0, 0): Sxx + Syy + Szz, (0, 1): Syz - Szy, (0, 2): Szx - Sxz, (0, 3): Sxy - Syx,
-         (1, 1): Sxx - Syy - Szz, (1, 2): Sxy + Syx, (1, 3): Szx + Sxz,
-         (2, 2): Syy - Sxx - Szz, (2, 3): Syz + Szy, (3, 3): Szz - Sxx - Syy}
-    for (i, j) in list(k):
+    k = {
+        (0, 0): Sxx + Syy + Szz,
+        (0, 1): Syz - Szy,
+        (0, 2): Szx - Sxz,
+        (0, 3): Sxy - Syx,
+        (1, 1): Sxx - Syy - Szz,
+        (1, 2): Sxy + Syx,
+        (1, 3): Szx + Sxz,
+        (2, 2): Syy - Sxx - Szz,
+        (2, 3): Syz + Szy,
+        (3, 3): Szz - Sxx - Syy,
+    }
+    for i, j in list(k):
         k[(j, i)] = k[(i, j)]
     return k
 
@@ -59,7 +69,7 @@ def _largest_eigenvalue(H, k, upper):
     Szx, Szy, Szz = H[:, 2, 0], H[:, 2, 1], H[:, 2, 2]
     fro2 = (H * H).sum((1, 2))
     c2 = -2.0 * fro2
-    detH = (Sxx * (Syy * Szz - Syz * Szy) - Sxy * (Syx * Szz - Syz * Szx) + Sxz * (Syx * Szy - Syy * Szx))
+    detH = Sxx * (Syy * Szz - Syz * Szy) - Sxy * (Syx * Szz - Syz * Szx) + Sxz * (Syx * Szy - Syy * Szx)
     c1 = -8.0 * detH
     c0 = _det4(k)
     lam = torch.sqrt(3.0 * fro2)
@@ -105,10 +115,14 @@ def _quaternion_to_rotation(q):
     import torch
 
     w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
-    return torch.stack([
-        torch.stack([w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        torch.stack([2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)], -1),
-        torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z], -1)], -2)
+    return torch.stack(
+        [
+            torch.stack([w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            torch.stack([2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)], -1),
+            torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z], -1),
+        ],
+        -2,
+    )
 
 
 # ------------------------------------------------------------------------------ 4x4 cofactors
@@ -120,8 +134,14 @@ def _minors2(a, r, s_):
 def _det4(a):
     """Determinant of 4x4 matrices given entry-wise (Laplace expansion along rows 0-1 / 2-3)."""
     s, m = _minors2(a, 0, 1), _minors2(a, 2, 3)
-    return (s[(0, 1)] * m[(2, 3)] - s[(0, 2)] * m[(1, 3)] + s[(0, 3)] * m[(1, 2)]
-            + s[(1, 2)] * m[(0, 3)] - s[(1, 3)] * m[(0, 2)] + s[(2, 3)] * m[(0, 1)])
+    return (
+        s[(0, 1)] * m[(2, 3)]
+        - s[(0, 2)] * m[(1, 3)]
+        + s[(0, 3)] * m[(1, 2)]
+        + s[(1, 2)] * m[(0, 3)]
+        - s[(1, 3)] * m[(0, 2)]
+        + s[(2, 3)] * m[(0, 1)]
+    )
 
 
 def _adj_column0(a):
@@ -147,8 +167,10 @@ def _adj_column(A, j: int):
     for i in range(4):
         c = [k for k in range(4) if k != i]
         M = A[:, rows][:, :, c]  # minor: remove row j, column i
-        det = (M[:, 0, 0] * (M[:, 1, 1] * M[:, 2, 2] - M[:, 1, 2] * M[:, 2, 1])
-               - M[:, 0, 1] * (M[:, 1, 0] * M[:, 2, 2] - M[:, 1, 2] * M[:, 2, 0])
-               + M[:, 0, 2] * (M[:, 1, 0] * M[:, 2, 1] - M[:, 1, 1] * M[:, 2, 0]))
+        det = (
+            M[:, 0, 0] * (M[:, 1, 1] * M[:, 2, 2] - M[:, 1, 2] * M[:, 2, 1])
+            - M[:, 0, 1] * (M[:, 1, 0] * M[:, 2, 2] - M[:, 1, 2] * M[:, 2, 0])
+            + M[:, 0, 2] * (M[:, 1, 0] * M[:, 2, 1] - M[:, 1, 1] * M[:, 2, 0])
+        )
         cols.append(det if (i + j) % 2 == 0 else -det)
     return torch.stack(cols, 1)

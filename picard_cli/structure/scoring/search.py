@@ -12,6 +12,7 @@ thresholds is shared), scores every cutoff, and extends every pair; pairs that r
 threshold, subset) seen before are dropped (their future is known), so chains end when they stop
 changing or fall into a cycle. Subsets are identified by integer hashes (:meth:`_Problem.keys`).
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,6 @@ def windows(n: int, s: Search) -> list[tuple[int, int]]:
         starts = sorted(set(np.linspace(0, last, max(1, count)).round().astype(int).tolist()))
         out += [(st, length) for st in starts]
     return out
-
-
 
 
 def _blocks(per_model, N, budget):
@@ -88,7 +87,6 @@ def _first(key):
     first = torch.full((len(uniq),), len(key), dtype=torch.int64, device=key.device)
     first.scatter_reduce_(0, inv, torch.arange(len(key), device=key.device), "amin")
     return first, uniq, inv
-
 
 
 # ------------------------------------------------------------------------------ search state
@@ -173,8 +171,9 @@ def _prepare(X, mask, Y, s: Search, device, dtype, budget) -> _Problem:
     Ft = F.transpose(1, 2).contiguous()  # (B, 18, N)
     ext = sorted(set(float(e) for e in s.extend) | ({d0_search(N)} if s.tm_extend else set()))
     E2 = torch.tensor([e * e for e in ext], dtype=dtype, device=dev)
-    return _Problem(s, dev, dtype, budget, B, N, M, F, Ft, E2, [c * c for c in CUTOFFS], len(ext), tm_d0(N),
-                    _hash_weights(N, dev))
+    return _Problem(
+        s, dev, dtype, budget, B, N, M, F, Ft, E2, [c * c for c in CUTOFFS], len(ext), tm_d0(N), _hash_weights(N, dev)
+    )
 
 
 def _seed_windows(P: _Problem):

@@ -5,6 +5,7 @@
   are ``weights @ F``, its rotation and translation come from those sums (:func:`_solve`), and every
   squared distance under it is ``F @ c`` with the coefficients of :func:`_coef`.
 """
+
 from __future__ import annotations
 
 from .definitions import BIG
@@ -51,7 +52,8 @@ def rmsd_batch(X, Y, mask, device="cpu"):
 # ------------------------------------------------------------------------------ from feature sums
 def _features(X, M, Y, dtype):
     """Per-model residue features (B, N, 18): [x_i y_j (9), x (3), y (3), 1, |x|^2 + |y|^2, BIG if
-    missing], rows of missing residues otherwise zero. One batched matmul with them gives a subset's sums (weights @ F) or, with the right
+    missing], rows of missing residues otherwise zero. One batched matmul with them gives a subset's sums
+    (weights @ F) or, with the right
     coefficients, every squared distance under a superposition (F @ coef); see ``_dist2``."""
     import torch
 
