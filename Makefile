@@ -28,8 +28,8 @@ MKDOCS     := NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 test: $(STAMP)
 	$(PY) -m pip install -q "ruff>=0.6"
-	$(PY) -m ruff check picard_cli tests benchmarks scripts
-	$(PY) -m ruff format --check picard_cli tests benchmarks scripts
+	$(PY) -m ruff check picard_cli tests benchmarks scripts examples
+	$(PY) -m ruff format --check picard_cli tests benchmarks scripts examples
 	$(PY) -m pytest -q
 	d=$$(mktemp -d) && $(MKDOCS) -d "$$d" && rm -rf "$$d"
 

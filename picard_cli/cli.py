@@ -1,6 +1,7 @@
 """picard: a thin Typer app. Parse, load the recipe, call the library.
 
-Any experiment-config field is also a flag: ``--backbone gat`` is ``backbone=gat``.
+Any experiment-config field is also a flag: ``--backbone gat`` is ``backbone=gat``; comma lists
+(``lr=0.01,0.02``) make a grid (``recipes.expand_grid``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,32 @@ from rich.console import Console
 from .errors import PicardError, RecipeError
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     help="Reproduce 'Operator Learning Meets Numerical Analysis' experiment by experiment.",
 )
 console = Console()
 err_console = Console(stderr=True)
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+SCALES = ("quick", "laptop", "paper")  # the scale presets the recipes define (a recipe may have fewer)
+
+
+def _choices(name: str) -> str:
+    """The choices of a :class:`~picard_cli.recipes.Sweep` field as --help shows them: ``auto|cpu|cuda``."""
+    import dataclasses
+
+    from .recipes import Sweep
+
+    return "|".join(next(f for f in dataclasses.fields(Sweep) if f.name == name).metadata["choices"])
+
+
+GRAMMAR = (
+    "Any config field as key=value (or --field value): lr=0.01 backbone=gat eval_iters=1:40. A comma list "
+    "makes a grid, one cell per combination, named after what varies (GCN/Cora/lr=0.01): lr=0.01,0.02 "
+    "hidden=16,32 makes 4 cells of each chosen cell. Lists multiply int, float and bool fields and fields "
+    "with choices; a plain text field keeps its commas (eval_iters=1,2,4,8). sweep.* keys (sweep.seeds=3) "
+    "set how runs are made. `picard list EXPERIMENT` shows the fields, their types and choices."
+)
 
 
 def _path_given(value: Optional[str]) -> Optional[str]:
@@ -35,13 +55,22 @@ def _path_given(value: Optional[str]) -> Optional[str]:
 RecipeOpt = typer.Option(
     None, "--recipe", callback=_path_given, help="recipe YAML (default: recipes/<experiment>/<its default>.yaml)"
 )
-ScaleOpt = typer.Option("quick", "--scale", help="scale preset of the recipe: quick (CPU, minutes) or paper")
+ScaleOpt = typer.Option(
+    "quick",
+    "--scale",
+    metavar="|".join(SCALES),
+    help="scale preset of the recipe: quick (CPU, minutes), laptop (models that learn on a CPU; "
+    "recipes that have one) or paper",
+)
 SeedsOpt = typer.Option(None, "--seeds", help="runs per cell (overrides the scale preset)")
 ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads (0 = one per core; laptop presets: 1)")
-DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda")
+DeviceOpt = typer.Option(
+    None, "--device", metavar=_choices("device"), help="where to train: auto (cuda if available, else cpu), cpu or cuda"
+)
 ExecOpt = typer.Option(
     None,
     "--executor",
+    metavar=_choices("executor"),
     help="inprocess | batched (many seeds of a cell as one stacked model) | "
     "ray (Ray tasks; local instance or --address) | slurm (Slurm jobs through submitit)",
 )
@@ -77,6 +106,12 @@ UnverifiedOpt = typer.Option(
     False,
     "--allow-unverified-weights",
     help="accept a --fid-weights file of unknown sha256 (its FID is reported as fid_unverified)",
+)
+DryRunOpt = typer.Option(
+    False,
+    "--dry-run",
+    help="list the runs (cell, seed, key) the command would make and which the results file already "
+    "holds; train nothing",
 )
 StepsOpt = typer.Option(
     None,
@@ -116,19 +151,9 @@ def _flag(name_value: str) -> str:
 
 
 def _sweep_overrides(overrides: dict, seeds, device, executor, scale_out: dict | None = None) -> dict:
-    sw = overrides.pop("sweep", None) or {}
-    if not isinstance(sw, dict):
-        raise RecipeError(
-            f"command line: sweep={sw!r}: the sweep section must be a mapping; set its fields one by "
-            f"one, e.g. sweep.seeds=3 (or --seeds 3)"
-        )
-    sw = dict(sw)
-    if "allow_partial_data" in overrides:  # shorthand for sweep.allow_partial_data (not part of a run's identity)
-        sw["allow_partial_data"] = overrides.pop("allow_partial_data")
-    for k, v in (("seeds", seeds), ("device", device), ("executor", executor), *(scale_out or {}).items()):
-        if v is not None:
-            sw[k] = v
-    return sw
+    from .launch import sweep_fields  # shared with the Python API (picard_cli/api.py)
+
+    return sweep_fields(overrides, {"seeds": seeds, "device": device, "executor": executor, **(scale_out or {})})
 
 
 def _check_scale_out(sweep, address, partition, time_min, gpus, nproc) -> None:
@@ -168,37 +193,23 @@ def _execute(
     gpus=None,
     nproc=None,
     threads=None,
+    dry_run=False,
 ):
-    from . import env, registry, report, runner
+    from . import launch, report, runner
     from .progress import SweepProgress, headline_metric
     from .results import ResultStore, default_root
 
-    exp = registry.get(registry.for_recipe(experiment, recipe))
-    overrides = split_extra(extra)
-    sw = _sweep_overrides(
-        overrides,
-        seeds,
-        device,
-        executor,
-        {
-            "ray_address": address,
-            "slurm_partition": partition,
-            "slurm_time_min": time_min,
-            "task_gpus": gpus,
-            "threads": threads,
-        },
-    )
-    p = runner.plan(exp, recipe, scale, overrides, sw, cells=cells, filter_=filter_, axis=runner.steps_axis(exp, steps))
+    flags = {"seeds": seeds, "device": device, "executor": executor, "ray_address": address}
+    flags |= {"slurm_partition": partition, "slurm_time_min": time_min, "task_gpus": gpus, "threads": threads}
+    exp, p = _resolve(experiment, recipe, scale, extra, cells, filter_, steps, flags)
     _check_scale_out(p.sweep, address, partition, time_min, gpus, nproc)
-    remote = p.sweep.executor in ("ray", "slurm")
-    dev = p.sweep.device if remote else env.pick_device(p.sweep.device)  # ray / slurm: picked on each worker
-    if nproc and nproc > 1:
-        from . import distributed
-
-        distributed.check(exp, p, nproc, dev)
     root = Path(results) if results else default_root()
-    ctx = runner.Context(dev, env.data_root(data_root), fid_weights, allow_unverified, results_root=root)
     store = ResultStore(root, exp.name)
+    if dry_run:
+        _dry_run(exp, p, store)
+        return exp, []
+    # device, context and store: shared with the Python API (picard_cli/api.py)
+    dev, ctx, store = launch.prepare(exp, p, data_root, root, fid_weights, allow_unverified, nproc)
     _banner(exp, p, dev, nproc, store)
     with SweepProgress(console, headline_metric(exp)) as prog:
         records = runner.execute(exp, p, store, ctx, prog, nproc=nproc or 1)
@@ -206,6 +217,39 @@ def _execute(
     t = report.build(exp, records)
     report.render_terminal(t, console)
     return exp, records
+
+
+def _resolve(experiment, recipe, scale, extra, cells, filter_=None, steps=None, flags: dict | None = None):
+    """(experiment, plan) of one command line: its recipe, scale, ``key=value`` overrides (comma lists
+    make a grid) and sweep flags (``flags``: Sweep field -> value, None = not given). Trains nothing and
+    reads no data."""
+    from . import registry, runner
+
+    exp = registry.get(registry.for_recipe(experiment, recipe))
+    overrides = split_extra(extra)
+    sw = _sweep_overrides(overrides, None, None, None, flags)
+    p = runner.plan(exp, recipe, scale, overrides, sw, cells=cells, filter_=filter_, axis=runner.steps_axis(exp, steps))
+    return exp, p
+
+
+def _dry_run(exp, p, store) -> None:
+    """``--dry-run``: the runs the command would make, each marked recorded (a real run skips it), failed
+    before (it runs again) or to run. Trains nothing and writes nothing."""
+    done = store.done_keys()
+    failed = {r["key"] for r in store.failed({r.key for r in p.runs})}
+    status = {r.key: _run_status(r.key, done, failed) for r in p.runs}
+    todo = sum(s != "recorded" for s in status.values())
+    typer.echo(
+        f"{exp.name}: {len({r.cell for r in p.runs})} cell(s) x {p.sweep.seeds} seed(s) = {len(p.runs)} runs; "
+        f"{len(p.runs) - todo} already recorded in {store.path}, {todo} to run (dry run: nothing trained)"
+    )
+    width = max(len(r.cell) for r in p.runs)
+    for r in p.runs:
+        typer.echo(f"  {r.cell:<{width}}  seed {r.seed:<3}  key {r.key}  {status[r.key]}")
+
+
+def _run_status(key: str, done: set, failed: set) -> str:
+    return "recorded" if key in done else "failed before, runs again" if key in failed else "to run"
 
 
 def _banner(exp, p, dev: str, nproc, store) -> None:
@@ -235,7 +279,18 @@ def _report_failures(failed: list[dict]) -> None:
         )
 
 
-@app.command(context_settings=EXTRA)
+RUN_HELP = (
+    "Run one cell: the recipe cell closest to the flags (e.g. --backbone gat --dataset citeseer --noise 0.5); "
+    "with comma lists, the closest cell of each combination (backbone=gcn,gat: two cells)."
+)
+SWEEP_HELP = "Run every cell of a recipe x seeds; resumes: runs already in the results file are skipped."
+SHOW_HELP = (
+    "Print each matching cell's fully resolved config (defaults < recipe < cell < scale preset < "
+    "the command line), field = value one per line or --yaml, training nothing."
+)
+
+
+@app.command(context_settings=EXTRA, help=f"{RUN_HELP}\n\n{GRAMMAR}")
 def run(
     ctx: typer.Context,
     experiment: str = typer.Argument(..., help="experiment name (see `picard list`)"),
@@ -255,8 +310,8 @@ def run(
     gpus_per_task: Optional[float] = GpusOpt,
     nproc: Optional[int] = NprocOpt,
     threads: Optional[int] = ThreadsOpt,
+    dry_run: bool = DryRunOpt,
 ):
-    """Run one cell: the recipe cell closest to the flags (e.g. --backbone gat --dataset citeseer --noise 0.5)."""
     _execute(
         experiment,
         recipe,
@@ -277,10 +332,11 @@ def run(
         gpus=gpus_per_task,
         nproc=nproc,
         threads=threads,
+        dry_run=dry_run,
     )
 
 
-@app.command(context_settings=EXTRA)
+@app.command(context_settings=EXTRA, help=f"{SWEEP_HELP}\n\n{GRAMMAR}")
 def sweep(
     ctx: typer.Context,
     experiment: str = typer.Argument(..., help="experiment name"),
@@ -305,8 +361,8 @@ def sweep(
     gpus_per_task: Optional[float] = GpusOpt,
     nproc: Optional[int] = NprocOpt,
     threads: Optional[int] = ThreadsOpt,
+    dry_run: bool = DryRunOpt,
 ):
-    """Run every cell of a recipe x seeds; resumes: runs already in the results file are skipped."""
     _execute(
         experiment,
         recipe,
@@ -328,7 +384,47 @@ def sweep(
         gpus=gpus_per_task,
         nproc=nproc,
         threads=threads,
+        dry_run=dry_run,
     )
+
+
+@app.command("show", context_settings=EXTRA, help=f"{SHOW_HELP}\n\n{GRAMMAR}")
+def show_cmd(
+    ctx: typer.Context,
+    experiment: str = typer.Argument(..., help="experiment name (see `picard list`)"),
+    recipe: Optional[str] = RecipeOpt,
+    scale: str = ScaleOpt,
+    cell: Optional[str] = typer.Option(
+        None, "--cell", help="only cells whose name matches this regular expression (as sweep's --filter)"
+    ),
+    steps: Optional[str] = StepsOpt,
+    as_yaml: bool = typer.Option(False, "--yaml", help="print one YAML mapping: cell name -> its config"),
+):
+    exp, p = _resolve(experiment, recipe, scale, ctx.args, "all", cell, steps)
+    first = {}
+    for r in p.runs:
+        first.setdefault(r.cell, r)
+    configs = {name: {k: v for k, v in r.config.items() if k != "seed"} for name, r in first.items()}
+    if as_yaml:
+        import yaml
+
+        typer.echo(yaml.safe_dump(configs, sort_keys=False, default_flow_style=False, allow_unicode=True), nl=False)
+        return
+    seeds = f"seed {p.sweep.seed_base}" + (f"..{p.sweep.seed_base + p.sweep.seeds - 1}" if p.sweep.seeds > 1 else "")
+    typer.echo(f"{exp.name}: {len(configs)} cell(s); recipe {p.recipe}, scale {p.scale}, {seeds} per cell")
+    for name, cfg in configs.items():
+        typer.echo(f"\n{name}  (cell key {first[name].cell_key})")
+        for key, value in cfg.items():
+            typer.echo(f"  {key} = {_value_text(value)}")
+
+
+def _value_text(value) -> str:
+    """A config value as it would be typed as an override: gcn, 0.01, true, [16, 32], '' (empty)."""
+    import json
+
+    if isinstance(value, str):
+        return value if value.strip() == value and value else repr(value)
+    return json.dumps(value)
 
 
 @app.command("report")
@@ -643,9 +739,17 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return "warning: " + " ".join(str(message).split()) + "\n"
 
 
-def main() -> None:
+def _quiet_known_warnings() -> None:
+    """Warnings users cannot act on, filtered by their message: torch's sparse-CSR beta notes, and the
+    ``torch.jit.script`` deprecation (a FutureWarning) that importing torch_geometric raises. Every
+    other warning still shows."""
     warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
     warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+
+
+def main() -> None:
+    _quiet_known_warnings()
     warnings.formatwarning = _one_line_warning
     from .progress import SweepInterrupted
 

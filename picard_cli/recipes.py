@@ -27,6 +27,7 @@ import datetime
 import difflib
 import functools
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -361,10 +362,7 @@ def parse_overrides(pairs: list[str]) -> dict:
         key = key.strip()
         if not key:
             raise RecipeError(f"override {pair!r}: empty key")
-        try:
-            value = load_yaml(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value = _scalar(raw)
         node = out
         parts = key.split(".")
         for p in parts[:-1]:
@@ -373,6 +371,89 @@ def parse_overrides(pairs: list[str]) -> dict:
                 raise RecipeError(f"override {pair!r}: {p!r} is set twice")
         node[parts[-1]] = value
     return out
+
+
+def _scalar(raw: str):
+    """One override value as YAML reads it (``0.01`` a float, ``gat`` a string, ``[16, 32]`` a list);
+    text YAML cannot parse stays the text; an empty value is the empty string."""
+    try:
+        return load_yaml(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
+# ----------------------------------------------------------------------------- grids
+MAX_GRID = 1000  # combinations of one command line's comma lists: each is a cell trained per seed
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One combination of a command line's comma lists: the overrides with one value per list,
+    ``labels`` (``lr=0.01``, in the order given) and the dotted ``keys`` that vary."""
+
+    overrides: dict
+    labels: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+
+
+def multiplies(tp, f: dataclasses.Field) -> bool:
+    """Whether a comma list given to a field of type ``tp`` makes a grid: scalar ints, floats and
+    bools, and strings with ``choices`` (or a Literal); plain strings (``eval_iters=1,2,4``,
+    ``targets=T1104-D1,T1119-D1``) and lists (``channels=[16,32]``) keep the value as given."""
+    arms = (
+        [a for a in get_args(tp) if a is not type(None)] if get_origin(tp) in (typing.Union, types.UnionType) else [tp]
+    )
+    return bool(arms) and all(
+        a in (int, float, bool) or get_origin(a) is Literal or (a is str and bool(f.metadata.get("choices")))
+        for a in arms
+    )
+
+
+def grid_axes(cls, overrides: dict, prefix: str = "") -> list[tuple[str, list[tuple[str, Any]]]]:
+    """The comma lists of ``overrides`` that make a grid (see :func:`multiplies`): (dotted key,
+    [(text, value), ...]) each, values parsed as YAML scalars like any override. Unknown keys are left
+    to :func:`apply`, which names them."""
+    hints, fields = _schema(cls)
+    axes = []
+    for key, value in overrides.items():
+        f = fields.get(key) or next((g for g in fields.values() if key and g.metadata.get("was") == key), None)
+        if f is None:
+            continue
+        tp, path = hints[f.name], f"{prefix}{key}"
+        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+            axes += grid_axes(tp, value, f"{path}.")
+        elif isinstance(value, str) and "," in value and multiplies(tp, f):
+            texts = [t.strip() for t in value.split(",")]
+            if not all(texts):
+                raise RecipeError(f"command line: {path}={value!r}: an empty value in a comma list (e.g. {path}=A,B)")
+            axes.append((path, [(t, _scalar(t)) for t in texts]))
+    return axes
+
+
+def expand_grid(cls, overrides: dict) -> list[GridPoint]:
+    """The combinations of the comma lists in ``overrides`` (config ``cls``): their product, first
+    list slowest; without lists one point, ``overrides`` itself."""
+    axes = grid_axes(cls, overrides)
+    if not axes:
+        return [GridPoint(overrides)]
+    count = math.prod(len(values) for _, values in axes)
+    if count > MAX_GRID:
+        raise RecipeError(
+            f"command line: the comma lists make {count} combinations, at most {MAX_GRID} "
+            f"(each is a cell trained per seed); use shorter lists"
+        )
+    points = []
+    for combo in itertools.product(*(values for _, values in axes)):
+        ov = copy.deepcopy(overrides)
+        for (path, _), (_, value) in zip(axes, combo):
+            *parents, last = path.split(".")
+            node = ov
+            for part in parents:
+                node = node[part]
+            node[last] = value
+        labels = tuple(f"{path}={text}" for (path, _), (text, _) in zip(axes, combo))
+        points.append(GridPoint(ov, labels, tuple(path for path, _ in axes)))
+    return points
 
 
 # ----------------------------------------------------------------------------- files

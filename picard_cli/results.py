@@ -32,6 +32,14 @@ def default_root() -> Path:
     return Path(os.environ.get("PICARD_RESULTS", "results"))
 
 
+def records_frame(records: list[dict]):
+    """Records as a pandas DataFrame, one row per record; nested fields one level deep become
+    dotted columns (``metrics.test_acc_last``, ``config.lr``)."""
+    import pandas as pd
+
+    return pd.json_normalize(records, max_level=1)
+
+
 class ResultStore:
     def __init__(self, root: str | Path, experiment: str):
         self.path = Path(root) / f"{experiment}.jsonl"
@@ -99,9 +107,7 @@ class ResultStore:
         return {r["key"] for r in self.records()}
 
     def dataframe(self):
-        import pandas as pd
-
-        return pd.json_normalize(self.records(), max_level=1)
+        return records_frame(self.records())
 
     # -- writing --------------------------------------------------------------
     def probe(self) -> None:

@@ -13,6 +13,7 @@ the groups in flight and a re-run skips what is done.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 import time
@@ -23,7 +24,7 @@ from typing import Iterable
 
 from . import env
 from .errors import RecipeError
-from .recipes import Sweep, apply, as_config, config_hash, identity, read_recipe, to_dict
+from .recipes import GridPoint, Sweep, apply, as_config, config_hash, expand_grid, identity, read_recipe, to_dict
 from .leases import Leases
 from .records import Context, Plan, Run, make_records, run_dir  # noqa: F401 - the runner's public names
 from .results import ResultStore, default_root
@@ -62,6 +63,10 @@ def plan(
     takes the one cell the experiment finds closest to the overrides (``picard
     run``), or none (defaults) if no cell matches.
 
+    Comma lists in ``overrides`` (``lr=0.01,0.02``; fields of scalar type, see
+    :func:`recipes.multiplies`) make a grid: every chosen cell once per combination, named
+    ``<cell>/lr=0.01``; cells that then coincide run once.
+
     ``axis=(field, values)`` (``--steps``): every chosen cell is multiplied by the values of
     one config field, last of all; cells that then coincide (they differed only in that field)
     run once. Names get the suffix ``<label>=<value>`` (label: the experiment's ``axis_label``,
@@ -80,8 +85,9 @@ def plan(
     sweep = apply(sweep, sweep_overrides, "command line: ", prefix="sweep.")
 
     base = apply(exp.config_cls(), recipe.get("defaults"), where, prefix="defaults.")
-    # Validate the overrides once against the bare defaults so errors name the flag.
-    apply(base, overrides, "command line: ")
+    grid = expand_grid(exp.config_cls, overrides)  # comma lists (lr=0.01,0.02): one point per combination
+    for point in grid:  # validate the overrides once against the bare defaults so errors name the flag
+        apply(base, point.overrides, "command line: ")
     resolved = {
         name: apply(
             apply(base, delta, where, prefix=f"cells.{name}."),
@@ -91,13 +97,42 @@ def plan(
         )
         for name, delta in (recipe.get("cells") or {}).items()
     }
-    if cells == "match":
-        chosen = _match_cell(exp, base, resolved, preset, overrides)
-    else:
-        chosen = _filter_cells(resolved, preset, scale, where, filter_, overrides)
+    chosen = _grid_cells(grid, functools.partial(_choose, exp, base, resolved, preset, scale, where, cells, filter_))
     if axis is not None:
         chosen = _multiply(exp, chosen, axis, overrides)
     return _runs(exp, recipe, sweep, scale, chosen)
+
+
+def _choose(exp, base, resolved: dict, preset: dict, scale: str, where: str, cells: str, filter_, overrides: dict):
+    """The cells of one set of overrides: ``picard run``'s closest cell, or ``picard sweep``'s filtered ones."""
+    if cells == "match":
+        return _match_cell(exp, base, resolved, preset, overrides)
+    return _filter_cells(resolved, preset, scale, where, filter_, overrides)
+
+
+def _grid_cells(grid: list[GridPoint], choose) -> dict:
+    """The cells of every grid point (``choose(overrides)``: name -> config), each named
+    ``<cell>/<key>=<value>...`` (replacing ``<key>=...`` parts of the cell's own name); cells that
+    coincide (the same config but for the seed) run once, under the first name. Without comma lists:
+    ``choose`` of the overrides as given, names unchanged."""
+    if len(grid) == 1 and not grid[0].labels:
+        return choose(grid[0].overrides)
+    by_cell: dict[str, list] = {}  # recipe cell -> its grid points, so a cell's variants sit together
+    for point in grid:
+        for cell, cfg in choose(point.overrides).items():
+            by_cell.setdefault(cell, []).append((point, cfg))
+    out: dict = {}
+    seen: set[str] = set()
+    for cell, variants in by_cell.items():
+        for point, cfg in variants:
+            h = config_hash(identity(cfg), ("seed",))
+            if h in seen:
+                continue
+            seen.add(h)
+            stem = [p for p in cell.split("/") if not any(p.startswith(f"{k}=") for k in point.keys)]
+            name = "/".join([*stem, *point.labels])
+            out[name if name not in out else "/".join([cell, *point.labels])] = cfg
+    return out
 
 
 def _match_cell(exp, base, resolved: dict, preset: dict, overrides: dict) -> dict:
