@@ -113,6 +113,11 @@ DryRunOpt = typer.Option(
     help="list the runs (cell, seed, key) the command would make and which the results file already "
     "holds; train nothing",
 )
+LogOpt = typer.Option(
+    None,
+    "--log",
+    help="track each run in tensorboard, wandb and/or mlflow (repeat or comma list; docs/tracking.md)",
+)
 StepsOpt = typer.Option(
     None,
     "--steps",
@@ -194,8 +199,9 @@ def _execute(
     nproc=None,
     threads=None,
     dry_run=False,
+    log=None,
 ):
-    from . import launch, report, runner
+    from . import launch, report, runner, tracking
     from .progress import SweepProgress, headline_metric
     from .results import ResultStore, default_root
 
@@ -203,6 +209,7 @@ def _execute(
     flags |= {"slurm_partition": partition, "slurm_time_min": time_min, "task_gpus": gpus, "threads": threads}
     exp, p = _resolve(experiment, recipe, scale, extra, cells, filter_, steps, flags)
     _check_scale_out(p.sweep, address, partition, time_min, gpus, nproc)
+    trackers = tracking.parse(log)
     root = Path(results) if results else default_root()
     store = ResultStore(root, exp.name)
     if dry_run:
@@ -210,9 +217,16 @@ def _execute(
         return exp, []
     # device, context and store: shared with the Python API (picard_cli/api.py)
     dev, ctx, store = launch.prepare(exp, p, data_root, root, fid_weights, allow_unverified, nproc)
+    if trackers:  # --log: one tracked run per cell and seed, grouped by sweep (picard_cli/tracking.py)
+        where = tracking.Where(exp.name, tracking.group_name(p, cells == "match"), Path(ctx.results_root))
+        ctx.tracker = tracking.Tracking(trackers, where)
     _banner(exp, p, dev, nproc, store)
-    with SweepProgress(console, headline_metric(exp)) as prog:
-        records = runner.execute(exp, p, store, ctx, prog, nproc=nproc or 1)
+    try:
+        with SweepProgress(console, headline_metric(exp)) as prog:
+            records = runner.execute(exp, p, store, ctx, prog, nproc=nproc or 1)
+    finally:
+        if ctx.tracker is not None:
+            ctx.tracker.close()
     _report_failures(store.failed({r.key for r in p.runs}))
     t = report.build(exp, records)
     report.render_terminal(t, console)
@@ -311,6 +325,7 @@ def run(
     nproc: Optional[int] = NprocOpt,
     threads: Optional[int] = ThreadsOpt,
     dry_run: bool = DryRunOpt,
+    log: Optional[list[str]] = LogOpt,
 ):
     _execute(
         experiment,
@@ -333,6 +348,7 @@ def run(
         nproc=nproc,
         threads=threads,
         dry_run=dry_run,
+        log=log,
     )
 
 
@@ -362,6 +378,7 @@ def sweep(
     nproc: Optional[int] = NprocOpt,
     threads: Optional[int] = ThreadsOpt,
     dry_run: bool = DryRunOpt,
+    log: Optional[list[str]] = LogOpt,
 ):
     _execute(
         experiment,
@@ -385,6 +402,7 @@ def sweep(
         nproc=nproc,
         threads=threads,
         dry_run=dry_run,
+        log=log,
     )
 
 

@@ -72,7 +72,7 @@ class Outcome:
 
     @classmethod
     def of(cls, value: Outcome | Mapping) -> Outcome:
-        """An :class:`Outcome` from itself or from the dict form (``to_dict``'s output)."""
+        """An :class:`Outcome` from itself or from its dict form (``{"status", "metrics", ...}``)."""
         if isinstance(value, Outcome):
             return value
         names = {f.name for f in dataclasses.fields(cls)}
@@ -87,12 +87,6 @@ class Outcome:
         as NaN, plus ``values`` (e.g. ``epochs_run``) as given; the sweep goes on."""
         nan = float("nan")
         return cls("diverged", {m: nan for m in (*table.metrics.values(), *also_nan)} | values, extra=extra)
-
-    def to_dict(self) -> dict:
-        out = {"status": self.status, "metrics": self.metrics, "solver": self.solver, "extra": self.extra}
-        if self.status == "failed":
-            out |= {"error": self.error, "error_detail": self.error_detail}
-        return out
 
 
 class Experiment:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from . import env
 from .experiment import Outcome
@@ -51,6 +51,10 @@ class Context:
     run_dir: Path | None = None  # per-run folder for checkpoints and artifacts; set by execute() per run
     on_epoch: Callable[..., None] = lambda done, total, info="": None  # (done, total, info)
     on_phase: Callable[[str], None] = lambda phase: None  # "training", "evaluation", "sampling", "FID ..."
+    # Live metrics for --log (picard_cli/tracking.py): log(step, {name: number, or one number per seed of a
+    # stacked group}), once per epoch; only reads the numbers. The runner sets it per group from ``tracker``.
+    log: Callable[[int, dict], None] = lambda step, metrics: None
+    tracker: Any = None  # tracking.Tracking of --log, or None; not shipped to ray / slurm workers
 
 
 def run_dir(ctx: Context, exp, run: Run) -> Path | None:

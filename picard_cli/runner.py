@@ -482,6 +482,8 @@ def _run_here(
         progress.begin_group(batch[0].cell, len(batch), sum(1 for r in batch if r.key not in done))
         ctx.on_epoch, ctx.on_phase = progress.epoch, progress.phase
     ctx.run_dir = run_dir(ctx, exp, batch[0]) if len(batch) == 1 else None
+    if ctx.tracker is not None:  # --log: open the group's runs; the training loops send their epochs
+        ctx.log = ctx.tracker.begin(batch, done)
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if nproc > 1:  # one run at a time (ddpm): data parallel over nproc processes
@@ -501,6 +503,9 @@ def _run_here(
     }
     new = [rec for rec in make_records(exp, p, batch, payload=payload, executor=info) if rec["key"] not in done]
     store.append(new)
+    if ctx.tracker is not None:
+        ctx.log = Context.log
+        ctx.tracker.finish(new, batch)
     if progress:
         progress.end_group(new)
 

@@ -70,6 +70,8 @@ def drive(be, exp, p, batches: list, store, ctx, progress=None, skip: frozenset 
                     info |= {k: payload[k] for k in ("host", "pid", "threads") if k in payload}
                     recs = make_records(exp, p, batch, payload=payload, executor=info)
                     store.append([r for r in recs if r["key"] not in skip])
+                if ctx.tracker is not None:  # --log: from the driver, post hoc from the records
+                    ctx.tracker.finish([r for r in recs if r["key"] not in skip], batch)
                 if progress:
                     progress.end_group([r for r in recs if r["key"] not in skip])
     finally:

@@ -140,6 +140,7 @@ def fit(model, Xtr, Xva, c, ctx, amp=contextlib.nullcontext) -> Fit:
             sched.step()
         out.epoch_s.append(time.perf_counter() - t0)
         ck.epoch_end(epoch == c.epochs - 1 or stop(epoch), lambda: fit_state(epoch, model, opt, sched, out, g))
+        ctx.log(epoch + 1, {"train_loss": mean, "val_mse": out.val_mse[-1], "learning_rate": out.lrs[-1]})
         ctx.on_epoch(epoch + 1, c.epochs, f"{out.epoch_s[-1]:.1f} s/epoch")
         if stop(epoch):
             break

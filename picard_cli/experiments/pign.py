@@ -333,6 +333,7 @@ def _train(c: PignConfig, model, data: _Planetoid, S: int, ctx) -> _Fit:
             # this forward pass, so it reuses its first-layer product (stacked_gnn.shared_linear).
             # Evaluation draws no random numbers: the order changes no number.
             fit.evaluate(model, data, fields, epoch - 1)
+            ctx.log(epoch, {"train_loss": fit.losses[-1], "val_acc": fit.val, "test_acc": fit.test})  # per seed
             ctx.on_epoch(epoch, c.epochs)
             model.train()
         if c.model == "itergnn":
@@ -351,6 +352,7 @@ def _train(c: PignConfig, model, data: _Planetoid, S: int, ctx) -> _Fit:
         opt.step()
         fit.losses.append(loss_s.detach())
     fit.evaluate(model, data, fields, c.epochs - 1)
+    ctx.log(c.epochs, {"train_loss": fit.losses[-1], "val_acc": fit.val, "test_acc": fit.test})
     ctx.on_epoch(c.epochs, c.epochs)
     return fit
 
