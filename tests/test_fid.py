@@ -49,62 +49,62 @@ def no_weights_env(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------ maths
 
 
-def test_frechet_identical_gaussians_is_zero():
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(6, 6))
-    sigma = a @ a.T + 0.1 * np.eye(6)
-    mu = rng.normal(size=6)
-    assert abs(fid.frechet_distance(mu, sigma, mu, sigma)) < 1e-9
+def numpy_fid(feats_fake, feats_real):
+    """The reference FID in float64 numpy, written independently of torchmetrics:
+    ||mu_f - mu_r||^2 + Tr(S_f) + Tr(S_r) - 2 Tr sqrt(S_f S_r), covariances with ddof=1, and
+    Tr sqrt(S_f S_r) = Tr sqrt(A S_r A) with A = S_f^(1/2), a symmetric PSD matrix (eigh, clipped at 0)."""
+    mu_f, mu_r = feats_fake.mean(axis=0), feats_real.mean(axis=0)
+    s_f, s_r = np.cov(feats_fake, rowvar=False), np.cov(feats_real, rowvar=False)
+    lam, vec = np.linalg.eigh(s_f)
+    root_f = (vec * np.sqrt(np.clip(lam, 0, None))) @ vec.T
+    tr_root = np.sqrt(np.clip(np.linalg.eigvalsh(root_f @ s_r @ root_f), 0, None)).sum()
+    return float((mu_f - mu_r) @ (mu_f - mu_r) + np.trace(s_f) + np.trace(s_r) - 2 * tr_root)
 
 
-def test_frechet_matches_closed_form_for_diagonal_covariances():
+def test_numpy_reference_matches_closed_form():
     rng = np.random.default_rng(1)
-    d = 8
-    mu1 = rng.normal(size=d)
-    shift = rng.normal(size=d)
-    a, b = rng.uniform(0.5, 3.0, size=d), rng.uniform(0.5, 3.0, size=d)
-    expected = shift @ shift + np.sum(a + b - 2 * np.sqrt(a * b))
-    assert fid.frechet_distance(mu1, np.diag(a), mu1 + shift, np.diag(b)) == pytest.approx(expected, rel=1e-10)
-    # same mean, sigma scaled by c^2: FID = (1 - c)^2 tr(S)
-    c = 1.7
-    assert fid.frechet_distance(mu1, np.diag(a), mu1, c**2 * np.diag(a)) == pytest.approx(
-        (1 - c) ** 2 * a.sum(), rel=1e-10
-    )
-    # only a mean shift
-    assert fid.frechet_distance(mu1, np.diag(a), mu1 + shift, np.diag(a)) == pytest.approx(shift @ shift, rel=1e-9)
+    a = rng.normal(size=(400, 5)) * rng.uniform(0.5, 2.0, size=5) + rng.normal(size=5)
+    b = rng.normal(size=(300, 5)) * rng.uniform(0.5, 2.0, size=5)
+    # independent coordinates: the sample covariances are near-diagonal, so compare with the full formula
+    # evaluated by scipy's matrix square root (a third way)
+    from scipy import linalg
+
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    d = a.mean(0) - b.mean(0)
+    expected = d @ d + np.trace(s_a + s_b - 2 * linalg.sqrtm(s_a @ s_b).real)
+    assert numpy_fid(a, b) == pytest.approx(expected, rel=1e-10)
+    assert abs(numpy_fid(a, a)) < 1e-10
 
 
-def test_frechet_eps_fallback_and_imaginary_check(monkeypatch):
-    calls = []
-    real_sqrtm = fid._sqrtm
-
-    def flaky(m):  # first attempt "fails" as scipy does on a near-singular product
-        calls.append(m.copy())
-        return np.full_like(m, np.nan) if len(calls) == 1 else real_sqrtm(m)
-
-    monkeypatch.setattr(fid.frechet, "_sqrtm", flaky)
-    s = np.diag([1.0, 2.0, 0.0])
-    eps = 1e-2
-    value = fid.frechet_distance(np.zeros(3), s, np.zeros(3), s, eps=eps)
-    assert len(calls) == 2 and np.allclose(calls[1], (s + eps * np.eye(3)) @ (s + eps * np.eye(3)), rtol=0, atol=1e-12)
-    assert value == pytest.approx(-2 * 3 * eps, rel=1e-9)  # traces of the original covariances, root of the offset ones
-
-    monkeypatch.setattr(fid.frechet, "_sqrtm", lambda m: real_sqrtm(m) + 1e-9j)  # tiny imaginary part: dropped
-    assert fid.frechet_distance(np.zeros(3), s, np.zeros(3), s) == pytest.approx(0.0, abs=1e-9)
-    monkeypatch.setattr(fid.frechet, "_sqrtm", lambda m: real_sqrtm(m) + 0.5j)  # large: refused
-    with pytest.raises(PicardError, match="imaginary") as err:
-        fid.frechet_distance(np.zeros(3), s, np.zeros(3), s)
-    assert_one_line(err)
+def test_compute_fid_is_the_numpy_reference_on_random_features(tmp_path):
+    """compute_fid (torchmetrics' FrechetInceptionDistance over our extractor) equals the float64 reference."""
+    ext = fid.random_extractor(0)
+    real, fake = smooth_images(120, seed=10), brighten(smooth_images(90, seed=11), 20)
+    expected = numpy_fid(ext.features(fake), ext.features(real))
+    for cache_dir in (None, tmp_path, tmp_path):  # no cache, then written, then read
+        rec = fid.compute_fid(fake, real, weights=ext, real_key=KEY, cache_dir=cache_dir, batch_size=32)
+        assert rec["value"] == pytest.approx(expected, rel=1e-6)
 
 
-def test_stats_mean_and_unbiased_covariance():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(7, 3))
-    mu, sigma = fid.stats(x)
-    centred = x - x.mean(0)
-    assert np.allclose(mu, x.mean(0)) and np.allclose(sigma, centred.T @ centred / 6)  # ddof=1
+def test_real_state_round_trips_through_mean_and_covariance():
+    from picard_cli.metrics.fid import torchmetrics_fid
+
+    ext = fid.random_extractor(0)
+    real = smooth_images(40, seed=12)
+    metric = torchmetrics_fid.new_metric(ext)
+    torchmetrics_fid.update(metric, real, real=True)
+    mu, sigma = torchmetrics_fid.real_stats(metric)
+    feats = ext.features(real)
+    assert np.allclose(mu, feats.mean(0), rtol=0, atol=1e-12)
+    assert np.allclose(sigma, np.cov(feats, rowvar=False), rtol=0, atol=1e-10)  # ddof=1
+    loaded = torchmetrics_fid.new_metric(ext)
+    torchmetrics_fid.load_real_stats(loaded, mu, sigma, len(real))
+    for name in ("real_features_sum", "real_features_cov_sum", "real_features_num_samples"):
+        assert torch.allclose(getattr(loaded, name), getattr(metric, name), rtol=1e-12, atol=1e-10), name
     with pytest.raises(PicardError, match="at least 2 images"):
-        fid.stats(x[:1])
+        one = torchmetrics_fid.new_metric(ext)
+        torchmetrics_fid.update(one, real[:1], real=True)
+        torchmetrics_fid.real_stats(one)
 
 
 # ------------------------------------------------------------------------- random test extractor
@@ -131,8 +131,7 @@ def test_random_extractor_is_deterministic_and_batch_invariant():
 def test_random_extractor_fid_orders_shifts(tmp_path):
     imgs = smooth_images(120, seed=4)
     ext = fid.random_extractor(0)
-    mu, sigma = fid.stats(ext.features(imgs))
-    scale = np.trace(sigma)
+    scale = np.trace(np.cov(ext.features(imgs), rowvar=False))
     same = fid.compute_fid(imgs, imgs, weights=ext, real_key=KEY, cache_dir=tmp_path)
     assert abs(same["value"]) < 1e-6 * scale
     values = [
@@ -319,11 +318,17 @@ def test_torch_fidelity_state_dict_loads(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------- reference-stats cache
 
 
+def counting(ext, monkeypatch):
+    """Record the size of every batch the network sees (batches of 50: one per set below)."""
+    calls = []
+    forward = ext._forward
+    monkeypatch.setattr(ext, "_forward", lambda x: calls.append(len(x)) or forward(x))
+    return calls
+
+
 def test_reference_stats_cache(tmp_path, monkeypatch):
     ext = fid.random_extractor(0)
-    calls = []
-    real_features = ext.features
-    monkeypatch.setattr(ext, "features", lambda images, **k: calls.append(len(images)) or real_features(images, **k))
+    calls = counting(ext, monkeypatch)
     imgs = smooth_images(30, seed=6)
     mu1, s1 = fid.reference_stats(ext, imgs, KEY, tmp_path)
     mu2, s2 = fid.reference_stats(ext, imgs, KEY, tmp_path)
@@ -351,9 +356,7 @@ def test_reference_stats_cache(tmp_path, monkeypatch):
 
 def test_compute_fid_reuses_reference_stats(tmp_path, monkeypatch):
     ext = fid.random_extractor(0)
-    calls = []
-    real_features = ext.features
-    monkeypatch.setattr(ext, "features", lambda images, **k: calls.append(len(images)) or real_features(images, **k))
+    calls = counting(ext, monkeypatch)
     real, fake = smooth_images(20, seed=7), smooth_images(10, seed=8)
     seen = []
     r1 = fid.compute_fid(
@@ -403,3 +406,53 @@ def test_real_fid_with_fidhelper_weights(tmp_path, monkeypatch):
     assert abs(same["value"]) < 1e-2, same
     assert diff["value"] > 10.0, diff  # two different sets of 16 images are far apart in 2048-d
     json.dumps(diff)
+
+
+def test_a_cache_file_in_the_old_format_is_used(tmp_path, monkeypatch):
+    """A reference file as the code before torchmetrics wrote it (np.savez of mu, sigma with ddof=1 and
+    the JSON key) is read, and only the generated images go through the network."""
+    ext = fid.random_extractor(0)
+    real, fake = smooth_images(60, seed=13), smooth_images(40, seed=14)
+    feats_real = ext.features(real)
+    full = fid.reference_key(ext, real, KEY)
+    path = fid.reference_cache_file(tmp_path, full)
+    mu, sigma = feats_real.mean(axis=0), np.atleast_2d(np.cov(feats_real, rowvar=False))
+    np.savez(path, mu=mu, sigma=sigma, key=np.array(json.dumps(full, sort_keys=True)))
+    calls = counting(ext, monkeypatch)
+    rec = fid.compute_fid(fake, real, weights=ext, real_key=KEY, cache_dir=tmp_path)
+    assert calls == [40]
+    assert rec["value"] == pytest.approx(numpy_fid(ext.features(fake), feats_real), rel=1e-6)
+
+
+OLD_CODE_FIDS = Path(__file__).parent / "data" / "fid_fidhelper_old_code.json"
+
+
+def test_fidhelper_fid_equals_the_old_code_and_the_numpy_reference(tmp_path, monkeypatch):
+    """The torchmetrics path on the real fid-helper network: equal, to 1e-4 relative, to the numbers of the
+    hand-written scipy-sqrtm code it replaced (stored with how they were made) and to :func:`numpy_fid` on the
+    very features the network produced; the first set computes and caches the real statistics, the others
+    read them."""
+    old = json.loads(OLD_CODE_FIDS.read_text())
+    ext = fid.extractor(fid.identify_weights(_fidhelper_path()), batch_size=32)
+    assert ext.weights_sha256 == old["weights_sha256"] == FIDHELPER_SHA
+    seen = []
+    forward = ext.forward
+    monkeypatch.setattr(ext, "forward", lambda x: seen.append(forward(x)) or seen[-1])
+    real = smooth_images(old["n_real"], seed=100)
+    fakes = {
+        "same_distribution": smooth_images(old["n_fake"], seed=101),
+        "brightened_30": brighten(smooth_images(old["n_fake"], seed=102), 30),
+        "coarser_low4": smooth_images(old["n_fake"], seed=103, low=4),
+    }
+    assert sorted(fakes) == sorted(old["values"])
+    feats_real = None
+    for name, fake in fakes.items():
+        seen.clear()
+        rec = fid.compute_fid(fake, real, weights=ext, real_key=KEY, cache_dir=tmp_path)
+        feats = torch.cat(seen).numpy()
+        if feats_real is None:  # the first call ran the real images (then the generated ones)
+            feats_real, feats = feats[: len(real)], feats[len(real) :]
+        assert len(feats) == len(fake)
+        assert rec["metric"] == "fid_tf2015_fidhelper" and rec["weights_sha256"] == FIDHELPER_SHA
+        assert rec["value"] == pytest.approx(old["values"][name], rel=1e-4), name
+        assert rec["value"] == pytest.approx(numpy_fid(feats, feats_real), rel=1e-4), name

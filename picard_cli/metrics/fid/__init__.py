@@ -13,12 +13,16 @@ Spec: ddpm-fid-alphafold §2 (FID). In short:
 * Real-image statistics are cached on disk, keyed by dataset, split, N, implementation, weights
   sha256 and a hash of the image bytes.
 
-Heavy libraries (torch, scipy, torchmetrics) are imported inside the functions that need them.
+* The statistics and the distance are torchmetrics' ``FrechetInceptionDistance``, with the identified
+  network passed as its ``feature=`` module; the cached real statistics are loaded into its real side.
+
+Heavy libraries (torch, torchmetrics) are imported inside the functions that need them.
 
 Modules, in import order (each imports only those before it):
 * :mod:`.provenance`: weight files identified by sha256, and where weights are looked for.
 * :mod:`.extractors`: the feature networks and their loading.
-* :mod:`.frechet`: mean / covariance of features and the Fréchet distance.
+* :mod:`.torchmetrics_fid`: the torchmetrics metric over an extractor, and its real side <-> (mu, sigma)
+  (imports torch and torchmetrics at the top, so it is imported lazily).
 * :mod:`.cache`: the on-disk cache of real-image statistics.
 * :mod:`.compute`: :func:`compute_fid`, the record of one FID.
 
@@ -28,7 +32,6 @@ A function is looked up in the module that defines it; patch it there (e.g. ``pr
 from .cache import CACHE_FORMAT, reference_cache_file, reference_key, reference_stats
 from .compute import compute_fid
 from .extractors import INCEPTION_SIZE, Extractor, ProgressFn, extractor, random_extractor
-from .frechet import _sqrtm, frechet_distance, stats
 from .provenance import (
     ENV_WEIGHTS,
     FIDHELPER_FILENAME,
@@ -67,9 +70,6 @@ __all__ = [
     "Extractor",
     "extractor",
     "random_extractor",
-    "stats",
-    "_sqrtm",
-    "frechet_distance",
     "reference_key",
     "reference_cache_file",
     "reference_stats",

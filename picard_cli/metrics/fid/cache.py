@@ -1,6 +1,7 @@
 """On-disk cache of real-image statistics (mu, sigma), keyed by dataset, split, N, metric,
 implementation, weights sha256 and a hash of the image bytes; a file is used only when the key stored
-inside it equals the wanted one."""
+inside it equals the wanted one. The statistics are those of torchmetrics' ``FrechetInceptionDistance``
+(see :mod:`.torchmetrics_fid`); the file format is unchanged, so files written before keep working."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from .extractors import Extractor, ProgressFn
-from .frechet import stats
 
 CACHE_FORMAT = 1
 
@@ -74,20 +74,32 @@ def reference_stats(
     full = reference_key(ext, images, key)
     key_json = json.dumps(full, sort_keys=True)
     path = reference_cache_file(cache_dir, full) if cache_dir is not None else None
-    if path is not None and path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if str(z["key"]) == key_json:
-                    mu, sigma = z["mu"].astype(np.float64), z["sigma"].astype(np.float64)
-                    if progress is not None:
-                        progress(len(images), len(images))
-                    return mu, sigma
-        except (OSError, KeyError, ValueError, EOFError):
-            pass  # unreadable or foreign file: recompute and overwrite
-    mu, sigma = stats(ext.features(images, progress=progress))
+    cached = _read_cached(path, key_json) if path is not None else None
+    if cached is not None:
+        if progress is not None:
+            progress(len(images), len(images))
+        return cached
+    from . import torchmetrics_fid
+
+    metric = torchmetrics_fid.new_metric(ext)
+    torchmetrics_fid.update(metric, images, real=True, progress=progress)
+    mu, sigma = torchmetrics_fid.real_stats(metric)
     if path is not None:
         _write_cached(path, mu, sigma, key_json)
     return mu, sigma
+
+
+def _read_cached(path: Path, key_json: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mu, sigma) from the file when it exists and its stored key equals ``key_json``, else None."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) == key_json:
+                return z["mu"].astype(np.float64), z["sigma"].astype(np.float64)
+    except (OSError, KeyError, ValueError, EOFError):
+        pass  # unreadable or foreign file: recompute and overwrite
+    return None
 
 
 def _write_cached(path: Path, mu, sigma, key_json: str) -> None:

@@ -1,4 +1,6 @@
-"""The FID driver: generated vs real images to one JSON-able record (metric, value, provenance)."""
+"""The FID driver: generated vs real images to one JSON-able record (metric, value, provenance). The
+value is torchmetrics' ``FrechetInceptionDistance`` over our identified network, its real side loaded
+from the (cached) real statistics."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from ...errors import PicardError
 from . import extractors
 from .cache import _check_key, reference_stats
 from .extractors import Extractor, ProgressFn
-from .frechet import frechet_distance, stats
 from .provenance import NO_WEIGHTS_NOTE, Weights
 
 
@@ -49,9 +50,28 @@ def compute_fid(
     else:  # looked up on its module, where tests patch it
         ext = extractors.extractor(weights, device=device, batch_size=batch_size)
     n_fake, n_real = len(fake_uint8), len(real_uint8)
-    total = n_fake + n_real
     if n_fake < 2 or n_real < 2:
         raise PicardError(f"FID needs at least 2 images per set, got {n_fake} generated and {n_real} real")
+
+    value = _fid_value(ext, fake_uint8, real_uint8, ref, cache_dir, progress)
+    record.update(
+        metric=ext.metric,
+        value=value,
+        implementation=ext.implementation,
+        weights_sha256=ext.weights_sha256,
+        verified=bool(ext.verified),
+    )
+    if ext.note:
+        record["note"] = ext.note
+    return record
+
+
+def _fid_value(ext: Extractor, fake_uint8, real_uint8, ref: dict, cache_dir, progress: ProgressFn | None) -> float:
+    """torchmetrics' FID: the real side loaded from the (cached or just computed) real statistics, then the
+    generated images fed through the metric; progress counts real then generated images."""
+    from . import torchmetrics_fid
+
+    n_real, total = len(real_uint8), len(real_uint8) + len(fake_uint8)
 
     def real_progress(done, _n):
         if progress is not None:
@@ -62,14 +82,7 @@ def compute_fid(
             progress(n_real + done, total)
 
     mu_r, s_r = reference_stats(ext, real_uint8, ref, cache_dir, progress=real_progress)
-    mu_f, s_f = stats(ext.features(fake_uint8, progress=fake_progress))
-    record.update(
-        metric=ext.metric,
-        value=frechet_distance(mu_f, s_f, mu_r, s_r),
-        implementation=ext.implementation,
-        weights_sha256=ext.weights_sha256,
-        verified=bool(ext.verified),
-    )
-    if ext.note:
-        record["note"] = ext.note
-    return record
+    metric = torchmetrics_fid.new_metric(ext)
+    torchmetrics_fid.load_real_stats(metric, mu_r, s_r, n_real)  # cached or just computed: one path
+    torchmetrics_fid.update(metric, fake_uint8, real=False, progress=fake_progress)
+    return float(metric.compute())

@@ -63,39 +63,47 @@ class Extractor:
     def _forward(self, x):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def features(self, images, batch_size: int | None = None, progress: ProgressFn | None = None) -> np.ndarray:
-        """(N, D) float64 features of ``images``: uint8 (N, H, W, 3) numpy array or torch tensor
-        ((N, 3, H, W) is also accepted when the last axis is not 3)."""
+    def batches(self, images, batch_size: int | None = None):
+        """Yield ``images`` (uint8 (N, H, W, 3) numpy array or torch tensor; (N, 3, H, W) is also accepted
+        when the last axis is not 3) as contiguous uint8 (B, 3, H, W) tensors on ``self.device``."""
         import torch
 
         channels_last = _check_images(images)
-        n, bs = len(images), int(batch_size or self.batch_size)
+        bs = int(batch_size or self.batch_size)
         if bs < 1:
             raise ValueError(f"batch_size must be >= 1, got {bs}")
-        out: list[np.ndarray] = []
-        with torch.inference_mode():
-            for start in range(0, n, bs):
-                chunk = images[start : start + bs]
-                x = torch.from_numpy(np.ascontiguousarray(chunk)) if isinstance(chunk, np.ndarray) else chunk
-                x = x.to(self.device)
-                if channels_last:
-                    x = x.permute(0, 3, 1, 2)
-                f = self._forward(x.contiguous())
-                if f.ndim != 2 or f.shape[0] != x.shape[0]:
-                    raise PicardError(
-                        f"FID feature network {self.implementation} returned shape "
-                        f"{tuple(f.shape)} for a batch of {x.shape[0]} images; expected (B, D)"
-                    )
-                out.append(f.double().cpu().numpy())
-                if progress is not None:
-                    progress(min(start + bs, n), n)
-        if not out:
-            return np.zeros((0, self.dim or 0), np.float64)
-        feats = np.concatenate(out)
-        self.dim = feats.shape[1]
-        if not np.isfinite(feats).all():
+        for start in range(0, len(images), bs):
+            chunk = images[start : start + bs]
+            x = torch.from_numpy(np.ascontiguousarray(chunk)) if isinstance(chunk, np.ndarray) else chunk
+            x = x.to(self.device)
+            yield (x.permute(0, 3, 1, 2) if channels_last else x).contiguous()
+
+    def forward(self, x):
+        """float64 (B, D) features of one uint8 (B, 3, H, W) batch, checked for shape and finiteness."""
+        f = self._forward(x.to(self.device))
+        if f.ndim != 2 or f.shape[0] != x.shape[0]:
+            raise PicardError(
+                f"FID feature network {self.implementation} returned shape "
+                f"{tuple(f.shape)} for a batch of {x.shape[0]} images; expected (B, D)"
+            )
+        f = f.double()
+        if not bool(f.isfinite().all()):
             raise PicardError(f"FID feature network {self.implementation} produced non-finite features")
-        return feats
+        self.dim = int(f.shape[1])
+        return f
+
+    def features(self, images, batch_size: int | None = None, progress: ProgressFn | None = None) -> np.ndarray:
+        """(N, D) float64 features of ``images`` (as for :meth:`batches`), without grad."""
+        import torch
+
+        n, done, out = len(images), 0, []
+        with torch.inference_mode():
+            for x in self.batches(images, batch_size):
+                out.append(self.forward(x).cpu().numpy())
+                done += x.shape[0]
+                if progress is not None:
+                    progress(done, n)
+        return np.concatenate(out) if out else np.zeros((0, self.dim or 0), np.float64)
 
 
 def _check_images(images) -> bool:
