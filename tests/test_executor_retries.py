@@ -15,12 +15,13 @@ import pytest
 from conftest import REPO
 from picard_cli import registry, runner
 from picard_cli.errors import DataError, PicardError
+from picard_cli.experiment import Experiment, Outcome
 from picard_cli.results import ResultStore
 
 TESTS = Path(__file__).resolve().parent
 
 
-class Flaky:
+class Flaky(Experiment):
     """pign's recipes and configs; ``run_group`` fails by seed: seeds in ``always`` raise until the
     file ``<state>/fixed`` exists, seeds in ``once`` fail on their first attempt only. Every call is
     counted in ``<state>/calls.jsonl``."""
@@ -28,10 +29,11 @@ class Flaky:
     def __init__(self, state: Path, always=(), once=(), user_error=False):
         real = registry.get("pign")
         self.name, self.config_cls, self.batchable, self.match = real.name, real.config_cls, True, real.match
+        self.table, self.row, self.col = real.table, real.row, real.col
         self.state, self.always, self.once, self.user_error = str(state), set(always), set(once), user_error
 
     def run_group(self, configs, ctx):
-        seeds = [c["seed"] for c in configs]
+        seeds = [c.seed for c in configs]  # typed configs (PignConfig), as every experiment gets
         calls = Path(self.state) / "calls.jsonl"
         seen = [json.loads(x) for x in calls.read_text().splitlines()] if calls.exists() else []
         with open(calls, "a") as fh:
@@ -42,7 +44,7 @@ class Flaky:
             raise RuntimeError(f"boom at seed {sorted(self.always & set(seeds))[0]}")
         if self.once & set(seeds) and seeds not in seen:
             raise OSError("transient: node lost")
-        return [{"status": "ok", "metrics": {"test_acc_last": 0.5 + c["seed"] / 100}} for c in configs]
+        return [Outcome("ok", {"test_acc_last": 0.5 + c.seed / 100}) for c in configs]
 
 
 @pytest.fixture
