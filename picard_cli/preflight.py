@@ -451,23 +451,14 @@ def _ddpm_probe(name, c, facts, data_root, seeds, shape) -> Probe:
 
     def make(dev):
         import torch
-        from diffusers.optimization import get_scheduler
+        from .experiments.ddpm import make_optimizer
 
         cuda = dev.type == "cuda"
         unet = build().to(dev).train()
         if c.channels_last and cuda:
             unet = unet.to(memory_format=torch.channels_last)
         sched = D.build_scheduler(T, c.beta_schedule, c.variance_type, c.zero_snr)
-        opt = torch.optim.AdamW(
-            unet.parameters(),
-            lr=c.lr,
-            betas=(c.adam_beta1, c.adam_beta2),
-            eps=c.adam_eps,
-            weight_decay=c.weight_decay,
-            fused=cuda or None,
-            foreach=None if cuda else True,
-        )
-        lr_sched = get_scheduler(c.lr_schedule, opt, num_warmup_steps=c.warmup_steps, num_training_steps=c.train_steps)
+        opt, lr_sched = make_optimizer(c, unet, cuda)
         fwd = torch.compile(unet) if c.compile else unet
         X0, amp = torch.rand(B, 3, R, R, device=dev) * 2 - 1, _amp(dev, c.amp == "auto")
         if c.channels_last and cuda:

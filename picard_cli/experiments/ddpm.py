@@ -365,6 +365,24 @@ def load_data(c: DdpmConfig, data_root, dev) -> Data:
     return Data(train, test, tr_np, to(tr_np), to(te_np))
 
 
+def make_optimizer(c: DdpmConfig, unet, cuda: bool):
+    """AdamW (fused on CUDA) and the learning-rate schedule of a run; the training and `picard plan`'s
+    probe build them here, so both measure the same optimiser."""
+    import torch
+    from diffusers.optimization import get_scheduler
+
+    opt = torch.optim.AdamW(
+        unet.parameters(),
+        lr=c.lr,
+        betas=(c.adam_beta1, c.adam_beta2),
+        eps=c.adam_eps,
+        weight_decay=c.weight_decay,
+        fused=cuda or None,
+        foreach=None if cuda else True,
+    )
+    return opt, get_scheduler(c.lr_schedule, opt, num_warmup_steps=c.warmup_steps, num_training_steps=c.train_steps)
+
+
 def build_model(c: DdpmConfig, dev) -> Model:
     """The reference's pieces (spec §1.1), initialised from the run seed: UNet2DModel, DDPMScheduler
     (betas 1e-4..0.02 for every T unless zero_snr), AdamW, warmup + cosine LR, optional EMA."""
@@ -385,19 +403,9 @@ def build_model(c: DdpmConfig, dev) -> Model:
     if c.channels_last and cuda:
         unet = unet.to(memory_format=torch.channels_last)
     sched = D.build_scheduler(c.timesteps, c.beta_schedule, c.variance_type, c.zero_snr)
-    from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
 
-    opt = torch.optim.AdamW(
-        unet.parameters(),
-        lr=c.lr,
-        betas=(c.adam_beta1, c.adam_beta2),
-        eps=c.adam_eps,
-        weight_decay=c.weight_decay,
-        fused=cuda or None,
-        foreach=None if cuda else True,
-    )
-    lr_sched = get_scheduler(c.lr_schedule, opt, num_warmup_steps=c.warmup_steps, num_training_steps=c.train_steps)
+    opt, lr_sched = make_optimizer(c, unet, cuda)
     ema = (
         EMAModel(
             unet.parameters(),
